@@ -1,0 +1,580 @@
+//! The exported functions. Their doc comments are the header's documentation.
+
+use super::foreign::ForeignResource;
+use super::{boundary, buffer, bytes, c_str, out_ptr, put_out, rm_error};
+use crate::error::{rm_result, Error};
+use crate::handle::Kind;
+use crate::manager::{self, CloseMode, Config};
+use crate::rocks::{self, DbOptions};
+use std::ffi::{c_char, c_void, CStr};
+use std::path::Path;
+use std::time::Duration;
+
+/// Largest number of column families `rm_db_open` takes in one call.
+pub const RM_MAX_COLUMN_FAMILIES: usize = 4096;
+/// Longest resource or column-family name, in bytes.
+pub const RM_MAX_NAME_LEN: usize = manager::MAX_NAME_LEN;
+/// Largest number of dependencies `rm_register` takes in one call.
+pub const RM_MAX_DEPENDENCIES: usize = 65536;
+
+/// Manager settings. Fill with `rm_config_default`, then change what you need.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rm_config {
+    /// Bound of `rm_cleanup`, `rm_close` and `rm_manager_destroy`, in milliseconds.
+    /// Default 30000. Must be greater than 0.
+    pub cleanup_timeout_ms: u64,
+}
+
+/// DB open options. Fill with `rm_db_options_default`, then change what you need.
+/// Flags are 0 (off) or non-zero (on).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rm_db_options {
+    /// Create the DB if the directory holds none. Default 1.
+    pub create_if_missing: u8,
+    /// Create requested column families that do not exist yet. Default 1.
+    pub create_missing_column_families: u8,
+    /// Fail if a DB already exists at the path. Default 0.
+    pub error_if_exists: u8,
+}
+
+/// Close callback of a resource registered with `rm_register`.
+///
+/// Called at most once (never after `rm_unregister`), on whatever thread runs the close: the
+/// caller of `rm_close`/`rm_cleanup`/`rm_manager_destroy`, or, when the close was deferred, the
+/// thread that released the last dependent. Never called concurrently with itself.
+/// `context` is the pointer given to `rm_register`. Return 0 on success; on failure return any
+/// other value and optionally write a NUL-terminated message of at most `message_cap` bytes
+/// (including the NUL) into `message`, which is only valid during the call. The callback must
+/// not unwind (throw a C++ exception or panic) across this boundary.
+#[allow(non_camel_case_types)]
+pub type rm_close_fn = Option<
+    unsafe extern "C" fn(context: *mut c_void, message: *mut c_char, message_cap: usize) -> i32,
+>;
+
+static VERSION_C: &CStr = match CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
+    Ok(s) => s,
+    Err(_) => panic!("version has no interior NUL"),
+};
+
+/// The library version as "MAJOR.MINOR.PATCH". Static storage: do not free. Compare with
+/// `RM_VERSION_STRING` to detect a header/library mismatch. Thread-safe.
+#[no_mangle]
+pub extern "C" fn rm_version() -> *const c_char {
+    VERSION_C.as_ptr()
+}
+
+/// The library version as MAJOR * 10000 + MINOR * 100 + PATCH (compare with
+/// `RM_VERSION_NUMBER`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn rm_version_number() -> u32 {
+    crate::VERSION_NUMBER
+}
+
+/// Static text for a result code ("unknown result code" for a number that is not one).
+/// Static storage: do not free. Thread-safe.
+#[no_mangle]
+pub extern "C" fn rm_result_str(code: i32) -> *const c_char {
+    match rm_result::from_i32(code) {
+        Some(c) => c.describe_c().as_ptr(),
+        None => c"unknown result code".as_ptr(),
+    }
+}
+
+/// Number of live resource handles across all managers of the process (resources registered
+/// and not yet fully closed). 0 once every manager is destroyed and every deferred close ran:
+/// a leak check for tests. Thread-safe.
+#[no_mangle]
+pub extern "C" fn rm_live_objects() -> u64 {
+    u64::from(manager::live_resources())
+}
+
+/// Fills `*out` with the default manager settings.
+///
+/// # Safety
+/// `out` is NULL (rejected) or points to a writable `rm_config`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_config_default(out: *mut rm_config) -> rm_result {
+    boundary(std::ptr::null_mut(), || {
+        let out = out_ptr(out, "out")?;
+        let d = Config::default();
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe {
+            put_out(
+                out,
+                rm_config {
+                    cleanup_timeout_ms: d.cleanup_timeout.as_millis() as u64,
+                },
+            )
+        };
+        Ok(())
+    })
+}
+
+/// Creates a manager and writes its handle to `*out_manager`.
+///
+/// `config` may be NULL for the defaults; it is read during the call only. The manager owns
+/// every resource registered in it until they are closed; destroy it with
+/// `rm_manager_destroy`. Thread-safe: a manager may be used from any number of threads.
+///
+/// Errors: `RM_ERR_NULL_POINTER` (out_manager), `RM_ERR_INVALID_ARGUMENT` (a zero timeout),
+/// `RM_ERR_CAPACITY`.
+///
+/// # Safety
+/// `config` is NULL or points to a readable `rm_config`; `out_manager` to a writable `uint64_t`;
+/// `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_manager_create(
+    config: *const rm_config,
+    out_manager: *mut u64,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        let out = out_ptr(out_manager, "out_manager")?;
+        let mut cfg = Config::default();
+        if !config.is_null() {
+            // SAFETY: non-NULL and readable per the contract.
+            let c = unsafe { *config };
+            cfg.cleanup_timeout = Duration::from_millis(c.cleanup_timeout_ms);
+        }
+        let h = manager::create(cfg)?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { put_out(out, h.raw()) };
+        Ok(())
+    })
+}
+
+/// Closes everything the manager owns, like `rm_cleanup` (graceful, bounded by the cleanup
+/// timeout, forced past it), then the manager itself. The manager handle is dead afterwards,
+/// even when an error is returned (the error lists what did not close cleanly). A second call
+/// returns `RM_ERR_ALREADY_CLOSED`; calls in flight on other threads are waited for (up to the
+/// cleanup timeout), later calls return `RM_ERR_CLOSED`. Thread-safe.
+///
+/// # Safety
+/// `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_manager_destroy(manager: u64, err: *mut rm_error) -> rm_result {
+    boundary(err, || manager::destroy(manager))
+}
+
+/// Registers a resource of the caller's as `name`, closed by `close(context, ...)`, and writes
+/// its handle to `*out_handle`.
+///
+/// `depends_on` lists `n_deps` handles (of the same manager, all active) this resource depends
+/// on: it is closed before any of them, and none of them is closed before it. `depends_on` may
+/// be NULL when `n_deps` is 0. `name` and `depends_on` are read during the call only;
+/// `context` is kept and passed back to `close` (resman never dereferences it): keep what it
+/// points to alive until the callback ran or the resource was unregistered.
+/// On error nothing is registered and `close` is never called. Thread-safe.
+///
+/// Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty or
+/// over-long name, too many dependencies), `RM_ERR_DUPLICATE_NAME`, a handle error for a bad
+/// dependency (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_FOREIGN_HANDLE`, ...),
+/// `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (manager destroyed).
+///
+/// # Safety
+/// `name` is a NUL-terminated string; `depends_on` points to `n_deps` readable `uint64_t`;
+/// `out_handle` to a writable `uint64_t`; `err` is NULL or points to a writable `rm_error`.
+/// `close` must be callable once with `context` from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn rm_register(
+    manager: u64,
+    name: *const c_char,
+    close: rm_close_fn,
+    context: *mut c_void,
+    depends_on: *const u64,
+    n_deps: usize,
+    out_handle: *mut u64,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        let out = out_ptr(out_handle, "out_handle")?;
+        // SAFETY: NUL-terminated per the contract.
+        let name = unsafe { c_str(name, "name") }?;
+        let close = close.ok_or(Error::NullPointer("close"))?;
+        if n_deps > RM_MAX_DEPENDENCIES {
+            return Err(Error::InvalidArgument(format!(
+                "{n_deps} dependencies; the limit is {RM_MAX_DEPENDENCIES}"
+            )));
+        }
+        // SAFETY: `n_deps` readable u64 per the contract (checked for NULL inside).
+        let deps = unsafe { u64s(depends_on, n_deps, "depends_on") }?;
+        let h = manager::register(
+            manager,
+            name,
+            Kind::Foreign,
+            Box::new(ForeignResource { close, context }),
+            deps,
+        )?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { put_out(out, h.raw()) };
+        Ok(())
+    })
+}
+
+/// `n` u64 values at `p` (NULL allowed when n is 0).
+///
+/// # Safety
+/// When `n > 0`, `p` points to `n` readable, aligned `uint64_t`.
+unsafe fn u64s<'a>(p: *const u64, n: usize, what: &'static str) -> Result<&'a [u64], Error> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::NullPointer(what));
+    }
+    if !p.is_aligned() {
+        return Err(Error::InvalidArgument(format!("{what} is not 8-byte aligned")));
+    }
+    // SAFETY: non-NULL, aligned, `n` readable values per the contract; n is bounded by the
+    // callers (RM_MAX_*), far below isize::MAX / 8.
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// Makes `dependent` depend on `dependency` (both already registered in `manager`).
+/// Thread-safe.
+///
+/// Errors: `RM_ERR_CYCLE` (dependency already depends on dependent, or they are the same),
+/// `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (dependent closing), handle errors.
+///
+/// # Safety
+/// `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_add_dependency(
+    manager: u64,
+    dependent: u64,
+    dependency: u64,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || manager::add_dependency(manager, dependent, dependency))
+}
+
+/// Forgets a resource registered with `rm_register` without calling its close callback: the
+/// caller owns it (and its context) again. Thread-safe.
+///
+/// Errors: `RM_ERR_OWNED_RESOURCE` (a DB or column family: close those),
+/// `RM_ERR_HAS_DEPENDENTS`, `RM_ERR_ALREADY_CLOSED`, handle errors.
+///
+/// # Safety
+/// `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_unregister(manager: u64, handle: u64, err: *mut rm_error) -> rm_result {
+    boundary(err, || manager::unregister(manager, handle))
+}
+
+/// Closes a resource gracefully, after everything that depends on it, waiting for in-flight
+/// operations up to the manager's cleanup timeout (forced past it). The handle is dead
+/// afterwards, whatever the result: later operations return `RM_ERR_CLOSED`, a second close
+/// `RM_ERR_ALREADY_CLOSED` (`RM_ERR_STALE_HANDLE` once its slot is reused). Thread-safe.
+///
+/// Errors: `RM_ERR_ALREADY_CLOSED`, `RM_ERR_CLOSE_FAILED` (the message says why),
+/// `RM_ERR_TIMEOUT` (names what was still in use; it closes when that use ends),
+/// `RM_ERR_CLEANUP_FAILED` (several), handle errors.
+///
+/// # Safety
+/// `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_close(manager: u64, handle: u64, err: *mut rm_error) -> rm_result {
+    boundary(err, || manager::close(manager, handle, CloseMode::Graceful, None))
+}
+
+/// Like `rm_close` with an explicit bound. `force` non-zero: do not wait at all: new operations
+/// are refused at once and the native close runs now, or when the last in-flight operation
+/// ends (this returns immediately either way). `timeout_ms` 0 with `force` 0: graceful where
+/// nothing is in flight, forced where something is. Thread-safe.
+///
+/// # Safety
+/// `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_close_timeout(
+    manager: u64,
+    handle: u64,
+    timeout_ms: u64,
+    force: bool,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        manager::close(
+            manager,
+            handle,
+            mode(force),
+            Some(Duration::from_millis(timeout_ms)),
+        )
+    })
+}
+
+fn mode(force: bool) -> CloseMode {
+    if force {
+        CloseMode::Forced
+    } else {
+        CloseMode::Graceful
+    }
+}
+
+/// Closes every resource of the manager: dependents before what they depend on, among
+/// independent resources the most recently registered first; graceful, bounded by the
+/// manager's cleanup timeout (30 s by default), forced past it. Goes on past failures; the
+/// error aggregates every failure and names every resource that did not finish. The manager
+/// stays usable. Thread-safe.
+///
+/// # Safety
+/// `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_cleanup(manager: u64, err: *mut rm_error) -> rm_result {
+    boundary(err, || manager::cleanup(manager))
+}
+
+/// `rm_cleanup` with an explicit bound, and `force` to skip waiting entirely (see
+/// `rm_close_timeout`). Thread-safe.
+///
+/// # Safety
+/// `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_cleanup_timeout(
+    manager: u64,
+    timeout_ms: u64,
+    force: bool,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        manager::cleanup_timeout(manager, Duration::from_millis(timeout_ms), mode(force))
+    })
+}
+
+/// Writes the manager's status as a NUL-terminated JSON document into `buf`:
+/// `{"version", "manager", "uptime_ms", "cleanup_timeout_ms", "totals": {registered, active,
+/// closing, closed, failed, unregistered, forced, deferred, timed_out, cleanups},
+/// "resources": [{handle, name, kind, state, leases, depends_on, dependents, age_ms,
+/// close_duration_ms, close_deferred, last_error}], "recently_closed": [...]}`.
+///
+/// `*out_len` receives the document's length without the NUL. When `buf_cap <= *out_len` the
+/// result is `RM_ERR_BUFFER_TOO_SMALL` and nothing is written: call again with at least
+/// `*out_len + 1` bytes (the status may have grown meanwhile). `buf` may be NULL when
+/// `buf_cap` is 0. Thread-safe.
+///
+/// # Safety
+/// `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
+/// points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_status(
+    manager: u64,
+    buf: *mut c_char,
+    buf_cap: usize,
+    out_len: *mut usize,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        let out_len = out_ptr(out_len, "out_len")?;
+        // SAFETY: `buf_cap` writable bytes per the contract (checked for NULL inside).
+        let buf = unsafe { buffer(buf.cast::<u8>(), buf_cap, "buf") }?;
+        let json = manager::status(manager)?.to_json();
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { put_out(out_len, json.len()) };
+        if buf.len() <= json.len() {
+            return Err(Error::BufferTooSmall {
+                needed: json.len() + 1,
+            });
+        }
+        buf[..json.len()].copy_from_slice(json.as_bytes());
+        buf[json.len()] = 0;
+        Ok(())
+    })
+}
+
+/// Fills `*out` with the default DB options.
+///
+/// # Safety
+/// `out` is NULL (rejected) or points to a writable `rm_db_options`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_db_options_default(out: *mut rm_db_options) -> rm_result {
+    boundary(std::ptr::null_mut(), || {
+        let out = out_ptr(out, "out")?;
+        let d = DbOptions::default();
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe {
+            put_out(
+                out,
+                rm_db_options {
+                    create_if_missing: d.create_if_missing.into(),
+                    create_missing_column_families: d.create_missing_column_families.into(),
+                    error_if_exists: d.error_if_exists.into(),
+                },
+            )
+        };
+        Ok(())
+    })
+}
+
+/// Opens the RocksDB database at `path` and registers it in `manager` as `name`, with one
+/// handle per column family named in `cf_names` (registered as `name/<cf>`, each a dependent
+/// of the DB) written to `out_cfs[i]`. "default" may be listed like any other. Column families
+/// that exist on disk but are not listed are opened too but get no handle.
+///
+/// `opts` may be NULL for the defaults. Everything passed is read during the call only. On
+/// error nothing stays registered or open. Close the DB with `rm_close` (its column families
+/// close first) or let `rm_cleanup`/`rm_manager_destroy` do it; a graceful close flushes every
+/// column family and syncs the WAL. Thread-safe.
+///
+/// Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
+/// path, empty or repeated column family, too many), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED`
+/// (another process or an open DB holds the directory), `RM_ERR_IO`, `RM_ERR_CORRUPTION`,
+/// `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager destroyed).
+///
+/// # Safety
+/// `name` and `path` are NUL-terminated strings; `cf_names` points to `n_cfs` NUL-terminated
+/// strings and `out_cfs` to `n_cfs` writable `uint64_t` (both may be NULL when `n_cfs` is 0);
+/// `out_db` to a writable `uint64_t`; `opts` is NULL or readable; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rm_db_open(
+    manager: u64,
+    name: *const c_char,
+    path: *const c_char,
+    opts: *const rm_db_options,
+    cf_names: *const *const c_char,
+    n_cfs: usize,
+    out_db: *mut u64,
+    out_cfs: *mut u64,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        let out_db = out_ptr(out_db, "out_db")?;
+        // SAFETY: NUL-terminated per the contract.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: NUL-terminated per the contract.
+        let path = unsafe { c_str(path, "path") }?;
+        if n_cfs > RM_MAX_COLUMN_FAMILIES {
+            return Err(Error::InvalidArgument(format!(
+                "{n_cfs} column families; the limit is {RM_MAX_COLUMN_FAMILIES}"
+            )));
+        }
+        let mut options = DbOptions::default();
+        if !opts.is_null() {
+            // SAFETY: non-NULL and readable per the contract; every bit pattern of u8 is valid.
+            let o = unsafe { *opts };
+            options.create_if_missing = o.create_if_missing != 0;
+            options.create_missing_column_families = o.create_missing_column_families != 0;
+            options.error_if_exists = o.error_if_exists != 0;
+        }
+        let mut cfs = Vec::with_capacity(n_cfs);
+        if n_cfs > 0 {
+            if cf_names.is_null() {
+                return Err(Error::NullPointer("cf_names"));
+            }
+            out_ptr(out_cfs, "out_cfs")?;
+            for i in 0..n_cfs {
+                // SAFETY: `cf_names` points to `n_cfs` pointers per the contract.
+                let p = unsafe { *cf_names.add(i) };
+                // SAFETY: each is NUL-terminated per the contract.
+                cfs.push(unsafe { c_str(p, "cf_names[i]") }?);
+            }
+        }
+        let opened = rocks::open(manager, name, Path::new(path), &cfs, &options)?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { put_out(out_db, opened.db) };
+        for (i, h) in opened.column_families.iter().enumerate() {
+            // SAFETY: `out_cfs` has room for `n_cfs` values per the contract, i < n_cfs.
+            unsafe { put_out(out_cfs.add(i), *h) };
+        }
+        Ok(())
+    })
+}
+
+/// Writes `key` = `value` in column family `cf` (WAL on, not synced: survives a crash of the
+/// process, not of the machine). Both buffers are read during the call only and may be NULL
+/// when their length is 0. Thread-safe; returns `RM_ERR_CLOSED` once `cf` or its DB is
+/// closing.
+///
+/// # Safety
+/// `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
+/// points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_put(
+    cf: u64,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        // SAFETY: readable per the contract (checked for NULL inside).
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        // SAFETY: readable per the contract (checked for NULL inside).
+        let value = unsafe { bytes(value, value_len, "value") }?;
+        rocks::put(cf, key, value)
+    })
+}
+
+/// Reads `key` from column family `cf` into `buf` with one copy. On success `*out_len` is the
+/// value's length. If `buf_cap` is smaller, the result is `RM_ERR_BUFFER_TOO_SMALL`, nothing is
+/// copied and `*out_len` is the length needed: retry with a buffer that large. A missing key
+/// is `RM_ERR_NOT_FOUND`. `buf` may be NULL when `buf_cap` is 0; `key` and `buf` must not
+/// overlap. Nothing is allocated for the caller. Thread-safe.
+///
+/// # Safety
+/// `key` points to `key_len` readable bytes; `buf` to `buf_cap` writable bytes; `out_len` to a
+/// writable `size_t`; `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_get(
+    cf: u64,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    buf_cap: usize,
+    out_len: *mut usize,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        let out_len = out_ptr(out_len, "out_len")?;
+        if overlaps(key, key_len, buf, buf_cap) {
+            return Err(Error::InvalidArgument("key and buf overlap".into()));
+        }
+        // SAFETY: readable per the contract (checked for NULL inside).
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        // SAFETY: writable, and not overlapping `key` (checked above).
+        let buf = unsafe { buffer(buf, buf_cap, "buf") }?;
+        let result = rocks::get(cf, key, buf);
+        let len = match &result {
+            Ok(n) => Some(*n),
+            Err(Error::BufferTooSmall { needed }) => Some(*needed),
+            Err(_) => None,
+        };
+        if let Some(n) = len {
+            // SAFETY: checked non-NULL; writable per the contract.
+            unsafe { put_out(out_len, n) };
+        }
+        result.map(|_| ())
+    })
+}
+
+fn overlaps(a: *const u8, a_len: usize, b: *mut u8, b_len: usize) -> bool {
+    if a_len == 0 || b_len == 0 || a.is_null() || b.is_null() {
+        return false;
+    }
+    let (a, b) = (a as usize, b as usize);
+    a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
+}
+
+/// Deletes `key` from column family `cf` (no error when it does not exist). `key` is read
+/// during the call only and may be NULL when `key_len` is 0. Thread-safe.
+///
+/// # Safety
+/// `key` points to `key_len` readable bytes; `err` is NULL or points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_delete(
+    cf: u64,
+    key: *const u8,
+    key_len: usize,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        // SAFETY: readable per the contract (checked for NULL inside).
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        rocks::delete(cf, key)
+    })
+}

@@ -1,0 +1,48 @@
+//! resman: owns RocksDB and every native resource around it behind `u64` handles with
+//! generation counters, so that double close, use after close, stale handles and closing under
+//! a running operation are errors instead of crashes.
+//!
+//! Layers, inside out (see `docs/DESIGN.md`):
+//!
+//! * [`handle`]: the table of slots with generations and kinds;
+//! * [`lifecycle`]: one resource's leases and close protocol;
+//! * [`manager`] and [`cleanup`]: names, dependencies, ordered close with deadlines, errors;
+//! * [`monitor`]: counters and the status document;
+//! * [`rocks`]: RocksDB resources on top of the above;
+//! * [`ffi`]: the C ABI (`include/resman.h`).
+//!
+//! The core (`handle`, `lifecycle`, `manager`, `cleanup`, `monitor`) knows nothing of RocksDB;
+//! all `unsafe` code lives in `ffi` and `rocks`.
+
+pub mod cleanup;
+pub mod error;
+pub mod ffi;
+pub mod handle;
+pub mod lifecycle;
+pub mod manager;
+pub mod monitor;
+pub mod rocks;
+mod sync;
+
+pub use error::{rm_result, Error, Result};
+pub use handle::Kind;
+pub use manager::{CloseMode, Config, Manager, Resource};
+
+/// The crate version, "MAJOR.MINOR.PATCH".
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The crate version as MAJOR * 10000 + MINOR * 100 + PATCH.
+pub const VERSION_NUMBER: u32 = parse(env!("CARGO_PKG_VERSION_MAJOR")) * 10000
+    + parse(env!("CARGO_PKG_VERSION_MINOR")) * 100
+    + parse(env!("CARGO_PKG_VERSION_PATCH"));
+
+const fn parse(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0;
+    while i < b.len() {
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
