@@ -4,7 +4,13 @@
 use std::path::PathBuf;
 
 fn main() {
-    for path in ["src/ffi", "src/error.rs", "src/lib.rs", "cbindgen.toml", "build.rs"] {
+    for path in [
+        "src/ffi",
+        "src/error.rs",
+        "src/lib.rs",
+        "cbindgen.toml",
+        "build.rs",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

@@ -29,189 +29,195 @@
 #define RM_VERSION_STRING "0.1.0"
 
 
-/*
- Size of `rm_error.message`, including the terminating NUL.
+/**
+ * Size of `rm_error.message`, including the terminating NUL.
  */
 #define RM_ERROR_MESSAGE_MAX 512
 
-/*
- Largest number of column families `rm_db_open` takes in one call.
+/**
+ * Largest number of column families `rm_db_open` takes in one call.
  */
 #define RM_MAX_COLUMN_FAMILIES 4096
 
+/**
+ * Longest resource or column-family name, in bytes.
+ */
+#define RM_MAX_NAME_LEN 1024
 
-
-/*
- Largest number of dependencies `rm_register` takes in one call.
+/**
+ * Largest number of dependencies `rm_register` takes in one call.
  */
 #define RM_MAX_DEPENDENCIES 65536
 
-/*
- Result of every `rm_*` call. The numbers are stable: a code is never renumbered or reused.
+/**
+ * Result of every `rm_*` call. The numbers are stable: a code is never renumbered or reused.
  */
 typedef enum {
-    /*
-     Success.
+    /**
+     * Success.
      */
     RM_OK = 0,
-    /*
-     A required pointer argument was NULL.
+    /**
+     * A required pointer argument was NULL.
      */
     RM_ERR_NULL_POINTER = 1,
-    /*
-     An argument is out of range: an empty name, a length too large, a bad option value.
+    /**
+     * An argument is out of range: an empty name, a length too large, a bad option value.
      */
     RM_ERR_INVALID_ARGUMENT = 2,
-    /*
-     A name or path is not valid UTF-8.
+    /**
+     * A name or path is not valid UTF-8.
      */
     RM_ERR_INVALID_UTF8 = 3,
-    /*
-     The handle is 0, or was never issued (a random or corrupted number).
+    /**
+     * The handle is 0, or was never issued (a random or corrupted number).
      */
     RM_ERR_INVALID_HANDLE = 4,
-    /*
-     The handle's slot has been reused by a newer object: the handle is long dead.
+    /**
+     * The handle's slot has been reused by a newer object: the handle is long dead.
      */
     RM_ERR_STALE_HANDLE = 5,
-    /*
-     The handle is valid but names another kind of object than the call takes.
+    /**
+     * The handle is valid but names another kind of object than the call takes.
      */
     RM_ERR_WRONG_KIND = 6,
-    /*
-     The handle belongs to another manager than the one passed.
+    /**
+     * The handle belongs to another manager than the one passed.
      */
     RM_ERR_FOREIGN_HANDLE = 7,
-    /*
-     The object is closing or closed: the operation was not started.
+    /**
+     * The object is closing or closed: the operation was not started.
      */
     RM_ERR_CLOSED = 8,
-    /*
-     Close was called on an object that is already closing or closed.
+    /**
+     * Close was called on an object that is already closing or closed.
      */
     RM_ERR_ALREADY_CLOSED = 9,
-    /*
-     The key does not exist.
+    /**
+     * The key does not exist.
      */
     RM_ERR_NOT_FOUND = 10,
-    /*
-     The output buffer is too small; the needed size was written to the length output.
+    /**
+     * The output buffer is too small; the needed size was written to the length output.
      */
     RM_ERR_BUFFER_TOO_SMALL = 11,
-    /*
-     A resource with that name is already registered (or still closing) in this manager.
+    /**
+     * A resource with that name is already registered (or still closing) in this manager.
      */
     RM_ERR_DUPLICATE_NAME = 12,
-    /*
-     A dependency is closing or closed.
+    /**
+     * A dependency is closing or closed.
      */
     RM_ERR_DEPENDENCY_CLOSED = 13,
-    /*
-     The dependency would make a cycle.
+    /**
+     * The dependency would make a cycle.
      */
     RM_ERR_CYCLE = 14,
-    /*
-     The resource still has live dependents.
+    /**
+     * The resource still has live dependents.
      */
     RM_ERR_HAS_DEPENDENTS = 15,
-    /*
-     The resource is owned by resman (a DB, a column family): close it, do not unregister it.
+    /**
+     * The resource is owned by resman (a DB, a column family): close it, do not unregister it.
      */
     RM_ERR_OWNED_RESOURCE = 16,
-    /*
-     The deadline passed before everything finished; the message names what did not.
+    /**
+     * The deadline passed before everything finished; the message names what did not.
      */
     RM_ERR_TIMEOUT = 17,
-    /*
-     A close failed (a callback returned an error or panicked, or RocksDB reported an error
-     while flushing); the resource is released as far as possible and marked failed.
+    /**
+     * A close failed (a callback returned an error or panicked, or RocksDB reported an error
+     * while flushing); the resource is released as far as possible and marked failed.
      */
     RM_ERR_CLOSE_FAILED = 18,
-    /*
-     Several resources failed or timed out during one cleanup; the message lists them.
+    /**
+     * Several resources failed or timed out during one cleanup; the message lists them.
      */
     RM_ERR_CLEANUP_FAILED = 19,
-    /*
-     The DB directory is locked by another process or another open DB.
+    /**
+     * The DB directory is locked by another process or another open DB.
      */
     RM_ERR_LOCKED = 20,
-    /*
-     RocksDB reported an I/O error (permissions, missing directory, disk full).
+    /**
+     * RocksDB reported an I/O error (permissions, missing directory, disk full).
      */
     RM_ERR_IO = 21,
-    /*
-     RocksDB reported corruption.
+    /**
+     * RocksDB reported corruption.
      */
     RM_ERR_CORRUPTION = 22,
-    /*
-     Any other RocksDB error; the message carries RocksDB's text.
+    /**
+     * Any other RocksDB error; the message carries RocksDB's text.
      */
     RM_ERR_ROCKSDB = 23,
-    /*
-     A panic inside resman was caught at the boundary (a bug: please report it).
+    /**
+     * A panic inside resman was caught at the boundary (a bug: please report it).
      */
     RM_ERR_PANIC = 24,
-    /*
-     A fixed limit was reached (live handles, live managers).
+    /**
+     * A fixed limit was reached (live handles, live managers).
      */
     RM_ERR_CAPACITY = 25,
 } rm_result;
 
-/*
- Manager settings. Fill with `rm_config_default`, then change what you need.
+/**
+ * Manager settings. Fill with `rm_config_default`, then change what you need.
  */
 typedef struct {
-    /*
-     Bound of `rm_cleanup`, `rm_close` and `rm_manager_destroy`, in milliseconds.
-     Default 30000. Must be greater than 0.
+    /**
+     * Bound of `rm_cleanup`, `rm_close` and `rm_manager_destroy`, in milliseconds.
+     * Default 30000. Must be greater than 0.
      */
     uint64_t cleanup_timeout_ms;
 } rm_config;
 
-/*
- Error detail, written by every `rm_*` function that takes one. Caller-owned (usually on the
- stack); pass NULL when the code alone is enough.
+/**
+ * Error detail, written by every `rm_*` function that takes one. Caller-owned (usually on the
+ * stack); pass NULL when the code alone is enough.
  */
 typedef struct {
-    /*
-     The same code the function returned.
+    /**
+     * The same code the function returned.
      */
     rm_result code;
-    /*
-     NUL-terminated UTF-8 detail ("" on success). Long messages are cut at a character
-     boundary.
+    /**
+     * NUL-terminated UTF-8 detail ("" on success). Long messages are cut at a character
+     * boundary.
      */
     char message[RM_ERROR_MESSAGE_MAX];
 } rm_error;
 
-/*
- Close callback of a resource registered with `rm_register`.
-
- Called at most once (never after `rm_unregister`), on whatever thread runs the close: the
- caller of `rm_close`/`rm_cleanup`/`rm_manager_destroy`, or, when the close was deferred, the
- thread that released the last dependent. Never called concurrently with itself.
- `context` is the pointer given to `rm_register`. Return 0 on success; on failure return any
- other value and optionally write a NUL-terminated message of at most `message_cap` bytes
- (including the NUL) into `message`, which is only valid during the call. The callback must
- not unwind (throw a C++ exception or panic) across this boundary.
+/**
+ * Close callback of a resource registered with `rm_register`.
+ *
+ * Called at most once (never after `rm_unregister`), on whatever thread runs the close: the
+ * caller of `rm_close`/`rm_cleanup`/`rm_manager_destroy`, or, when the close was deferred, the
+ * thread that released the last dependent. Never called concurrently with itself.
+ * `context` is the pointer given to `rm_register`. Return 0 on success; on failure return any
+ * other value and optionally write a NUL-terminated message of at most `message_cap` bytes
+ * (including the NUL) into `message`, which is only valid during the call. The callback must
+ * not unwind (throw a C++ exception or panic) across this boundary. It may call resman's data
+ * functions and `rm_register`, but `rm_close`, `rm_close_timeout`, `rm_cleanup`,
+ * `rm_cleanup_timeout` and `rm_manager_destroy` are refused with `RM_ERR_INVALID_ARGUMENT`
+ * from inside a callback (they would wait for the callback itself).
  */
 typedef int32_t (*rm_close_fn)(void *context, char *message, size_t message_cap);
 
-/*
- DB open options. Fill with `rm_db_options_default`, then change what you need.
- Flags are 0 (off) or non-zero (on).
+/**
+ * DB open options. Fill with `rm_db_options_default`, then change what you need.
+ * Flags are 0 (off) or non-zero (on).
  */
 typedef struct {
-    /*
-     Create the DB if the directory holds none. Default 1.
+    /**
+     * Create the DB if the directory holds none. Default 1.
      */
     uint8_t create_if_missing;
-    /*
-     Create requested column families that do not exist yet. Default 1.
+    /**
+     * Create requested column families that do not exist yet. Default 1.
      */
     uint8_t create_missing_column_families;
-    /*
-     Fail if a DB already exists at the path. Default 0.
+    /**
+     * Fail if a DB already exists at the path. Default 0.
      */
     uint8_t error_if_exists;
 } rm_db_options;
@@ -220,87 +226,88 @@ typedef struct {
 extern "C" {
 #endif // __cplusplus
 
-/*
- The library version as "MAJOR.MINOR.PATCH". Static storage: do not free. Compare with
- `RM_VERSION_STRING` to detect a header/library mismatch. Thread-safe.
+/**
+ * The library version as "MAJOR.MINOR.PATCH". Static storage: do not free. Compare with
+ * `RM_VERSION_STRING` to detect a header/library mismatch. Thread-safe.
  */
 const char *rm_version(void);
 
-/*
- The library version as MAJOR * 10000 + MINOR * 100 + PATCH (compare with
- `RM_VERSION_NUMBER`). Thread-safe.
+/**
+ * The library version as MAJOR * 10000 + MINOR * 100 + PATCH (compare with
+ * `RM_VERSION_NUMBER`). Thread-safe.
  */
 uint32_t rm_version_number(void);
 
-/*
- Static text for a result code ("unknown result code" for a number that is not one).
- Static storage: do not free. Thread-safe.
+/**
+ * Static text for a result code ("unknown result code" for a number that is not one).
+ * Static storage: do not free. Thread-safe.
  */
 const char *rm_result_str(int32_t code);
 
-/*
- Number of live resource handles across all managers of the process (resources registered
- and not yet fully closed). 0 once every manager is destroyed and every deferred close ran:
- a leak check for tests. Thread-safe.
+/**
+ * Number of live resource handles across all managers of the process (resources registered
+ * and not yet fully closed). 0 once every manager is destroyed and every deferred close ran:
+ * a leak check for tests. Thread-safe.
  */
 uint64_t rm_live_objects(void);
 
-/*
- Fills `*out` with the default manager settings.
-
- # Safety
- `out` is NULL (rejected) or points to a writable `rm_config`.
+/**
+ * Fills `*out` with the default manager settings.
+ *
+ * # Safety
+ * `out` is NULL (rejected) or points to a writable `rm_config`.
  */
 rm_result rm_config_default(rm_config *out);
 
-/*
- Creates a manager and writes its handle to `*out_manager`.
-
- `config` may be NULL for the defaults; it is read during the call only. The manager owns
- every resource registered in it until they are closed; destroy it with
- `rm_manager_destroy`. Thread-safe: a manager may be used from any number of threads.
-
- Errors: `RM_ERR_NULL_POINTER` (out_manager), `RM_ERR_INVALID_ARGUMENT` (a zero timeout),
- `RM_ERR_CAPACITY`.
-
- # Safety
- `config` is NULL or points to a readable `rm_config`; `out_manager` to a writable `uint64_t`;
- `err` is NULL or points to a writable `rm_error`.
+/**
+ * Creates a manager and writes its handle to `*out_manager`.
+ *
+ * `config` may be NULL for the defaults; it is read during the call only. The manager owns
+ * every resource registered in it until they are closed; destroy it with
+ * `rm_manager_destroy`. Thread-safe: a manager may be used from any number of threads.
+ *
+ * Errors: `RM_ERR_NULL_POINTER` (out_manager), `RM_ERR_INVALID_ARGUMENT` (a zero timeout),
+ * `RM_ERR_CAPACITY`.
+ *
+ * # Safety
+ * `config` is NULL or points to a readable `rm_config`; `out_manager` to a writable `uint64_t`;
+ * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_manager_create(const rm_config *config, uint64_t *out_manager, rm_error *err);
 
-/*
- Closes everything the manager owns, like `rm_cleanup` (graceful, bounded by the cleanup
- timeout, forced past it), then the manager itself. The manager handle is dead afterwards,
- even when an error is returned (the error lists what did not close cleanly). A second call
- returns `RM_ERR_ALREADY_CLOSED`; calls in flight on other threads are waited for (up to the
- cleanup timeout), later calls return `RM_ERR_CLOSED`. Thread-safe.
-
- # Safety
- `err` is NULL or points to a writable `rm_error`.
+/**
+ * Closes everything the manager owns, like `rm_cleanup` (graceful, bounded by the cleanup
+ * timeout, forced past it), then the manager itself. The manager handle is dead afterwards,
+ * even when an error is returned (the error lists what did not close cleanly). A second call
+ * returns `RM_ERR_ALREADY_CLOSED`; calls in flight on other threads are waited for (up to the
+ * cleanup timeout), later calls return `RM_ERR_CLOSED` (`RM_ERR_STALE_HANDLE` once a newer
+ * manager reuses the slot). Thread-safe.
+ *
+ * # Safety
+ * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_manager_destroy(uint64_t manager, rm_error *err);
 
-/*
- Registers a resource of the caller's as `name`, closed by `close(context, ...)`, and writes
- its handle to `*out_handle`.
-
- `depends_on` lists `n_deps` handles (of the same manager, all active) this resource depends
- on: it is closed before any of them, and none of them is closed before it. `depends_on` may
- be NULL when `n_deps` is 0. `name` and `depends_on` are read during the call only;
- `context` is kept and passed back to `close` (resman never dereferences it): keep what it
- points to alive until the callback ran or the resource was unregistered.
- On error nothing is registered and `close` is never called. Thread-safe.
-
- Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty or
- over-long name, too many dependencies), `RM_ERR_DUPLICATE_NAME`, a handle error for a bad
- dependency (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_FOREIGN_HANDLE`, ...),
- `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (manager destroyed).
-
- # Safety
- `name` is a NUL-terminated string; `depends_on` points to `n_deps` readable `uint64_t`;
- `out_handle` to a writable `uint64_t`; `err` is NULL or points to a writable `rm_error`.
- `close` must be callable once with `context` from any thread.
+/**
+ * Registers a resource of the caller's as `name`, closed by `close(context, ...)`, and writes
+ * its handle to `*out_handle`.
+ *
+ * `depends_on` lists `n_deps` handles (of the same manager, all active) this resource depends
+ * on: it is closed before any of them, and none of them is closed before it. `depends_on` may
+ * be NULL when `n_deps` is 0. `name` and `depends_on` are read during the call only;
+ * `context` is kept and passed back to `close` (resman never dereferences it): keep what it
+ * points to alive until the callback ran or the resource was unregistered.
+ * On error nothing is registered and `close` is never called. Thread-safe.
+ *
+ * Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty or
+ * over-long name, too many dependencies), `RM_ERR_DUPLICATE_NAME`, a handle error for a bad
+ * dependency (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_FOREIGN_HANDLE`, ...),
+ * `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (manager destroyed).
+ *
+ * # Safety
+ * `name` is a NUL-terminated string; `depends_on` points to `n_deps` readable `uint64_t`;
+ * `out_handle` to a writable `uint64_t`; `err` is NULL or points to a writable `rm_error`.
+ * `close` must be callable once with `context` from any thread.
  */
 rm_result rm_register(uint64_t manager,
                       const char *name,
@@ -311,56 +318,56 @@ rm_result rm_register(uint64_t manager,
                       uint64_t *out_handle,
                       rm_error *err);
 
-/*
- Makes `dependent` depend on `dependency` (both already registered in `manager`).
- Thread-safe.
-
- Errors: `RM_ERR_CYCLE` (dependency already depends on dependent, or they are the same),
- `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (dependent closing), handle errors.
-
- # Safety
- `err` is NULL or points to a writable `rm_error`.
+/**
+ * Makes `dependent` depend on `dependency` (both already registered in `manager`).
+ * Thread-safe.
+ *
+ * Errors: `RM_ERR_CYCLE` (dependency already depends on dependent, or they are the same),
+ * `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (dependent closing), handle errors.
+ *
+ * # Safety
+ * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_add_dependency(uint64_t manager,
                             uint64_t dependent,
                             uint64_t dependency,
                             rm_error *err);
 
-/*
- Forgets a resource registered with `rm_register` without calling its close callback: the
- caller owns it (and its context) again. Thread-safe.
-
- Errors: `RM_ERR_OWNED_RESOURCE` (a DB or column family: close those),
- `RM_ERR_HAS_DEPENDENTS`, `RM_ERR_ALREADY_CLOSED`, handle errors.
-
- # Safety
- `err` is NULL or points to a writable `rm_error`.
+/**
+ * Forgets a resource registered with `rm_register` without calling its close callback: the
+ * caller owns it (and its context) again. Thread-safe.
+ *
+ * Errors: `RM_ERR_OWNED_RESOURCE` (a DB or column family: close those),
+ * `RM_ERR_HAS_DEPENDENTS`, `RM_ERR_ALREADY_CLOSED`, handle errors.
+ *
+ * # Safety
+ * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_unregister(uint64_t manager, uint64_t handle, rm_error *err);
 
-/*
- Closes a resource gracefully, after everything that depends on it, waiting for in-flight
- operations up to the manager's cleanup timeout (forced past it). The handle is dead
- afterwards, whatever the result: later operations return `RM_ERR_CLOSED`, a second close
- `RM_ERR_ALREADY_CLOSED` (`RM_ERR_STALE_HANDLE` once its slot is reused). Thread-safe.
-
- Errors: `RM_ERR_ALREADY_CLOSED`, `RM_ERR_CLOSE_FAILED` (the message says why),
- `RM_ERR_TIMEOUT` (names what was still in use; it closes when that use ends),
- `RM_ERR_CLEANUP_FAILED` (several), handle errors.
-
- # Safety
- `err` is NULL or points to a writable `rm_error`.
+/**
+ * Closes a resource gracefully, after everything that depends on it, waiting for in-flight
+ * operations up to the manager's cleanup timeout (forced past it). The handle is dead
+ * afterwards, whatever the result: later operations return `RM_ERR_CLOSED`, a second close
+ * `RM_ERR_ALREADY_CLOSED` (`RM_ERR_STALE_HANDLE` once its slot is reused). Thread-safe.
+ *
+ * Errors: `RM_ERR_ALREADY_CLOSED`, `RM_ERR_CLOSE_FAILED` (the message says why),
+ * `RM_ERR_TIMEOUT` (names what was still in use; it closes when that use ends),
+ * `RM_ERR_CLEANUP_FAILED` (several), handle errors.
+ *
+ * # Safety
+ * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_close(uint64_t manager, uint64_t handle, rm_error *err);
 
-/*
- Like `rm_close` with an explicit bound. `force` non-zero: do not wait at all: new operations
- are refused at once and the native close runs now, or when the last in-flight operation
- ends (this returns immediately either way). `timeout_ms` 0 with `force` 0: graceful where
- nothing is in flight, forced where something is. Thread-safe.
-
- # Safety
- `err` is NULL or points to a writable `rm_error`.
+/**
+ * Like `rm_close` with an explicit bound. `force` non-zero: do not wait at all: new operations
+ * are refused at once and the native close runs now, or when the last in-flight operation
+ * ends (this returns immediately either way). `timeout_ms` 0 with `force` 0: graceful where
+ * nothing is in flight, forced where something is. Thread-safe.
+ *
+ * # Safety
+ * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_close_timeout(uint64_t manager,
                            uint64_t handle,
@@ -368,73 +375,75 @@ rm_result rm_close_timeout(uint64_t manager,
                            bool force,
                            rm_error *err);
 
-/*
- Closes every resource of the manager: dependents before what they depend on, among
- independent resources the most recently registered first; graceful, bounded by the
- manager's cleanup timeout (30 s by default), forced past it. Goes on past failures; the
- error aggregates every failure and names every resource that did not finish. The manager
- stays usable. Thread-safe.
-
- # Safety
- `err` is NULL or points to a writable `rm_error`.
+/**
+ * Closes every resource of the manager: dependents before what they depend on, among
+ * independent resources the most recently registered first; graceful, bounded by the
+ * manager's cleanup timeout (30 s by default), forced past it. Goes on past failures; the
+ * error aggregates every failure and names every resource that did not finish. The manager
+ * stays usable. Thread-safe.
+ *
+ * # Safety
+ * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_cleanup(uint64_t manager, rm_error *err);
 
-/*
- `rm_cleanup` with an explicit bound, and `force` to skip waiting entirely (see
- `rm_close_timeout`). Thread-safe.
-
- # Safety
- `err` is NULL or points to a writable `rm_error`.
+/**
+ * `rm_cleanup` with an explicit bound, and `force` to skip waiting entirely (see
+ * `rm_close_timeout`). Thread-safe.
+ *
+ * # Safety
+ * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_cleanup_timeout(uint64_t manager, uint64_t timeout_ms, bool force, rm_error *err);
 
-/*
- Writes the manager's status as a NUL-terminated JSON document into `buf`:
- `{"version", "manager", "uptime_ms", "cleanup_timeout_ms", "totals": {registered, active,
- closing, closed, failed, unregistered, forced, deferred, timed_out, cleanups},
- "resources": [{handle, name, kind, state, leases, depends_on, dependents, age_ms,
- close_duration_ms, close_deferred, last_error}], "recently_closed": [...]}`.
-
- `*out_len` receives the document's length without the NUL. When `buf_cap <= *out_len` the
- result is `RM_ERR_BUFFER_TOO_SMALL` and nothing is written: call again with at least
- `*out_len + 1` bytes (the status may have grown meanwhile). `buf` may be NULL when
- `buf_cap` is 0. Thread-safe.
-
- # Safety
- `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
- points to a writable `rm_error`.
+/**
+ * Writes the manager's status as a NUL-terminated JSON document into `buf`:
+ * `{"version", "manager", "uptime_ms", "cleanup_timeout_ms", "totals": {registered, active,
+ * closing, closed, failed, unregistered, forced, deferred, timed_out, cleanups},
+ * "resources": [{handle, name, kind, state, leases, depends_on, dependents, age_ms,
+ * close_duration_ms, close_deferred, last_error}], "recently_closed": [...]}`.
+ *
+ * `*out_len` receives the document's length without the NUL. When `buf_cap <= *out_len` the
+ * result is `RM_ERR_BUFFER_TOO_SMALL` and nothing is written: call again with at least
+ * `*out_len + 1` bytes (the status may have grown meanwhile). `buf` may be NULL when
+ * `buf_cap` is 0. Thread-safe.
+ *
+ * # Safety
+ * `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
+ * points to a writable `rm_error`.
  */
 rm_result rm_status(uint64_t manager, char *buf, size_t buf_cap, size_t *out_len, rm_error *err);
 
-/*
- Fills `*out` with the default DB options.
-
- # Safety
- `out` is NULL (rejected) or points to a writable `rm_db_options`.
+/**
+ * Fills `*out` with the default DB options.
+ *
+ * # Safety
+ * `out` is NULL (rejected) or points to a writable `rm_db_options`.
  */
 rm_result rm_db_options_default(rm_db_options *out);
 
-/*
- Opens the RocksDB database at `path` and registers it in `manager` as `name`, with one
- handle per column family named in `cf_names` (registered as `name/<cf>`, each a dependent
- of the DB) written to `out_cfs[i]`. "default" may be listed like any other. Column families
- that exist on disk but are not listed are opened too but get no handle.
-
- `opts` may be NULL for the defaults. Everything passed is read during the call only. On
- error nothing stays registered or open. Close the DB with `rm_close` (its column families
- close first) or let `rm_cleanup`/`rm_manager_destroy` do it; a graceful close flushes every
- column family and syncs the WAL. Thread-safe.
-
- Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
- path, empty or repeated column family, too many), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED`
- (another process or an open DB holds the directory), `RM_ERR_IO`, `RM_ERR_CORRUPTION`,
- `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager destroyed).
-
- # Safety
- `name` and `path` are NUL-terminated strings; `cf_names` points to `n_cfs` NUL-terminated
- strings and `out_cfs` to `n_cfs` writable `uint64_t` (both may be NULL when `n_cfs` is 0);
- `out_db` to a writable `uint64_t`; `opts` is NULL or readable; `err` is NULL or writable.
+/**
+ * Opens the RocksDB database at `path` and registers it in `manager` as `name`, with one
+ * handle per column family named in `cf_names` (registered as `name/<cf>`, each a dependent
+ * of the DB) written to `out_cfs[i]`. "default" may be listed like any other. Column families
+ * that exist on disk but are not listed are opened too but get no handle.
+ *
+ * `opts` may be NULL for the defaults. Everything passed is read during the call only. On
+ * error nothing stays registered or open. Close the DB with `rm_close` (its column families
+ * close first) or let `rm_cleanup`/`rm_manager_destroy` do it; a graceful close flushes every
+ * column family and syncs the WAL. Thread-safe.
+ *
+ * Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
+ * path, empty or repeated column family, too many; and RocksDB's refusals of the options: no
+ * DB with create_if_missing 0, a DB with error_if_exists 1, a missing column family with
+ * create_missing_column_families 0), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED` (another
+ * process or an open DB holds the directory), `RM_ERR_IO` (the directory cannot be created
+ * or written), `RM_ERR_CORRUPTION`, `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager destroyed).
+ *
+ * # Safety
+ * `name` and `path` are NUL-terminated strings; `cf_names` points to `n_cfs` NUL-terminated
+ * strings and `out_cfs` to `n_cfs` writable `uint64_t` (both may be NULL when `n_cfs` is 0);
+ * `out_db` to a writable `uint64_t`; `opts` is NULL or readable; `err` is NULL or writable.
  */
 rm_result rm_db_open(uint64_t manager,
                      const char *name,
@@ -446,15 +455,15 @@ rm_result rm_db_open(uint64_t manager,
                      uint64_t *out_cfs,
                      rm_error *err);
 
-/*
- Writes `key` = `value` in column family `cf` (WAL on, not synced: survives a crash of the
- process, not of the machine). Both buffers are read during the call only and may be NULL
- when their length is 0. Thread-safe; returns `RM_ERR_CLOSED` once `cf` or its DB is
- closing.
-
- # Safety
- `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
- points to a writable `rm_error`.
+/**
+ * Writes `key` = `value` in column family `cf` (WAL on, not synced: survives a crash of the
+ * process, not of the machine). Both buffers are read during the call only and may be NULL
+ * when their length is 0. Thread-safe; returns `RM_ERR_CLOSED` once `cf` or its DB is
+ * closing.
+ *
+ * # Safety
+ * `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
+ * points to a writable `rm_error`.
  */
 rm_result rm_put(uint64_t cf,
                  const uint8_t *key,
@@ -463,16 +472,16 @@ rm_result rm_put(uint64_t cf,
                  size_t value_len,
                  rm_error *err);
 
-/*
- Reads `key` from column family `cf` into `buf` with one copy. On success `*out_len` is the
- value's length. If `buf_cap` is smaller, the result is `RM_ERR_BUFFER_TOO_SMALL`, nothing is
- copied and `*out_len` is the length needed: retry with a buffer that large. A missing key
- is `RM_ERR_NOT_FOUND`. `buf` may be NULL when `buf_cap` is 0; `key` and `buf` must not
- overlap. Nothing is allocated for the caller. Thread-safe.
-
- # Safety
- `key` points to `key_len` readable bytes; `buf` to `buf_cap` writable bytes; `out_len` to a
- writable `size_t`; `err` is NULL or points to a writable `rm_error`.
+/**
+ * Reads `key` from column family `cf` into `buf` with one copy. On success `*out_len` is the
+ * value's length. If `buf_cap` is smaller, the result is `RM_ERR_BUFFER_TOO_SMALL`, nothing is
+ * copied and `*out_len` is the length needed: retry with a buffer that large. A missing key
+ * is `RM_ERR_NOT_FOUND`. `buf` may be NULL when `buf_cap` is 0; `key` and `buf` must not
+ * overlap. Nothing is allocated for the caller. Thread-safe.
+ *
+ * # Safety
+ * `key` points to `key_len` readable bytes; `buf` to `buf_cap` writable bytes; `out_len` to a
+ * writable `size_t`; `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_get(uint64_t cf,
                  const uint8_t *key,
@@ -482,12 +491,12 @@ rm_result rm_get(uint64_t cf,
                  size_t *out_len,
                  rm_error *err);
 
-/*
- Deletes `key` from column family `cf` (no error when it does not exist). `key` is read
- during the call only and may be NULL when `key_len` is 0. Thread-safe.
-
- # Safety
- `key` points to `key_len` readable bytes; `err` is NULL or points to a writable `rm_error`.
+/**
+ * Deletes `key` from column family `cf` (no error when it does not exist). `key` is read
+ * during the call only and may be NULL when `key_len` is 0. Thread-safe.
+ *
+ * # Safety
+ * `key` points to `key_len` readable bytes; `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_delete(uint64_t cf, const uint8_t *key, size_t key_len, rm_error *err);
 

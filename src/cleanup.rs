@@ -65,7 +65,11 @@ pub(crate) fn dependents_first(
     if order.len() < nodes.len() {
         // Unreachable while registration refuses cycles; close the rest newest first anyway.
         let placed: HashSet<Handle> = order.iter().copied().collect();
-        let mut rest: Vec<_> = nodes.keys().filter(|h| !placed.contains(h)).copied().collect();
+        let mut rest: Vec<_> = nodes
+            .keys()
+            .filter(|h| !placed.contains(h))
+            .copied()
+            .collect();
         rest.sort_by_key(|h| std::cmp::Reverse(nodes[h].0));
         order.extend(rest);
     }
@@ -120,9 +124,11 @@ pub(crate) fn close_sequence(
     for e in entries {
         let outcome = close_one(e, mode, deadline);
         match &outcome {
-            Outcome::Failed(msg) => {
-                failures.push(manager::failure(e, rm_result::RM_ERR_CLOSE_FAILED, msg.clone()))
-            }
+            Outcome::Failed(msg) => failures.push(manager::failure(
+                e,
+                rm_result::RM_ERR_CLOSE_FAILED,
+                msg.clone(),
+            )),
             Outcome::TimedOut | Outcome::AlreadyClosing if mode == CloseMode::Graceful => {
                 pending.push(e)
             }
@@ -154,7 +160,9 @@ mod tests {
     #[test]
     fn dependents_come_first_and_newest_first_among_peers() {
         let t: HandleTable<()> = HandleTable::new(9);
-        let h: Vec<Handle> = (0..5).map(|_| t.insert_with(Kind::Foreign, |_| ()).unwrap()).collect();
+        let h: Vec<Handle> = (0..5)
+            .map(|_| t.insert_with(Kind::Foreign, |_| ()).unwrap())
+            .collect();
         // 0 <- 1 <- 3 ; 0 <- 2 ; 4 independent.  (a <- b: b depends on a)
         let deps: HashMap<Handle, (u64, Vec<Handle>)> = [
             (h[0], (1, vec![])),

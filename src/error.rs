@@ -103,7 +103,9 @@ impl rm_result {
 
     /// The code with this number, if there is one.
     pub fn from_i32(n: i32) -> Option<rm_result> {
-        usize::try_from(n).ok().and_then(|i| Self::ALL.get(i).copied())
+        usize::try_from(n)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
     }
 
     /// Every code, in numeric order (for tests and documentation).
@@ -302,14 +304,10 @@ impl From<HandleError> for Error {
         let msg = e.to_string();
         match e {
             HandleError::Invalid(..) => Error::InvalidHandle(msg),
-            HandleError::OtherTag(h, tag) => {
-                if crate::handle::tags::is_live(tag) {
-                    Error::WrongKind(format!(
-                        "handle {h} belongs to another table (tag {tag}): a manager handle where a resource is expected, or the reverse"
-                    ))
-                } else {
-                    Error::InvalidHandle(format!("invalid handle {h}: never issued in this process"))
-                }
+            // Whether it is a valid handle of another table (a manager handle where a
+            // resource goes) is for the layer that knows the tables: see manager::lookup_error.
+            HandleError::OtherTag(h, _) => {
+                Error::InvalidHandle(format!("invalid handle {h}: not issued by this registry"))
             }
             HandleError::WrongKind { .. } => Error::WrongKind(msg),
             HandleError::Stale(..) => Error::StaleHandle(msg),

@@ -14,8 +14,11 @@
 //! the generation are all checked before a slot is read, and the slot's occupant must carry the
 //! exact same handle.
 //!
-//! * Freed slots are reused first-in first-out, so a closed handle keeps answering "closed"
-//!   for as long as possible before its slot is reused (after which it answers "stale").
+//! * Freed slots are reused first-in first-out, and only once more than a quarantine's worth of
+//!   other slots have been freed since (1024 in resman's tables): a closed handle keeps
+//!   answering "closed" for a long while before its slot is reused (after which it answers
+//!   "stale"), even to a thread that raced the close. The cost is at most 1024 spare slots
+//!   (16 bytes each).
 //! * A slot whose generation reaches the maximum is retired instead of reused: a generation can
 //!   never wrap around and make an old handle valid again. That costs one slot per 2^29 reuses.
 //! * Lookups take no lock: each slot is an `ArcSwapOption`, whose load takes no shared write
@@ -243,6 +246,8 @@ struct Alloc {
 /// A table of objects named by handles. See the module documentation.
 pub struct HandleTable<T> {
     tag: u16,
+    /// Freed slots held back from reuse (see the module documentation).
+    quarantine: usize,
     chunks: Box<[Chunk<T>]>,
     /// Slots ever handed out: indexes at or past this were never issued.
     issued: AtomicU32,
@@ -250,11 +255,18 @@ pub struct HandleTable<T> {
 }
 
 impl<T> HandleTable<T> {
-    /// A table whose handles carry `tag` (1..=1023).
+    /// A table whose handles carry `tag` (1..=1023), reusing a freed slot as soon as it is
+    /// the oldest free one.
     pub fn new(tag: u16) -> Self {
+        Self::with_quarantine(tag, 0)
+    }
+
+    /// A table that reuses a freed slot only while more than `quarantine` slots are free.
+    pub fn with_quarantine(tag: u16, quarantine: usize) -> Self {
         assert!(tag != 0 && tag <= MAX_TAG, "table tag out of range: {tag}");
         HandleTable {
             tag,
+            quarantine,
             chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
             issued: AtomicU32::new(0),
             alloc: Mutex::new(Alloc {
@@ -322,7 +334,10 @@ impl<T> HandleTable<T> {
         }
         match occupant {
             // Same index and generation, other kind or tag bits: a forged number.
-            Some(_) => Err(HandleError::Invalid(h, "does not match the object in its slot")),
+            Some(_) => Err(HandleError::Invalid(
+                h,
+                "does not match the object in its slot",
+            )),
             None => {
                 if let Some(expected) = want {
                     if kind != expected {
@@ -346,7 +361,10 @@ impl<T> HandleTable<T> {
         make: impl FnOnce(Handle) -> T,
     ) -> Result<Handle, HandleError> {
         let mut alloc = self.alloc.lock();
-        let (index, generation) = match alloc.free.pop_front() {
+        let fresh_left = self.issued.load(Ordering::Relaxed) < MAX_SLOTS;
+        let reuse = alloc.free.len() > self.quarantine || !fresh_left;
+        let recycled = if reuse { alloc.free.pop_front() } else { None };
+        let (index, generation) = match recycled {
             Some(index) => {
                 let slot = self.slot_or_grow(index);
                 let gen = (slot.meta.load(Ordering::Relaxed) >> 1) as u32;
@@ -391,7 +409,8 @@ impl<T> HandleTable<T> {
         drop(current);
         let old = slot.value.swap(None);
         let generation = handle.generation();
-        slot.meta.store(u64::from(generation) << 1, Ordering::Release);
+        slot.meta
+            .store(u64::from(generation) << 1, Ordering::Release);
         if generation < MAX_GENERATION {
             alloc.free.push_back(handle.index());
         } else {
@@ -528,13 +547,22 @@ mod tests {
         }
         // Right tag, a known kind, but an index never issued.
         let forged = Handle::encode(Kind::Db, 7, 500, 1);
-        assert!(matches!(t.get(forged.raw(), None), Err(HandleError::Invalid(..))));
+        assert!(matches!(
+            t.get(forged.raw(), None),
+            Err(HandleError::Invalid(..))
+        ));
         // Right slot, generation from the future.
         let forged = Handle::encode(Kind::Db, 7, 0, 9);
-        assert!(matches!(t.get(forged.raw(), None), Err(HandleError::Invalid(..))));
+        assert!(matches!(
+            t.get(forged.raw(), None),
+            Err(HandleError::Invalid(..))
+        ));
         // Right slot and generation, other kind bits than the occupant.
         let forged = Handle::encode(Kind::Batch, 7, 0, 1);
-        assert!(matches!(t.get(forged.raw(), None), Err(HandleError::Invalid(..))));
+        assert!(matches!(
+            t.get(forged.raw(), None),
+            Err(HandleError::Invalid(..))
+        ));
     }
 
     #[test]
@@ -542,7 +570,10 @@ mod tests {
         let a = table();
         let b: HandleTable<&str> = HandleTable::new(8);
         let h = b.insert_with(Kind::Db, |_| "b").unwrap();
-        assert_eq!(a.get(h.raw(), None).unwrap_err(), HandleError::OtherTag(h, 8));
+        assert_eq!(
+            a.get(h.raw(), None).unwrap_err(),
+            HandleError::OtherTag(h, 8)
+        );
         assert!(a.remove(h).is_none());
     }
 
@@ -571,7 +602,10 @@ mod tests {
         let t = table();
         let old = t.insert_with(Kind::Db, |_| "old").unwrap();
         assert_eq!(t.remove(old).map(|s| s.value), Some("old"));
-        assert_eq!(t.get(old.raw(), None).unwrap_err(), HandleError::Removed(old));
+        assert_eq!(
+            t.get(old.raw(), None).unwrap_err(),
+            HandleError::Removed(old)
+        );
         assert!(t.remove(old).is_none(), "second remove finds nothing");
         let new = t.insert_with(Kind::Db, |_| "new").unwrap();
         assert_eq!(new.index(), old.index(), "the only free slot is reused");
@@ -583,7 +617,9 @@ mod tests {
     #[test]
     fn free_slots_are_reused_first_in_first_out() {
         let t = table();
-        let hs: Vec<_> = (0..4).map(|_| t.insert_with(Kind::Db, |_| "x").unwrap()).collect();
+        let hs: Vec<_> = (0..4)
+            .map(|_| t.insert_with(Kind::Db, |_| "x").unwrap())
+            .collect();
         t.remove(hs[2]);
         t.remove(hs[0]);
         let a = t.insert_with(Kind::Db, |_| "a").unwrap();
@@ -610,7 +646,36 @@ mod tests {
         let next = t.insert_with(Kind::Db, |_| "next").unwrap();
         assert_ne!(next.index(), h.index());
         assert_eq!(next.generation(), 1);
-        assert_eq!(t.get(last.raw(), None).unwrap_err(), HandleError::Removed(last));
+        assert_eq!(
+            t.get(last.raw(), None).unwrap_err(),
+            HandleError::Removed(last)
+        );
+    }
+
+    #[test]
+    fn quarantined_slots_wait_for_enough_other_frees() {
+        let t: HandleTable<u32> = HandleTable::with_quarantine(11, 3);
+        let first = t.insert_with(Kind::Db, |_| 0).unwrap();
+        t.remove(first);
+        // Fewer than 4 slots free: fresh slots are used, the closed handle stays "closed".
+        let more: Vec<_> = (1..4)
+            .map(|i| t.insert_with(Kind::Db, |_| i).unwrap())
+            .collect();
+        assert!(more.iter().all(|h| h.index() != first.index()));
+        assert_eq!(
+            t.get(first.raw(), None).unwrap_err(),
+            HandleError::Removed(first)
+        );
+        for h in &more {
+            t.remove(*h);
+        }
+        // Now 4 are free (> 3): the oldest, `first`'s slot, is reused.
+        let next = t.insert_with(Kind::Db, |_| 9).unwrap();
+        assert_eq!(next.index(), first.index());
+        assert_eq!(
+            t.get(first.raw(), None).unwrap_err(),
+            HandleError::Stale(first)
+        );
     }
 
     #[test]

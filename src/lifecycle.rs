@@ -316,7 +316,11 @@ mod tests {
         assert_eq!(l.claim_close(), Claim::Deferred);
         assert!(l.is_deferred());
         assert_eq!(l.release(), Release::Normal);
-        assert_eq!(l.release(), Release::RunClose, "the last lease runs the close");
+        assert_eq!(
+            l.release(),
+            Release::RunClose,
+            "the last lease runs the close"
+        );
     }
 
     #[test]
@@ -391,8 +395,16 @@ mod loom_tests {
             })
         }
         fn native_close(&self) {
-            assert_eq!(self.in_use.load(Ordering::SeqCst), 0, "closed under a lease");
-            assert_eq!(self.closes.fetch_add(1, Ordering::SeqCst), 0, "closed twice");
+            assert_eq!(
+                self.in_use.load(Ordering::SeqCst),
+                0,
+                "closed under a lease"
+            );
+            assert_eq!(
+                self.closes.fetch_add(1, Ordering::SeqCst),
+                0,
+                "closed twice"
+            );
         }
         /// One operation: lease, use, release (running the close if told to).
         fn operate(&self) {

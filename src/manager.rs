@@ -15,7 +15,7 @@
 
 use crate::cleanup::{self, Outcome};
 use crate::error::{rm_result, Error, Failure, Result};
-use crate::handle::{tags, Handle, HandleTable, Kind, Ref, Stored};
+use crate::handle::{tags, Handle, HandleError, HandleTable, Kind, Ref, Stored};
 use crate::lifecycle::{Lifecycle, Release, State};
 use crate::monitor::{ClosedRecord, Metrics, ResourceStatus, Status, Totals};
 use once_cell::sync::Lazy;
@@ -214,10 +214,58 @@ struct Objects {
     managers: HandleTable<ManagerObj>,
 }
 
+/// Freed slots held back from reuse, so a raced handle says "closed" rather than "stale".
+const QUARANTINE: usize = 1024;
+
 static OBJECTS: Lazy<Objects> = Lazy::new(|| Objects {
-    resources: HandleTable::new(tags::claim().expect("a free table tag at start-up")),
-    managers: HandleTable::new(tags::claim().expect("a free table tag at start-up")),
+    resources: HandleTable::with_quarantine(
+        tags::claim().expect("a free table tag at start-up"),
+        QUARANTINE,
+    ),
+    managers: HandleTable::with_quarantine(
+        tags::claim().expect("a free table tag at start-up"),
+        QUARANTINE,
+    ),
 });
+
+/// A lookup error, with a handle of the other table (a manager handle where a resource goes,
+/// or the reverse) told apart from a number nobody issued.
+fn lookup_error(e: HandleError, raw: u64, expected: &str) -> Error {
+    if let HandleError::OtherTag(h, tag) = &e {
+        let issued = |r: std::result::Result<(), HandleError>| {
+            !matches!(r, Err(HandleError::Invalid(..) | HandleError::OtherTag(..)))
+        };
+        let other = if *tag == OBJECTS.managers.tag() {
+            issued(OBJECTS.managers.get(raw, None).map(|_| ())).then_some("manager")
+        } else if *tag == OBJECTS.resources.tag() {
+            issued(OBJECTS.resources.get(raw, None).map(|_| ())).then_some("resource")
+        } else {
+            None
+        };
+        if let Some(actual) = other {
+            return Error::WrongKind(format!(
+                "handle {h} is a {actual} handle, expected a {expected} handle"
+            ));
+        }
+    }
+    e.into()
+}
+
+/// Looks up a resource handle (any state).
+fn get_resource(raw: u64, want: Option<Kind>) -> Result<Ref<Entry>> {
+    OBJECTS
+        .resources
+        .get(raw, want)
+        .map_err(|e| lookup_error(e, raw, want.map_or("resource", Kind::as_str)))
+}
+
+/// Looks up a manager handle.
+fn get_manager(raw: u64) -> Result<Ref<ManagerObj>> {
+    OBJECTS
+        .managers
+        .get(raw, Some(Kind::Manager))
+        .map_err(|e| lookup_error(e, raw, "manager"))
+}
 
 /// Live resources across all managers (for leak checks in tests and the status document).
 pub fn live_resources() -> u32 {
@@ -252,12 +300,12 @@ pub fn create(config: Config) -> Result<Handle> {
 
 /// Runs `f` on a live manager, holding a lease on it so destroy waits for the call.
 fn with_manager<T>(mgr: u64, f: impl FnOnce(&Arc<ManagerInner>) -> Result<T>) -> Result<T> {
-    let obj = OBJECTS
-        .managers
-        .get(mgr, Some(Kind::Manager))
-        .map_err(|e| manager_error(mgr, e.into()))?;
+    let obj = get_manager(mgr).map_err(|e| manager_error(mgr, e))?;
     if !obj.value.lifecycle.try_acquire() {
-        return Err(Error::Closed(format!("manager {} was destroyed", obj.handle)));
+        return Err(Error::Closed(format!(
+            "manager {} was destroyed",
+            obj.handle
+        )));
     }
     struct Release<'a>(&'a Lifecycle);
     impl Drop for Release<'_> {
@@ -272,10 +320,9 @@ fn with_manager<T>(mgr: u64, f: impl FnOnce(&Arc<ManagerInner>) -> Result<T>) ->
 
 fn manager_error(mgr: u64, e: Error) -> Error {
     match e {
-        Error::Closed(_) => Error::Closed(format!(
-            "manager {} was destroyed",
-            Handle::from_raw(mgr)
-        )),
+        Error::Closed(_) => {
+            Error::Closed(format!("manager {} was destroyed", Handle::from_raw(mgr)))
+        }
         other => other.context("manager"),
     }
 }
@@ -283,16 +330,14 @@ fn manager_error(mgr: u64, e: Error) -> Error {
 /// Closes everything the manager owns (gracefully, bounded by its cleanup timeout, forced
 /// past it), then the manager itself. A second call returns `AlreadyClosed`.
 pub fn destroy(mgr: u64) -> Result<()> {
-    let obj = OBJECTS
-        .managers
-        .get(mgr, Some(Kind::Manager))
-        .map_err(|e| match Error::from(e) {
-            Error::Closed(_) => Error::AlreadyClosed(format!(
-                "manager {} was already destroyed",
-                Handle::from_raw(mgr)
-            )),
-            other => other.context("manager"),
-        })?;
+    refuse_inside_close("rm_manager_destroy")?;
+    let obj = get_manager(mgr).map_err(|e| match e {
+        Error::Closed(_) => Error::AlreadyClosed(format!(
+            "manager {} was already destroyed",
+            Handle::from_raw(mgr)
+        )),
+        other => other.context("manager"),
+    })?;
     if !obj.value.lifecycle.begin_close() {
         return Err(Error::AlreadyClosed(format!(
             "manager {} is already being destroyed",
@@ -333,7 +378,7 @@ fn validate_name(name: &str) -> Result<()> {
 
 /// Resolves a handle of this manager's (any state), checking that it belongs to `inner`.
 fn resolve(inner: &ManagerInner, raw: u64, want: Option<Kind>) -> Result<Ref<Entry>> {
-    let entry = OBJECTS.resources.get(raw, want)?;
+    let entry = get_resource(raw, want)?;
     if entry.value.manager != inner.handle {
         return Err(Error::ForeignHandle(format!(
             "{} '{}' ({}) belongs to manager {}, not to manager {}",
@@ -366,7 +411,8 @@ fn register_in(
     validate_name(name)?;
     let mut dep_refs: Vec<Arc<Stored<Entry>>> = Vec::with_capacity(deps.len());
     for (i, &d) in deps.iter().enumerate() {
-        let e = resolve(inner, d, None).map_err(|e| e.context(&format!("dependency {i}")))?;
+        let e = resolve(inner, d, None)
+            .map_err(|e| dependency_error(e).context(&format!("dependency {i}")))?;
         if !dep_refs.iter().any(|x| x.handle == e.handle) {
             dep_refs.push(e.to_arc());
         }
@@ -449,12 +495,21 @@ pub fn check_names_free(mgr: u64, names: &[String]) -> Result<()> {
     })
 }
 
+/// A dependency that is closed and gone is reported like one that is closing.
+fn dependency_error(e: Error) -> Error {
+    match e {
+        Error::Closed(m) => Error::DependencyClosed(m),
+        other => other,
+    }
+}
+
 /// Makes `dependent` depend on `dependency` after both were registered. Refused when it would
 /// make a cycle, when either is closing, or when they belong to different managers.
 pub fn add_dependency(mgr: u64, dependent: u64, dependency: u64) -> Result<()> {
     with_manager(mgr, |inner| {
         let child = resolve(inner, dependent, None).map_err(|e| e.context("dependent"))?;
-        let parent = resolve(inner, dependency, None).map_err(|e| e.context("dependency"))?;
+        let parent = resolve(inner, dependency, None)
+            .map_err(|e| dependency_error(e).context("dependency"))?;
         // A lease on the child for the duration: its native close (which takes its pins) cannot
         // run until the new pin is in place, so the pin is always released.
         let child_lease = acquire(child.to_arc())?;
@@ -558,7 +613,7 @@ pub fn unregister(mgr: u64, raw: u64) -> Result<()> {
 /// operation on a resource.
 #[inline]
 pub fn lease(raw: u64, kind: Kind) -> Result<Lease> {
-    acquire(OBJECTS.resources.get(raw, Some(kind))?)
+    acquire(get_resource(raw, Some(kind))?)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -575,6 +630,7 @@ fn already_closed(e: Error) -> Error {
 /// wait for in-flight operations up to `timeout` (default: the manager's cleanup timeout) and
 /// are forced past it; forced closes return at once. Errors of every resource are aggregated.
 pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> Result<()> {
+    refuse_inside_close("rm_close")?;
     with_manager(mgr, |inner| {
         let target = resolve(inner, raw, None).map_err(already_closed)?;
         if target.value.lifecycle.is_closing() {
@@ -592,14 +648,13 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
                     }
                 }
             }
-            cleanup::dependents_first(&set, |h| {
-                reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone()))
-            })
+            cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())))
         };
         let entries = lookup_all(&order);
         let (outcomes, failures) = cleanup::close_sequence(&entries, mode, Some(deadline));
         note_outcomes(inner, &outcomes);
-        if outcomes.last().map(|(h, o)| (*h, o)) == Some((target.handle, &Outcome::AlreadyClosing)) {
+        if outcomes.last().map(|(h, o)| (*h, o)) == Some((target.handle, &Outcome::AlreadyClosing))
+        {
             return Err(Error::AlreadyClosed(describe_closed(&target)));
         }
         Error::from_failures(failures).map_or(Ok(()), Err)
@@ -608,6 +663,7 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
 
 /// Closes every resource of the manager, dependents first. See [`cleanup_timeout`].
 pub fn cleanup(mgr: u64) -> Result<()> {
+    refuse_inside_close("rm_cleanup")?;
     with_manager(mgr, |inner| {
         cleanup_until(
             inner,
@@ -622,6 +678,7 @@ pub fn cleanup(mgr: u64) -> Result<()> {
 /// in-flight operations until the deadline, then forces what is left and reports what did not
 /// finish by name. Forced: no waiting. Continues past failures and aggregates every error.
 pub fn cleanup_timeout(mgr: u64, timeout: Duration, mode: CloseMode) -> Result<()> {
+    refuse_inside_close("rm_cleanup_timeout")?;
     with_manager(mgr, |inner| {
         cleanup_until(inner, Instant::now() + timeout, mode)
     })
@@ -631,9 +688,7 @@ fn cleanup_until(inner: &Arc<ManagerInner>, deadline: Instant, mode: CloseMode) 
     let order = {
         let reg = inner.registry.lock();
         let set: HashSet<Handle> = reg.nodes.keys().copied().collect();
-        cleanup::dependents_first(&set, |h| {
-            reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone()))
-        })
+        cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())))
     };
     let entries = lookup_all(&order);
     let (outcomes, failures) = cleanup::close_sequence(&entries, mode, Some(deadline));
@@ -645,7 +700,13 @@ fn cleanup_until(inner: &Arc<ManagerInner>, deadline: Instant, mode: CloseMode) 
 fn lookup_all(order: &[Handle]) -> Vec<Arc<Stored<Entry>>> {
     order
         .iter()
-        .filter_map(|h| OBJECTS.resources.get(h.raw(), None).ok().map(|r| r.to_arc()))
+        .filter_map(|h| {
+            OBJECTS
+                .resources
+                .get(h.raw(), None)
+                .ok()
+                .map(|r| r.to_arc())
+        })
         .collect()
 }
 
@@ -676,6 +737,22 @@ pub(crate) fn mark_deferred(entry: &Stored<Entry>) {
     if let Some(inner) = entry.value.owner.upgrade() {
         Metrics::bump(&inner.metrics.deferred);
     }
+}
+
+thread_local! {
+    /// Close callbacks running on this thread (see `refuse_inside_close`).
+    static IN_CLOSE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Close, cleanup and destroy wait for closes to finish; called from inside a close (a close
+/// callback calling back into resman) they would wait for themselves until the deadline.
+fn refuse_inside_close(what: &str) -> Result<()> {
+    if IN_CLOSE.with(|c| c.get()) > 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{what} cannot be called from inside a close callback (it would wait for itself)"
+        )));
+    }
+    Ok(())
 }
 
 thread_local! {
@@ -724,7 +801,10 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
     let error = if unregistering {
         None
     } else {
-        match catch_unwind(AssertUnwindSafe(|| e.resource.close(mode))) {
+        IN_CLOSE.with(|c| c.set(c.get() + 1));
+        let result = catch_unwind(AssertUnwindSafe(|| e.resource.close(mode)));
+        IN_CLOSE.with(|c| c.set(c.get() - 1));
+        match result {
             Ok(Ok(())) => None,
             Ok(Err(msg)) => Some(msg),
             Err(panic) => Some(format!("close panicked: {}", panic_message(&*panic))),

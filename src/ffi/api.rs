@@ -13,7 +13,8 @@ use std::time::Duration;
 /// Largest number of column families `rm_db_open` takes in one call.
 pub const RM_MAX_COLUMN_FAMILIES: usize = 4096;
 /// Longest resource or column-family name, in bytes.
-pub const RM_MAX_NAME_LEN: usize = manager::MAX_NAME_LEN;
+pub const RM_MAX_NAME_LEN: usize = 1024;
+const _: () = assert!(RM_MAX_NAME_LEN == manager::MAX_NAME_LEN);
 /// Largest number of dependencies `rm_register` takes in one call.
 pub const RM_MAX_DEPENDENCIES: usize = 65536;
 
@@ -49,18 +50,20 @@ pub struct rm_db_options {
 /// `context` is the pointer given to `rm_register`. Return 0 on success; on failure return any
 /// other value and optionally write a NUL-terminated message of at most `message_cap` bytes
 /// (including the NUL) into `message`, which is only valid during the call. The callback must
-/// not unwind (throw a C++ exception or panic) across this boundary.
+/// not unwind (throw a C++ exception or panic) across this boundary. It may call resman's data
+/// functions and `rm_register`, but `rm_close`, `rm_close_timeout`, `rm_cleanup`,
+/// `rm_cleanup_timeout` and `rm_manager_destroy` are refused with `RM_ERR_INVALID_ARGUMENT`
+/// from inside a callback (they would wait for the callback itself).
 #[allow(non_camel_case_types)]
 pub type rm_close_fn = Option<
     unsafe extern "C" fn(context: *mut c_void, message: *mut c_char, message_cap: usize) -> i32,
 >;
 
-static VERSION_C: &CStr = match CStr::from_bytes_with_nul(
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-) {
-    Ok(s) => s,
-    Err(_) => panic!("version has no interior NUL"),
-};
+static VERSION_C: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(s) => s,
+        Err(_) => panic!("version has no interior NUL"),
+    };
 
 /// The library version as "MAJOR.MINOR.PATCH". Static storage: do not free. Compare with
 /// `RM_VERSION_STRING` to detect a header/library mismatch. Thread-safe.
@@ -153,7 +156,8 @@ pub unsafe extern "C" fn rm_manager_create(
 /// timeout, forced past it), then the manager itself. The manager handle is dead afterwards,
 /// even when an error is returned (the error lists what did not close cleanly). A second call
 /// returns `RM_ERR_ALREADY_CLOSED`; calls in flight on other threads are waited for (up to the
-/// cleanup timeout), later calls return `RM_ERR_CLOSED`. Thread-safe.
+/// cleanup timeout), later calls return `RM_ERR_CLOSED` (`RM_ERR_STALE_HANDLE` once a newer
+/// manager reuses the slot). Thread-safe.
 ///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
@@ -229,7 +233,9 @@ unsafe fn u64s<'a>(p: *const u64, n: usize, what: &'static str) -> Result<&'a [u
         return Err(Error::NullPointer(what));
     }
     if !p.is_aligned() {
-        return Err(Error::InvalidArgument(format!("{what} is not 8-byte aligned")));
+        return Err(Error::InvalidArgument(format!(
+            "{what} is not 8-byte aligned"
+        )));
     }
     // SAFETY: non-NULL, aligned, `n` readable values per the contract; n is bounded by the
     // callers (RM_MAX_*), far below isize::MAX / 8.
@@ -251,7 +257,9 @@ pub unsafe extern "C" fn rm_add_dependency(
     dependency: u64,
     err: *mut rm_error,
 ) -> rm_result {
-    boundary(err, || manager::add_dependency(manager, dependent, dependency))
+    boundary(err, || {
+        manager::add_dependency(manager, dependent, dependency)
+    })
 }
 
 /// Forgets a resource registered with `rm_register` without calling its close callback: the
@@ -280,7 +288,9 @@ pub unsafe extern "C" fn rm_unregister(manager: u64, handle: u64, err: *mut rm_e
 /// `err` is NULL or points to a writable `rm_error`.
 #[no_mangle]
 pub unsafe extern "C" fn rm_close(manager: u64, handle: u64, err: *mut rm_error) -> rm_result {
-    boundary(err, || manager::close(manager, handle, CloseMode::Graceful, None))
+    boundary(err, || {
+        manager::close(manager, handle, CloseMode::Graceful, None)
+    })
 }
 
 /// Like `rm_close` with an explicit bound. `force` non-zero: do not wait at all: new operations
@@ -421,9 +431,11 @@ pub unsafe extern "C" fn rm_db_options_default(out: *mut rm_db_options) -> rm_re
 /// column family and syncs the WAL. Thread-safe.
 ///
 /// Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
-/// path, empty or repeated column family, too many), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED`
-/// (another process or an open DB holds the directory), `RM_ERR_IO`, `RM_ERR_CORRUPTION`,
-/// `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager destroyed).
+/// path, empty or repeated column family, too many; and RocksDB's refusals of the options: no
+/// DB with create_if_missing 0, a DB with error_if_exists 1, a missing column family with
+/// create_missing_column_families 0), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED` (another
+/// process or an open DB holds the directory), `RM_ERR_IO` (the directory cannot be created
+/// or written), `RM_ERR_CORRUPTION`, `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager destroyed).
 ///
 /// # Safety
 /// `name` and `path` are NUL-terminated strings; `cf_names` points to `n_cfs` NUL-terminated

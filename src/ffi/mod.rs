@@ -99,7 +99,9 @@ pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, what: &'static str) -> 
         return Err(Error::NullPointer(what));
     }
     if len > isize::MAX as usize {
-        return Err(Error::InvalidArgument(format!("{what}: length {len} is too large")));
+        return Err(Error::InvalidArgument(format!(
+            "{what}: length {len} is too large"
+        )));
     }
     // SAFETY: non-NULL, `len` readable bytes per this function's contract, len <= isize::MAX.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
@@ -110,7 +112,11 @@ pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, what: &'static str) -> 
 /// # Safety
 /// When `cap > 0`, `p` points to `cap` writable bytes valid for the call, not aliased by any
 /// other argument.
-pub(crate) unsafe fn buffer<'a>(p: *mut u8, cap: usize, what: &'static str) -> Result<&'a mut [u8]> {
+pub(crate) unsafe fn buffer<'a>(
+    p: *mut u8,
+    cap: usize,
+    what: &'static str,
+) -> Result<&'a mut [u8]> {
     if cap == 0 {
         return Ok(&mut []);
     }
@@ -118,7 +124,9 @@ pub(crate) unsafe fn buffer<'a>(p: *mut u8, cap: usize, what: &'static str) -> R
         return Err(Error::NullPointer(what));
     }
     if cap > isize::MAX as usize {
-        return Err(Error::InvalidArgument(format!("{what}: capacity {cap} is too large")));
+        return Err(Error::InvalidArgument(format!(
+            "{what}: capacity {cap} is too large"
+        )));
     }
     // SAFETY: non-NULL, `cap` writable unaliased bytes per this function's contract.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, cap) })
@@ -209,7 +217,10 @@ mod tests {
                 Err(Error::InvalidUtf8("name"))
             );
             assert_eq!(bytes(std::ptr::null(), 0, "key").unwrap(), &[] as &[u8]);
-            assert_eq!(bytes(std::ptr::null(), 3, "key"), Err(Error::NullPointer("key")));
+            assert_eq!(
+                bytes(std::ptr::null(), 3, "key"),
+                Err(Error::NullPointer("key"))
+            );
             let one = [1u8];
             assert!(matches!(
                 bytes(one.as_ptr(), usize::MAX, "key"),

@@ -148,6 +148,9 @@ impl Resource for CfResource {
 
 fn rocks_error(e: rocksdb::Error) -> Error {
     let msg = e.to_string();
+    if msg.starts_with("Failed to create RocksDB directory") {
+        return Error::Io(msg);
+    }
     match e.kind() {
         ErrorKind::IOError if msg.contains("/LOCK") || msg.contains("lock hold") => Error::Locked(
             format!("{msg} (another process or another open DB holds this directory)"),
@@ -163,13 +166,7 @@ fn rocks_error(e: rocksdb::Error) -> Error {
 /// it as `name` in manager `mgr`, each column family as `name/cf`. Column families that exist
 /// on disk but are not asked for are opened too (RocksDB requires it) but get no handle.
 /// On any failure nothing stays registered or open.
-pub fn open(
-    mgr: u64,
-    name: &str,
-    path: &Path,
-    cfs: &[&str],
-    opts: &DbOptions,
-) -> Result<Opened> {
+pub fn open(mgr: u64, name: &str, path: &Path, cfs: &[&str], opts: &DbOptions) -> Result<Opened> {
     if path.as_os_str().is_empty() {
         return Err(Error::InvalidArgument("path must not be empty".into()));
     }
@@ -196,8 +193,14 @@ pub fn open(
     o.create_missing_column_families(opts.create_missing_column_families);
     o.set_error_if_exists(opts.error_if_exists);
     let mut all_cfs = vec!["default".to_owned()];
-    // No DB there yet is not an error here: open reports it (or creates one).
-    for existing in DB::list_cf(&o, path).unwrap_or_default() {
+    // Only list what is there when there is a DB: rust-rocksdb's list_cf leaks RocksDB's
+    // (empty) result array on its error path. No DB yet is for open to report (or create).
+    let existing = if path.join("CURRENT").exists() {
+        DB::list_cf(&o, path).map_err(rocks_error)?
+    } else {
+        Vec::new()
+    };
+    for existing in existing {
         if !all_cfs.contains(&existing) {
             all_cfs.push(existing);
         }
@@ -241,7 +244,13 @@ pub fn open(
             db: Arc::clone(&inner),
             cf,
         };
-        match manager::register(mgr, cf_name, Kind::ColumnFamily, Box::new(res), &[db_handle]) {
+        match manager::register(
+            mgr,
+            cf_name,
+            Kind::ColumnFamily,
+            Box::new(res),
+            &[db_handle],
+        ) {
             Ok(h) => handles.push(h.raw()),
             Err(e) => {
                 // Roll back: closes the column families registered so far, then the DB.
