@@ -1,0 +1,1247 @@
+/*
+ * C test suite for resman's lifecycle and error contract (include/resman.h).
+ *
+ * Self-contained C11, no framework. Build and run through tests/c/run.sh, which also runs it
+ * under valgrind. Every check counts; the last line is "N passed, M failed" and the exit
+ * status is non-zero when M > 0.
+ *
+ */
+#define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "resman.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Checking                                                                                   */
+
+static int g_passed;
+static int g_failed;
+static const char *g_test = "?";
+
+static void report_error(const rm_error *e) {
+    if (e == NULL) {
+        return;
+    }
+    const char *nul = memchr(e->message, '\0', sizeof e->message);
+    fprintf(stderr, "      rm_error: code %d (%s), message \"%.*s\"\n", (int)e->code,
+            rm_result_str((int32_t)e->code),
+            nul ? (int)(nul - e->message) : (int)sizeof e->message, e->message);
+}
+
+static bool check_impl(bool ok, const char *file, int line, const char *expr, const rm_error *e) {
+    if (ok) {
+        g_passed++;
+        return true;
+    }
+    g_failed++;
+    fprintf(stderr, "FAIL %s:%d [%s]: %s\n", file, line, g_test, expr);
+    report_error(e);
+    return false;
+}
+
+/* The rm_error contract: same code as the return value, NUL-terminated inside the array, and
+ * "" on success. */
+static bool err_consistent(rm_result got, const rm_error *e) {
+    if (e->code != got) {
+        return false;
+    }
+    if (memchr(e->message, '\0', sizeof e->message) == NULL) {
+        return false;
+    }
+    return got != RM_OK || e->message[0] == '\0';
+}
+
+static bool check_rc_impl(rm_result got, rm_result want, const char *file, int line,
+                          const char *expr, const rm_error *e) {
+    bool ok = got == want && err_consistent(got, e);
+    if (ok) {
+        g_passed++;
+        return true;
+    }
+    g_failed++;
+    fprintf(stderr, "FAIL %s:%d [%s]: %s\n      returned %d (%s), expected %d (%s)%s\n", file,
+            line, g_test, expr, (int)got, rm_result_str((int32_t)got), (int)want,
+            rm_result_str((int32_t)want),
+            got == want ? "; rm_error does not match the return value" : "");
+    report_error(e);
+    return false;
+}
+
+/* Every test function declares `rm_error err;`: the checks print it on failure. */
+#define CHECK(cond) check_impl((cond), __FILE__, __LINE__, #cond, &err)
+/* `call` must pass &err: err is scribbled on first, so a call that does not fill it fails. */
+#define CHECK_RC(call, want)                                                                   \
+    (memset(&err, 0x5a, sizeof err),                                                           \
+     check_rc_impl((call), (want), __FILE__, __LINE__, #call, &err))
+
+#define BEGIN_TEST()                                                                           \
+    rm_error err;                                                                              \
+    memset(&err, 0, sizeof err);                                                               \
+    g_test = __func__;                                                                         \
+    fprintf(stderr, "--- %s\n", __func__)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers                                                                                    */
+
+/* A shared record of which resources were closed, in order. */
+#define LOG_MAX 64
+typedef struct {
+    int order[LOG_MAX];
+    int n;
+} close_log;
+
+/* The context of one registered resource. */
+typedef struct {
+    close_log *log;
+    int id;
+    int closes;          /* times the callback ran */
+    int32_t fail_rc;     /* non-zero: the callback fails with this code */
+    const char *fail_msg; /* and writes this message (may be NULL) */
+} tracked;
+
+static int32_t tracked_close(void *context, char *message, size_t message_cap) {
+    tracked *t = context;
+    t->closes++;
+    if (t->log != NULL && t->log->n < LOG_MAX) {
+        t->log->order[t->log->n++] = t->id;
+    }
+    if (t->fail_rc != 0) {
+        if (t->fail_msg != NULL && message != NULL && message_cap > 0) {
+            snprintf(message, message_cap, "%s", t->fail_msg);
+        }
+        return t->fail_rc;
+    }
+    return 0;
+}
+
+static void tracked_init(tracked *t, close_log *log, int id) {
+    memset(t, 0, sizeof *t);
+    t->log = log;
+    t->id = id;
+}
+
+/* Position of `id` in the log, -1 if absent. */
+static int log_pos(const close_log *log, int id) {
+    for (int i = 0; i < log->n; i++) {
+        if (log->order[i] == id) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int32_t noop_close(void *context, char *message, size_t message_cap) {
+    (void)context;
+    (void)message;
+    (void)message_cap;
+    return 0;
+}
+
+/* Bits 5..15 of a handle: the tag of the table that issued it (see src/handle.rs). */
+static unsigned handle_tag(uint64_t h) { return (unsigned)((h >> 5) & 0x3ff); }
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_rf(const char *dir) {
+    if (dir != NULL && dir[0] != '\0') {
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+#define MAX_TMPDIRS 8
+static char g_tmpdirs[MAX_TMPDIRS][64];
+static int g_ntmpdirs;
+
+/* A fresh empty directory under /tmp, removed at the end of main. */
+static const char *make_tmpdir(void) {
+    if (g_ntmpdirs == MAX_TMPDIRS) {
+        return NULL;
+    }
+    char *d = g_tmpdirs[g_ntmpdirs];
+    snprintf(d, sizeof g_tmpdirs[0], "/tmp/resman-ctest-XXXXXX");
+    if (mkdtemp(d) == NULL) {
+        perror("mkdtemp");
+        return NULL;
+    }
+    g_ntmpdirs++;
+    return d;
+}
+
+static const uint8_t *B(const char *s) { return (const uint8_t *)s; }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tests                                                                                      */
+
+static void test_version(void) {
+    BEGIN_TEST();
+    CHECK(rm_version() != NULL);
+    CHECK(strcmp(rm_version(), RM_VERSION_STRING) == 0);
+    CHECK(rm_version_number() == RM_VERSION_NUMBER);
+    CHECK(RM_VERSION_NUMBER == RM_VERSION_MAJOR * 10000 + RM_VERSION_MINOR * 100 + RM_VERSION_PATCH);
+    const char *unknown = "unknown result code";
+    for (int32_t c = 0; c <= 25; c++) {
+        const char *s = rm_result_str(c);
+        if (!CHECK(s != NULL && s[0] != '\0' && strcmp(s, unknown) != 0)) {
+            fprintf(stderr, "      code %d\n", (int)c);
+        }
+    }
+    CHECK(strcmp(rm_result_str(RM_OK), "ok") == 0);
+    CHECK(strcmp(rm_result_str(26), unknown) == 0);
+    CHECK(strcmp(rm_result_str(9999), unknown) == 0);
+    CHECK(strcmp(rm_result_str(-1), unknown) == 0);
+    CHECK(strcmp(rm_result_str(INT32_MIN), unknown) == 0);
+    CHECK(strcmp(rm_result_str(INT32_MAX), unknown) == 0);
+}
+
+static void test_manager_create_destroy(void) {
+    BEGIN_TEST();
+    uint64_t m1 = 0, m2 = 0, m3 = 0;
+
+    CHECK_RC(rm_manager_create(NULL, &m1, &err), RM_OK);
+    CHECK(m1 != 0);
+
+    rm_config cfg;
+    memset(&cfg, 0xff, sizeof cfg);
+    CHECK(rm_config_default(&cfg) == RM_OK);
+    CHECK(cfg.cleanup_timeout_ms == 30000);
+    CHECK(rm_config_default(NULL) == RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_manager_create(&cfg, &m2, &err), RM_OK);
+    CHECK(m2 != 0 && m2 != m1);
+
+    rm_config zero = cfg;
+    zero.cleanup_timeout_ms = 0;
+    CHECK_RC(rm_manager_create(&zero, &m3, &err), RM_ERR_INVALID_ARGUMENT);
+    CHECK_RC(rm_manager_create(NULL, NULL, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_manager_create(&cfg, NULL, &err), RM_ERR_NULL_POINTER);
+    /* err may be NULL. */
+    CHECK(rm_manager_create(NULL, NULL, NULL) == RM_ERR_NULL_POINTER);
+
+    /* A manager handle is not a resource handle. */
+    CHECK_RC(rm_close(m1, m2, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_unregister(m1, m2, &err), RM_ERR_WRONG_KIND);
+    /* 0 and a resource table number are not managers. */
+    CHECK_RC(rm_cleanup(0, &err), RM_ERR_INVALID_HANDLE);
+    CHECK_RC(rm_manager_destroy(0, &err), RM_ERR_INVALID_HANDLE);
+
+    /* Destroy twice; later calls on the dead manager. No manager is created in between, so
+     * the dead handle's slot is not reused (which would make it STALE instead). */
+    CHECK_RC(rm_manager_destroy(m2, &err), RM_OK);
+    CHECK_RC(rm_manager_destroy(m2, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK(rm_manager_destroy(m2, NULL) == RM_ERR_ALREADY_CLOSED);
+
+    tracked t;
+    tracked_init(&t, NULL, 1);
+    uint64_t h = 12345;
+    CHECK_RC(rm_register(m2, "x", tracked_close, &t, NULL, 0, &h, &err), RM_ERR_CLOSED);
+    CHECK(h == 12345);
+    CHECK_RC(rm_cleanup(m2, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_cleanup_timeout(m2, 10, false, &err), RM_ERR_CLOSED);
+    size_t len = 0;
+    CHECK_RC(rm_status(m2, NULL, 0, &len, &err), RM_ERR_CLOSED);
+
+    /* Resource calls on a dead manager: the manager is checked first. */
+    uint64_t r = 0;
+    CHECK_RC(rm_register(m1, "r", tracked_close, &t, NULL, 0, &r, &err), RM_OK);
+    CHECK_RC(rm_close(m2, r, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_close_timeout(m2, r, 10, true, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_unregister(m2, r, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_add_dependency(m2, r, r, &err), RM_ERR_CLOSED);
+    uint64_t db = 0, cf = 0;
+    const char *cfn[] = {"default"};
+    CHECK_RC(rm_db_open(m2, "db", "/tmp/resman-ctest-never-created", NULL, cfn, 1, &db, &cf, &err),
+             RM_ERR_CLOSED);
+    CHECK(access("/tmp/resman-ctest-never-created", F_OK) != 0);
+    CHECK(t.closes == 0);
+
+    /* Destroy closes what the manager still owns. */
+    CHECK_RC(rm_manager_destroy(m1, &err), RM_OK);
+    CHECK(t.closes == 1);
+    CHECK_RC(rm_manager_destroy(m1, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close(m1, r, &err), RM_ERR_CLOSED);
+}
+
+/* Manager slots are reused FIFO too: once a new manager takes a destroyed manager's slot, the
+ * old handle is STALE (the header's general rule), no longer ALREADY_CLOSED / CLOSED (what
+ * rm_manager_destroy's own text says). With one manager at a time that is the very next
+ * rm_manager_create. */
+static void test_manager_handle_reuse(void) {
+    BEGIN_TEST();
+    uint64_t old = 0;
+    CHECK_RC(rm_manager_create(NULL, &old, &err), RM_OK);
+    CHECK_RC(rm_manager_destroy(old, &err), RM_OK);
+    int iterations = 0, unexpected = 0;
+    rm_result rc = RM_ERR_ALREADY_CLOSED;
+    uint64_t taker = 0;
+    while (iterations < 100000) {
+        uint64_t m = 0;
+        if (rm_manager_create(NULL, &m, &err) != RM_OK) {
+            CHECK(!"rm_manager_create in the reuse loop failed");
+            break;
+        }
+        iterations++;
+        rc = rm_manager_destroy(old, &err);
+        if (rc == RM_ERR_STALE_HANDLE) {
+            taker = m;
+            break;
+        }
+        if (rc != RM_ERR_ALREADY_CLOSED) {
+            unexpected++;
+        }
+        rm_manager_destroy(m, NULL);
+    }
+    fprintf(stderr, "      the dead manager's slot was reused after %d create(s)\n", iterations);
+    CHECK(unexpected == 0);
+    CHECK(rc == RM_ERR_STALE_HANDLE);
+    uint64_t h = 0;
+    CHECK_RC(rm_register(old, "x", noop_close, NULL, NULL, 0, &h, &err), RM_ERR_STALE_HANDLE);
+    CHECK_RC(rm_cleanup(old, &err), RM_ERR_STALE_HANDLE);
+    /* The new manager is unaffected. */
+    CHECK_RC(rm_register(taker, "x", noop_close, NULL, NULL, 0, &h, &err), RM_OK);
+    CHECK_RC(rm_close(old, h, &err), RM_ERR_STALE_HANDLE);
+    CHECK_RC(rm_manager_destroy(taker, &err), RM_OK);
+}
+
+static void test_register_close_basic(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    uint64_t live0 = rm_live_objects();
+
+    close_log log = {{0}, 0};
+    tracked a, b;
+    tracked_init(&a, &log, 1);
+    tracked_init(&b, &log, 2);
+    uint64_t ha = 0, hb = 0;
+    CHECK_RC(rm_register(m, "a", tracked_close, &a, NULL, 0, &ha, &err), RM_OK);
+    CHECK_RC(rm_register(m, "b", tracked_close, &b, NULL, 0, &hb, &err), RM_OK);
+    CHECK(ha != 0 && hb != 0 && ha != hb);
+    CHECK(rm_live_objects() == live0 + 2);
+
+    /* Close a: the callback runs once; a second close is ALREADY_CLOSED and runs nothing. */
+    CHECK_RC(rm_close(m, ha, &err), RM_OK);
+    CHECK(a.closes == 1 && b.closes == 0);
+    CHECK(log.n == 1 && log.order[0] == 1);
+    CHECK_RC(rm_close(m, ha, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK(rm_close(m, ha, NULL) == RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close_timeout(m, ha, 0, true, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_unregister(m, ha, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK(a.closes == 1);
+    CHECK(rm_live_objects() == live0 + 1);
+
+    /* The name is free again once the resource is closed. */
+    tracked a2;
+    tracked_init(&a2, &log, 3);
+    uint64_t ha2 = 0;
+    CHECK_RC(rm_register(m, "a", tracked_close, &a2, NULL, 0, &ha2, &err), RM_OK);
+    CHECK(ha2 != ha);
+
+    /* A forced close with nothing in flight closes at once. */
+    CHECK_RC(rm_close_timeout(m, hb, 0, true, &err), RM_OK);
+    CHECK(b.closes == 1);
+
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+    CHECK(a.closes == 1 && b.closes == 1 && a2.closes == 1);
+    CHECK(rm_live_objects() == live0);
+}
+
+static void test_close_failure(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+
+    tracked f;
+    tracked_init(&f, NULL, 1);
+    f.fail_rc = 7;
+    f.fail_msg = "disk on fire";
+    uint64_t h = 0;
+    CHECK_RC(rm_register(m, "flaky-file", tracked_close, &f, NULL, 0, &h, &err), RM_OK);
+    CHECK_RC(rm_close(m, h, &err), RM_ERR_CLOSE_FAILED);
+    CHECK(strstr(err.message, "disk on fire") != NULL);
+    CHECK(strstr(err.message, "flaky-file") != NULL);
+    CHECK(f.closes == 1);
+    /* Dead whatever the result: never called again. */
+    CHECK_RC(rm_close(m, h, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_cleanup(m, &err), RM_OK);
+    CHECK(f.closes == 1);
+
+    /* A failing callback that writes no message still fails, with the code in the text. */
+    tracked g;
+    tracked_init(&g, NULL, 2);
+    g.fail_rc = -3;
+    CHECK_RC(rm_register(m, "silent", tracked_close, &g, NULL, 0, &h, &err), RM_OK);
+    CHECK_RC(rm_close(m, h, &err), RM_ERR_CLOSE_FAILED);
+    CHECK(strstr(err.message, "silent") != NULL);
+    CHECK(strstr(err.message, "-3") != NULL);
+    CHECK(g.closes == 1);
+
+    /* A message as long as the buffer given to the callback: cut, still NUL-terminated. */
+    static char big[2048];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    tracked l;
+    tracked_init(&l, NULL, 3);
+    l.fail_rc = 1;
+    l.fail_msg = big;
+    CHECK_RC(rm_register(m, "long", tracked_close, &l, NULL, 0, &h, &err), RM_OK);
+    CHECK_RC(rm_close(m, h, &err), RM_ERR_CLOSE_FAILED);
+    CHECK(strlen(err.message) == RM_ERROR_MESSAGE_MAX - 1);
+    CHECK(l.closes == 1);
+
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+    CHECK(f.closes == 1 && g.closes == 1 && l.closes == 1);
+}
+
+static void test_register_argument_errors(void) {
+    BEGIN_TEST();
+    uint64_t m = 0, other = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    CHECK_RC(rm_manager_create(NULL, &other, &err), RM_OK);
+    uint64_t live0 = rm_live_objects();
+
+    tracked t;
+    tracked_init(&t, NULL, 1);
+    uint64_t h = 777;
+
+    CHECK_RC(rm_register(m, NULL, tracked_close, &t, NULL, 0, &h, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_register(m, "n", NULL, &t, NULL, 0, &h, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_register(m, "n", tracked_close, &t, NULL, 0, NULL, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_register(m, "n", tracked_close, &t, NULL, 1, &h, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_register(m, "", tracked_close, &t, NULL, 0, &h, &err), RM_ERR_INVALID_ARGUMENT);
+    CHECK_RC(rm_register(m, "\xff\xfe", tracked_close, &t, NULL, 0, &h, &err),
+             RM_ERR_INVALID_UTF8);
+    static char longname[1026];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    CHECK_RC(rm_register(m, longname, tracked_close, &t, NULL, 0, &h, &err),
+             RM_ERR_INVALID_ARGUMENT);
+    longname[1024] = '\0'; /* 1024 bytes: the limit in src/manager.rs, accepted */
+    uint64_t hl = 0;
+    CHECK_RC(rm_register(m, longname, noop_close, NULL, NULL, 0, &hl, &err), RM_OK);
+    CHECK_RC(rm_close(m, hl, &err), RM_OK);
+    /* The context is never dereferenced: NULL is fine. */
+    CHECK_RC(rm_register(m, "null-context", noop_close, NULL, NULL, 0, &hl, &err), RM_OK);
+    CHECK_RC(rm_close(m, hl, &err), RM_OK);
+
+    /* Too many dependencies: refused before the list is read. */
+    uint64_t one = 0;
+    CHECK_RC(rm_register(m, "many", tracked_close, &t, &one, (size_t)RM_MAX_DEPENDENCIES + 1, &h,
+                         &err),
+             RM_ERR_INVALID_ARGUMENT);
+
+    CHECK(h == 777);
+    CHECK(rm_live_objects() == live0);
+
+    /* Duplicate name. */
+    uint64_t a = 0;
+    CHECK_RC(rm_register(m, "dup", tracked_close, &t, NULL, 0, &a, &err), RM_OK);
+    CHECK_RC(rm_register(m, "dup", tracked_close, &t, NULL, 0, &h, &err), RM_ERR_DUPLICATE_NAME);
+    CHECK(strstr(err.message, "dup") != NULL);
+    /* Names are per manager. */
+    uint64_t o = 0;
+    CHECK_RC(rm_register(other, "dup", noop_close, NULL, NULL, 0, &o, &err), RM_OK);
+
+    /* Bad dependencies. */
+    uint64_t deps[2];
+    deps[0] = 0;
+    CHECK_RC(rm_register(m, "d0", tracked_close, &t, deps, 1, &h, &err), RM_ERR_INVALID_HANDLE);
+    /* Arbitrary numbers: never issued, whatever table tag their bits happen to carry. */
+    uint64_t junk[] = {UINT64_C(0x123456789abcdef), UINT64_MAX, UINT64_C(0xdeadbeef),
+                       UINT64_C(1) << 40};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        deps[0] = junk[i];
+        if (!CHECK_RC(rm_register(m, "dj", tracked_close, &t, deps, 1, &h, &err),
+                      RM_ERR_INVALID_HANDLE)) {
+            fprintf(stderr, "      dependency %#" PRIx64 "\n", junk[i]);
+        }
+        CHECK_RC(rm_close(m, junk[i], &err), RM_ERR_INVALID_HANDLE);
+        CHECK_RC(rm_put(junk[i], B("k"), 1, B("v"), 1, &err), RM_ERR_INVALID_HANDLE);
+    }
+    /* One good dependency and one bad one: nothing is registered, the good one is not pinned. */
+    deps[0] = a;
+    deps[1] = 0;
+    CHECK_RC(rm_register(m, "d2", tracked_close, &t, deps, 2, &h, &err), RM_ERR_INVALID_HANDLE);
+    CHECK(strstr(err.message, "dependency 1") != NULL);
+    /* A dependency listed twice is fine. */
+    deps[1] = a;
+    uint64_t twice = 0;
+    CHECK_RC(rm_register(m, "twice", noop_close, NULL, deps, 2, &twice, &err), RM_OK);
+    CHECK_RC(rm_close(m, twice, &err), RM_OK);
+
+    /* A dependency in another manager. */
+    deps[0] = o;
+    CHECK_RC(rm_register(m, "df", tracked_close, &t, deps, 1, &h, &err), RM_ERR_FOREIGN_HANDLE);
+    /* Closing, unregistering, linking another manager's resource. */
+    CHECK_RC(rm_close(m, o, &err), RM_ERR_FOREIGN_HANDLE);
+    CHECK_RC(rm_close_timeout(m, o, 0, true, &err), RM_ERR_FOREIGN_HANDLE);
+    CHECK_RC(rm_unregister(m, o, &err), RM_ERR_FOREIGN_HANDLE);
+    CHECK_RC(rm_add_dependency(m, a, o, &err), RM_ERR_FOREIGN_HANDLE);
+    CHECK_RC(rm_add_dependency(m, o, a, &err), RM_ERR_FOREIGN_HANDLE);
+
+    /* Kinds: a manager handle where a resource goes, and the reverse. */
+    CHECK_RC(rm_put(m, B("k"), 1, B("v"), 1, &err), RM_ERR_WRONG_KIND);
+    size_t len = 0;
+    uint8_t buf[8];
+    CHECK_RC(rm_get(m, B("k"), 1, buf, sizeof buf, &len, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_delete(m, B("k"), 1, &err), RM_ERR_WRONG_KIND);
+    deps[0] = m;
+    CHECK_RC(rm_register(m, "dm", tracked_close, &t, deps, 1, &h, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_register(a, "ra", tracked_close, &t, NULL, 0, &h, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_cleanup(a, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_manager_destroy(a, &err), RM_ERR_WRONG_KIND);
+    /* A foreign resource where a column family goes. */
+    CHECK_RC(rm_put(a, B("k"), 1, B("v"), 1, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_get(a, B("k"), 1, buf, sizeof buf, &len, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_delete(a, B("k"), 1, &err), RM_ERR_WRONG_KIND);
+
+    /* None of the failed registrations left anything behind or called anything. */
+    CHECK(h == 777);
+    CHECK(t.closes == 0);
+    CHECK(rm_live_objects() == live0 + 2);
+
+    /* A dependency that is closed (and removed). The header: RM_ERR_DEPENDENCY_CLOSED "A
+     * dependency is closing or closed"; rm_register documents RM_ERR_CLOSED only for a
+     * destroyed manager. */
+    uint64_t dead = 0;
+    CHECK_RC(rm_register(m, "dead", noop_close, NULL, NULL, 0, &dead, &err), RM_OK);
+    CHECK_RC(rm_close(m, dead, &err), RM_OK);
+    deps[0] = dead;
+    CHECK_RC(rm_register(m, "on-dead", tracked_close, &t, deps, 1, &h, &err),
+             RM_ERR_DEPENDENCY_CLOSED);
+    CHECK_RC(rm_add_dependency(m, a, dead, &err), RM_ERR_DEPENDENCY_CLOSED);
+    /* A closed dependent: RM_ERR_CLOSED, as documented. */
+    CHECK_RC(rm_add_dependency(m, dead, a, &err), RM_ERR_CLOSED);
+    CHECK(h == 777 && t.closes == 0);
+
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+    CHECK(t.closes == 1); /* "dup" */
+    CHECK_RC(rm_manager_destroy(other, &err), RM_OK);
+    CHECK(rm_live_objects() == live0);
+}
+
+/* Numbers that were never issued but carry a live table's tag. */
+static void test_forged_handles(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    uint64_t a = 0, h = 0;
+    CHECK_RC(rm_register(m, "a", noop_close, NULL, NULL, 0, &a, &err), RM_OK);
+
+    /* Resource table tag, unknown kind bits (31) or a huge slot index. */
+    uint64_t res_tag = (uint64_t)handle_tag(a) << 5;
+    uint64_t forged_res_kind = res_tag | 31u | (UINT64_C(1) << 35);
+    uint64_t forged_res_index = (a & ~(UINT64_C(0xfffff) << 15)) | (UINT64_C(0xfffff) << 15);
+    uint64_t forged_res_gen = a + (UINT64_C(100) << 35);
+    uint64_t forged_res_kind2 = (a & ~UINT64_C(31)) | 3u; /* a's slot, column-family kind */
+    uint64_t fr[] = {forged_res_kind, forged_res_index, forged_res_gen, forged_res_kind2};
+    for (size_t i = 0; i < sizeof fr / sizeof fr[0]; i++) {
+        uint64_t deps[1] = {fr[i]};
+        if (!CHECK_RC(rm_register(m, "f", noop_close, NULL, deps, 1, &h, &err),
+                      RM_ERR_INVALID_HANDLE) ||
+            !CHECK_RC(rm_close(m, fr[i], &err), RM_ERR_INVALID_HANDLE)) {
+            fprintf(stderr, "      forged %#" PRIx64 " (real %#" PRIx64 ")\n", fr[i], a);
+        }
+    }
+
+    /* Manager table tag with unknown kind bits: never issued, so INVALID_HANDLE per the header
+     * ("the handle is 0, or was never issued (a random or corrupted number)"); WRONG_KIND is
+     * "valid but names another kind of object". */
+    uint64_t forged_mgr = ((uint64_t)handle_tag(m) << 5) | 31u | (UINT64_C(1) << 35);
+    uint64_t deps[1] = {forged_mgr};
+    CHECK_RC(rm_register(m, "g", noop_close, NULL, deps, 1, &h, &err), RM_ERR_INVALID_HANDLE);
+    CHECK_RC(rm_put(forged_mgr, B("k"), 1, B("v"), 1, &err), RM_ERR_INVALID_HANDLE);
+    /* And the same for a resource-table-tagged number with bad kind bits given as manager. */
+    CHECK_RC(rm_cleanup(forged_res_kind, &err), RM_ERR_INVALID_HANDLE);
+
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+}
+
+static void test_cleanup_order(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+
+    /* A <- B <- C (C depends on B, B on A), D independent. */
+    close_log log = {{0}, 0};
+    tracked A, Bt, C, D;
+    tracked_init(&A, &log, 'A');
+    tracked_init(&Bt, &log, 'B');
+    tracked_init(&C, &log, 'C');
+    tracked_init(&D, &log, 'D');
+    uint64_t ha = 0, hb = 0, hc = 0, hd = 0;
+    CHECK_RC(rm_register(m, "A", tracked_close, &A, NULL, 0, &ha, &err), RM_OK);
+    CHECK_RC(rm_register(m, "B", tracked_close, &Bt, &ha, 1, &hb, &err), RM_OK);
+    CHECK_RC(rm_register(m, "C", tracked_close, &C, &hb, 1, &hc, &err), RM_OK);
+    CHECK_RC(rm_register(m, "D", tracked_close, &D, NULL, 0, &hd, &err), RM_OK);
+
+    CHECK_RC(rm_cleanup(m, &err), RM_OK);
+    CHECK(log.n == 4);
+    CHECK(log_pos(&log, 'C') >= 0 && log_pos(&log, 'C') < log_pos(&log, 'B'));
+    CHECK(log_pos(&log, 'B') >= 0 && log_pos(&log, 'B') < log_pos(&log, 'A'));
+    CHECK(log_pos(&log, 'D') >= 0);
+    /* Header: among independent resources the most recently registered first. D (newest) and
+     * C (newest of its chain) are both ready at the start: D goes first. */
+    CHECK(log.order[0] == 'D');
+    CHECK(A.closes == 1 && Bt.closes == 1 && C.closes == 1 && D.closes == 1);
+    CHECK_RC(rm_close(m, ha, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close(m, hb, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close(m, hc, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close(m, hd, &err), RM_ERR_ALREADY_CLOSED);
+    /* The manager stays usable; a second cleanup has nothing to do. */
+    CHECK_RC(rm_cleanup(m, &err), RM_OK);
+    CHECK(log.n == 4);
+
+    /* rm_close(A) closes C, then B, then A; D is left alone. */
+    log.n = 0;
+    tracked_init(&A, &log, 'A');
+    tracked_init(&Bt, &log, 'B');
+    tracked_init(&C, &log, 'C');
+    tracked_init(&D, &log, 'D');
+    CHECK_RC(rm_register(m, "A", tracked_close, &A, NULL, 0, &ha, &err), RM_OK);
+    CHECK_RC(rm_register(m, "B", tracked_close, &Bt, &ha, 1, &hb, &err), RM_OK);
+    CHECK_RC(rm_register(m, "C", tracked_close, &C, &hb, 1, &hc, &err), RM_OK);
+    CHECK_RC(rm_register(m, "D", tracked_close, &D, NULL, 0, &hd, &err), RM_OK);
+    CHECK_RC(rm_close(m, ha, &err), RM_OK);
+    CHECK(log.n == 3 && log.order[0] == 'C' && log.order[1] == 'B' && log.order[2] == 'A');
+    CHECK(D.closes == 0);
+    CHECK_RC(rm_close(m, hc, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close(m, hb, &err), RM_ERR_ALREADY_CLOSED);
+
+    /* Closing the middle of a chain leaves what it depends on open. */
+    log.n = 0;
+    tracked_init(&A, &log, 'A');
+    tracked_init(&Bt, &log, 'B');
+    tracked_init(&C, &log, 'C');
+    CHECK_RC(rm_register(m, "A", tracked_close, &A, NULL, 0, &ha, &err), RM_OK);
+    CHECK_RC(rm_register(m, "B", tracked_close, &Bt, &ha, 1, &hb, &err), RM_OK);
+    CHECK_RC(rm_register(m, "C", tracked_close, &C, &hb, 1, &hc, &err), RM_OK);
+    CHECK_RC(rm_close(m, hb, &err), RM_OK);
+    CHECK(log.n == 2 && log.order[0] == 'C' && log.order[1] == 'B' && A.closes == 0);
+
+    /* Diamond: B and C depend on A, E depends on both. Destroy closes it all, in order. */
+    tracked E;
+    tracked_init(&Bt, &log, 'b');
+    tracked_init(&C, &log, 'c');
+    tracked_init(&E, &log, 'e');
+    uint64_t he = 0, two[2];
+    CHECK_RC(rm_register(m, "b", tracked_close, &Bt, &ha, 1, &hb, &err), RM_OK);
+    CHECK_RC(rm_register(m, "c", tracked_close, &C, &ha, 1, &hc, &err), RM_OK);
+    two[0] = hb;
+    two[1] = hc;
+    CHECK_RC(rm_register(m, "e", tracked_close, &E, two, 2, &he, &err), RM_OK);
+    log.n = 0;
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+    CHECK(log.n == 5);
+    CHECK(log_pos(&log, 'e') >= 0 && log_pos(&log, 'e') < log_pos(&log, 'b'));
+    CHECK(log_pos(&log, 'e') < log_pos(&log, 'c'));
+    CHECK(log_pos(&log, 'b') < log_pos(&log, 'A') && log_pos(&log, 'c') < log_pos(&log, 'A'));
+    CHECK(log_pos(&log, 'D') >= 0);
+    CHECK(A.closes == 1 && Bt.closes == 1 && C.closes == 1 && D.closes == 1 && E.closes == 1);
+}
+
+static void test_cleanup_continues_past_failures(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+
+    /* One failure among five, in the middle of a chain: r0 <- r1(fails) <- r2, r3, r4. */
+    close_log log = {{0}, 0};
+    tracked r[5];
+    uint64_t h[5];
+    const char *names[5] = {"r0", "r1-broken", "r2", "r3", "r4"};
+    for (int i = 0; i < 5; i++) {
+        tracked_init(&r[i], &log, i);
+    }
+    r[1].fail_rc = 42;
+    r[1].fail_msg = "r1 could not close";
+    CHECK_RC(rm_register(m, names[0], tracked_close, &r[0], NULL, 0, &h[0], &err), RM_OK);
+    CHECK_RC(rm_register(m, names[1], tracked_close, &r[1], &h[0], 1, &h[1], &err), RM_OK);
+    CHECK_RC(rm_register(m, names[2], tracked_close, &r[2], &h[1], 1, &h[2], &err), RM_OK);
+    CHECK_RC(rm_register(m, names[3], tracked_close, &r[3], NULL, 0, &h[3], &err), RM_OK);
+    CHECK_RC(rm_register(m, names[4], tracked_close, &r[4], NULL, 0, &h[4], &err), RM_OK);
+    CHECK_RC(rm_cleanup(m, &err), RM_ERR_CLOSE_FAILED);
+    CHECK(strstr(err.message, "r1-broken") != NULL);
+    CHECK(strstr(err.message, "r1 could not close") != NULL);
+    for (int i = 0; i < 5; i++) {
+        if (!CHECK(r[i].closes == 1)) {
+            fprintf(stderr, "      resource %s closed %d times\n", names[i], r[i].closes);
+        }
+    }
+    CHECK(log.n == 5 && log_pos(&log, 2) < log_pos(&log, 1) && log_pos(&log, 1) < log_pos(&log, 0));
+    for (int i = 0; i < 5; i++) {
+        CHECK_RC(rm_close(m, h[i], &err), RM_ERR_ALREADY_CLOSED);
+    }
+    CHECK_RC(rm_cleanup(m, &err), RM_OK);
+
+    /* Several failures: CLEANUP_FAILED naming each; the others still run once. */
+    log.n = 0;
+    for (int i = 0; i < 5; i++) {
+        tracked_init(&r[i], &log, i);
+    }
+    r[0].fail_rc = 1;
+    r[0].fail_msg = "zero failed";
+    r[3].fail_rc = 3;
+    r[3].fail_msg = "three failed";
+    const char *names2[5] = {"s0-broken", "s1", "s2", "s3-broken", "s4"};
+    for (int i = 0; i < 5; i++) {
+        CHECK_RC(rm_register(m, names2[i], tracked_close, &r[i], i == 2 ? &h[0] : NULL,
+                             i == 2 ? 1 : 0, &h[i], &err),
+                 RM_OK);
+    }
+    CHECK_RC(rm_cleanup(m, &err), RM_ERR_CLEANUP_FAILED);
+    CHECK(strstr(err.message, "s0-broken") != NULL);
+    CHECK(strstr(err.message, "s3-broken") != NULL);
+    CHECK(strstr(err.message, "zero failed") != NULL);
+    CHECK(strstr(err.message, "three failed") != NULL);
+    CHECK(strstr(err.message, "s1") == NULL && strstr(err.message, "s4") == NULL);
+    for (int i = 0; i < 5; i++) {
+        CHECK(r[i].closes == 1);
+    }
+    CHECK(log_pos(&log, 2) < log_pos(&log, 0));
+
+    /* rm_close of a resource whose dependent fails: the dependency still closes. */
+    log.n = 0;
+    for (int i = 0; i < 2; i++) {
+        tracked_init(&r[i], &log, i);
+    }
+    r[1].fail_rc = 9;
+    r[1].fail_msg = "child failed";
+    CHECK_RC(rm_register(m, "parent", tracked_close, &r[0], NULL, 0, &h[0], &err), RM_OK);
+    CHECK_RC(rm_register(m, "child", tracked_close, &r[1], &h[0], 1, &h[1], &err), RM_OK);
+    CHECK_RC(rm_close(m, h[0], &err), RM_ERR_CLOSE_FAILED);
+    CHECK(strstr(err.message, "child failed") != NULL);
+    CHECK(r[0].closes == 1 && r[1].closes == 1);
+    CHECK(log.n == 2 && log.order[0] == 1 && log.order[1] == 0);
+
+    /* Destroy reports failures too, and the manager is dead anyway. */
+    tracked x;
+    tracked_init(&x, NULL, 0);
+    x.fail_rc = 5;
+    x.fail_msg = "x failed at destroy";
+    CHECK_RC(rm_register(m, "x", tracked_close, &x, NULL, 0, &h[0], &err), RM_OK);
+    CHECK_RC(rm_manager_destroy(m, &err), RM_ERR_CLOSE_FAILED);
+    CHECK(strstr(err.message, "x failed at destroy") != NULL);
+    CHECK(x.closes == 1);
+    CHECK_RC(rm_manager_destroy(m, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_cleanup(m, &err), RM_ERR_CLOSED);
+}
+
+static void test_add_dependency(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    close_log log = {{0}, 0};
+    tracked A, Bt, C;
+    tracked_init(&A, &log, 'A');
+    tracked_init(&Bt, &log, 'B');
+    tracked_init(&C, &log, 'C');
+    uint64_t ha = 0, hb = 0, hc = 0;
+    CHECK_RC(rm_register(m, "A", tracked_close, &A, NULL, 0, &ha, &err), RM_OK);
+    CHECK_RC(rm_register(m, "B", tracked_close, &Bt, NULL, 0, &hb, &err), RM_OK);
+    CHECK_RC(rm_register(m, "C", tracked_close, &C, NULL, 0, &hc, &err), RM_OK);
+
+    CHECK_RC(rm_add_dependency(m, ha, ha, &err), RM_ERR_CYCLE);
+    CHECK_RC(rm_add_dependency(m, ha, hb, &err), RM_OK); /* A depends on B */
+    CHECK_RC(rm_add_dependency(m, ha, hb, &err), RM_OK); /* again: no-op */
+    CHECK_RC(rm_add_dependency(m, hb, ha, &err), RM_ERR_CYCLE);
+    CHECK(strstr(err.message, "'A'") != NULL && strstr(err.message, "'B'") != NULL);
+    CHECK_RC(rm_add_dependency(m, hb, hc, &err), RM_OK); /* B depends on C */
+    CHECK_RC(rm_add_dependency(m, hc, ha, &err), RM_ERR_CYCLE); /* C -> A -> B -> C */
+    CHECK_RC(rm_add_dependency(m, 0, ha, &err), RM_ERR_INVALID_HANDLE);
+    CHECK_RC(rm_add_dependency(m, ha, 0, &err), RM_ERR_INVALID_HANDLE);
+
+    /* The added edges order closes: closing C closes A, then B, then C. */
+    CHECK_RC(rm_close(m, hc, &err), RM_OK);
+    CHECK(log.n == 3 && log.order[0] == 'A' && log.order[1] == 'B' && log.order[2] == 'C');
+    CHECK(A.closes == 1 && Bt.closes == 1 && C.closes == 1);
+
+    /* An added dependency blocks unregistering the dependency. */
+    uint64_t hx = 0, hy = 0;
+    CHECK_RC(rm_register(m, "X", noop_close, NULL, NULL, 0, &hx, &err), RM_OK);
+    CHECK_RC(rm_register(m, "Y", noop_close, NULL, NULL, 0, &hy, &err), RM_OK);
+    CHECK_RC(rm_add_dependency(m, hy, hx, &err), RM_OK);
+    CHECK_RC(rm_unregister(m, hx, &err), RM_ERR_HAS_DEPENDENTS);
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+}
+
+static void test_unregister(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    uint64_t live0 = rm_live_objects();
+    tracked u, p, c;
+    tracked_init(&u, NULL, 1);
+    tracked_init(&p, NULL, 2);
+    tracked_init(&c, NULL, 3);
+    uint64_t hu = 0, hp = 0, hc = 0;
+    CHECK_RC(rm_register(m, "u", tracked_close, &u, NULL, 0, &hu, &err), RM_OK);
+    CHECK_RC(rm_unregister(m, hu, &err), RM_OK);
+    CHECK(u.closes == 0);
+    CHECK(rm_live_objects() == live0);
+    CHECK_RC(rm_unregister(m, hu, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close(m, hu, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_cleanup(m, &err), RM_OK);
+    CHECK(u.closes == 0);
+    /* The name is free again. */
+    CHECK_RC(rm_register(m, "u", tracked_close, &u, NULL, 0, &hu, &err), RM_OK);
+    CHECK_RC(rm_unregister(m, hu, &err), RM_OK);
+
+    /* With a dependent: refused, nothing changes; after the dependent goes, allowed. */
+    CHECK_RC(rm_register(m, "p", tracked_close, &p, NULL, 0, &hp, &err), RM_OK);
+    CHECK_RC(rm_register(m, "c", tracked_close, &c, &hp, 1, &hc, &err), RM_OK);
+    CHECK_RC(rm_unregister(m, hp, &err), RM_ERR_HAS_DEPENDENTS);
+    CHECK(strstr(err.message, "'p'") != NULL);
+    CHECK_RC(rm_unregister(m, hc, &err), RM_OK); /* a dependent can be unregistered */
+    CHECK_RC(rm_unregister(m, hp, &err), RM_OK);
+    CHECK_RC(rm_unregister(m, 0, &err), RM_ERR_INVALID_HANDLE);
+    CHECK_RC(rm_unregister(m, m, &err), RM_ERR_WRONG_KIND);
+
+    /* DB and column family handles: owned by resman. */
+    const char *dir = make_tmpdir();
+    CHECK(dir != NULL);
+    if (dir != NULL) {
+        const char *cfn[] = {"default", "users"};
+        uint64_t db = 0, cfs[2] = {0, 0};
+        CHECK_RC(rm_db_open(m, "owned", dir, NULL, cfn, 2, &db, cfs, &err), RM_OK);
+        CHECK_RC(rm_unregister(m, db, &err), RM_ERR_OWNED_RESOURCE);
+        CHECK_RC(rm_unregister(m, cfs[0], &err), RM_ERR_OWNED_RESOURCE);
+        CHECK_RC(rm_unregister(m, cfs[1], &err), RM_ERR_OWNED_RESOURCE);
+        /* Still usable after the refusals. */
+        CHECK_RC(rm_put(cfs[1], B("k"), 1, B("v"), 1, &err), RM_OK);
+        /* A foreign resource may depend on a column family; unregistering it is fine. */
+        uint64_t hf = 0;
+        CHECK_RC(rm_register(m, "on-cf", tracked_close, &u, &cfs[1], 1, &hf, &err), RM_OK);
+        CHECK_RC(rm_unregister(m, hf, &err), RM_OK);
+    }
+
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+    CHECK(u.closes == 0 && p.closes == 0 && c.closes == 0);
+    CHECK(rm_live_objects() == live0);
+}
+
+static void test_stale_handle(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    uint64_t keep = 0;
+    CHECK_RC(rm_register(m, "keep", noop_close, NULL, NULL, 0, &keep, &err), RM_OK);
+
+    tracked x;
+    tracked_init(&x, NULL, 1);
+    uint64_t hx = 0;
+    CHECK_RC(rm_register(m, "X", tracked_close, &x, NULL, 0, &hx, &err), RM_OK);
+    CHECK_RC(rm_close(m, hx, &err), RM_OK);
+    CHECK_RC(rm_close(m, hx, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_put(hx, B("k"), 1, B("v"), 1, &err), RM_ERR_WRONG_KIND); /* foreign, not a CF */
+
+    int iterations = 0;
+    rm_result rc = RM_ERR_ALREADY_CLOSED;
+    int unexpected = 0;
+    uint64_t reused = 0;
+    while (iterations < 100000) {
+        uint64_t y = 0;
+        if (rm_register(m, "y", noop_close, NULL, NULL, 0, &y, &err) != RM_OK) {
+            CHECK(!"rm_register in the reuse loop failed");
+            break;
+        }
+        iterations++;
+        rc = rm_close(m, hx, &err);
+        if (rc == RM_ERR_STALE_HANDLE) {
+            reused = y; /* y took X's slot */
+            break;
+        }
+        if (rc != RM_ERR_ALREADY_CLOSED) {
+            unexpected++;
+        }
+        if (rm_close(m, y, &err) != RM_OK) {
+            CHECK(!"rm_close in the reuse loop failed");
+            break;
+        }
+    }
+    fprintf(stderr, "      X's slot reused after %d register/close cycle(s)\n", iterations);
+    CHECK(unexpected == 0);
+    CHECK(rc == RM_ERR_STALE_HANDLE);
+    CHECK(reused != 0 && reused != hx);
+    CHECK((reused & ((UINT64_C(1) << 35) - 1)) == (hx & ((UINT64_C(1) << 35) - 1))); /* same slot */
+
+    /* Every operation on the stale handle says so. */
+    CHECK_RC(rm_close(m, hx, &err), RM_ERR_STALE_HANDLE);
+    CHECK_RC(rm_close_timeout(m, hx, 0, true, &err), RM_ERR_STALE_HANDLE);
+    CHECK_RC(rm_unregister(m, hx, &err), RM_ERR_STALE_HANDLE);
+    CHECK_RC(rm_add_dependency(m, hx, keep, &err), RM_ERR_STALE_HANDLE);
+    CHECK_RC(rm_add_dependency(m, keep, hx, &err), RM_ERR_STALE_HANDLE);
+    uint64_t h = 0;
+    CHECK_RC(rm_register(m, "on-stale", noop_close, NULL, &hx, 1, &h, &err), RM_ERR_STALE_HANDLE);
+    CHECK_RC(rm_put(hx, B("k"), 1, B("v"), 1, &err), RM_ERR_STALE_HANDLE);
+    size_t len = 0;
+    CHECK_RC(rm_get(hx, B("k"), 1, NULL, 0, &len, &err), RM_ERR_STALE_HANDLE);
+    CHECK_RC(rm_delete(hx, B("k"), 1, &err), RM_ERR_STALE_HANDLE);
+    CHECK(x.closes == 1);
+
+    /* The slot's new occupant is unaffected. */
+    CHECK_RC(rm_add_dependency(m, reused, keep, &err), RM_OK);
+    CHECK_RC(rm_close(m, reused, &err), RM_OK);
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+}
+
+/* Re-entrant calls from a close callback, made while the resource is closing. */
+typedef struct {
+    uint64_t manager;
+    uint64_t self;
+    uint64_t other;
+    int closes;
+    rm_result register_rc;
+    rm_result add_dep_rc;
+    rm_result close_self_rc;
+    uint64_t registered;
+} reentrant;
+
+static int32_t reentrant_close(void *context, char *message, size_t message_cap) {
+    (void)message;
+    (void)message_cap;
+    reentrant *r = context;
+    r->closes++;
+    r->registered = 0;
+    r->register_rc = rm_register(r->manager, "late", noop_close, NULL, &r->self, 1,
+                                 &r->registered, NULL);
+    r->add_dep_rc = rm_add_dependency(r->manager, r->other, r->self, NULL);
+    r->close_self_rc = rm_close(r->manager, r->self, NULL);
+    return 0;
+}
+
+static void test_dependency_closing(void) {
+    BEGIN_TEST();
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    reentrant r;
+    memset(&r, 0, sizeof r);
+    r.manager = m;
+    CHECK_RC(rm_register(m, "other", noop_close, NULL, NULL, 0, &r.other, &err), RM_OK);
+    CHECK_RC(rm_register(m, "self", reentrant_close, &r, NULL, 0, &r.self, &err), RM_OK);
+    CHECK_RC(rm_close(m, r.self, &err), RM_OK);
+    CHECK(r.closes == 1);
+    /* While its close callback runs the resource is closing: DEPENDENCY_CLOSED. */
+    CHECK(r.register_rc == RM_ERR_DEPENDENCY_CLOSED);
+    CHECK(r.add_dep_rc == RM_ERR_DEPENDENCY_CLOSED);
+    CHECK(r.close_self_rc == RM_ERR_INVALID_ARGUMENT); /* refused inside a callback */
+    if (r.register_rc == RM_OK) {
+        fprintf(stderr, "      registered %#" PRIx64 " on a closing dependency\n", r.registered);
+    }
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+}
+
+static void test_db(void) {
+    BEGIN_TEST();
+    const char *dir = make_tmpdir();
+    if (!CHECK(dir != NULL)) {
+        return;
+    }
+    uint64_t m = 0, m2 = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    CHECK_RC(rm_manager_create(NULL, &m2, &err), RM_OK);
+    uint64_t live0 = rm_live_objects();
+
+    const char *cfn[] = {"default", "users"};
+    uint64_t db = 0, cfs[2] = {0, 0};
+    uint64_t db2 = 0, cfs2[2] = {0, 0};
+
+    /* Argument errors: nothing opened or registered. */
+    CHECK_RC(rm_db_open(m, "maindb", NULL, NULL, cfn, 2, &db, cfs, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_db_open(m, NULL, dir, NULL, cfn, 2, &db, cfs, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_db_open(m, "maindb", dir, NULL, cfn, 2, NULL, cfs, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_db_open(m, "maindb", dir, NULL, cfn, 2, &db, NULL, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_db_open(m, "maindb", dir, NULL, NULL, 2, &db, cfs, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_db_open(m, "maindb", "", NULL, cfn, 2, &db, cfs, &err), RM_ERR_INVALID_ARGUMENT);
+    CHECK_RC(rm_db_open(m, "maindb", "/tmp/\xff\xfe", NULL, cfn, 2, &db, cfs, &err),
+             RM_ERR_INVALID_UTF8);
+    CHECK_RC(rm_db_open(m, "", dir, NULL, cfn, 2, &db, cfs, &err), RM_ERR_INVALID_ARGUMENT);
+    const char *dup[] = {"users", "default", "users"};
+    uint64_t cfs3[3];
+    CHECK_RC(rm_db_open(m, "maindb", dir, NULL, dup, 3, &db, cfs3, &err), RM_ERR_INVALID_ARGUMENT);
+    const char *empty_cf[] = {"default", ""};
+    CHECK_RC(rm_db_open(m, "maindb", dir, NULL, empty_cf, 2, &db, cfs, &err),
+             RM_ERR_INVALID_ARGUMENT);
+    const char *null_cf[] = {"default", NULL};
+    CHECK_RC(rm_db_open(m, "maindb", dir, NULL, null_cf, 2, &db, cfs, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_db_open(m, "maindb", dir, NULL, cfn, (size_t)RM_MAX_COLUMN_FAMILIES + 1, &db, cfs,
+                        &err),
+             RM_ERR_INVALID_ARGUMENT);
+    /* A column family's resource name ("maindb/users") taken by another resource: refused
+     * before anything is created on disk. */
+    uint64_t squatter = 0;
+    CHECK_RC(rm_register(m, "maindb/users", noop_close, NULL, NULL, 0, &squatter, &err), RM_OK);
+    const char *never = "/tmp/resman-ctest-never-created-2";
+    CHECK_RC(rm_db_open(m, "maindb", never, NULL, cfn, 2, &db, cfs, &err), RM_ERR_DUPLICATE_NAME);
+    CHECK(strstr(err.message, "maindb/users") != NULL);
+    CHECK(access(never, F_OK) != 0);
+    CHECK_RC(rm_close(m, squatter, &err), RM_OK);
+    CHECK(db == 0 && cfs[0] == 0 && cfs[1] == 0);
+    CHECK(rm_live_objects() == live0);
+
+    /* Open. */
+    rm_db_options opts;
+    memset(&opts, 0xee, sizeof opts);
+    CHECK(rm_db_options_default(&opts) == RM_OK);
+    CHECK(opts.create_if_missing == 1 && opts.create_missing_column_families == 1 &&
+          opts.error_if_exists == 0);
+    CHECK(rm_db_options_default(NULL) == RM_ERR_NULL_POINTER);
+    if (!CHECK_RC(rm_db_open(m, "maindb", dir, &opts, cfn, 2, &db, cfs, &err), RM_OK)) {
+        rm_manager_destroy(m, NULL);
+        rm_manager_destroy(m2, NULL);
+        return;
+    }
+    CHECK(db != 0 && cfs[0] != 0 && cfs[1] != 0 && cfs[0] != cfs[1]);
+    CHECK(rm_live_objects() == live0 + 3);
+
+    /* Put / get / delete round trip. */
+    uint8_t buf[64];
+    size_t len = 0;
+    CHECK_RC(rm_put(cfs[1], B("alice"), 5, B("admin"), 5, &err), RM_OK);
+    CHECK_RC(rm_get(cfs[1], B("alice"), 5, buf, sizeof buf, &len, &err), RM_OK);
+    CHECK(len == 5 && memcmp(buf, "admin", 5) == 0);
+    /* Column families are separate. */
+    CHECK_RC(rm_get(cfs[0], B("alice"), 5, buf, sizeof buf, &len, &err), RM_ERR_NOT_FOUND);
+    CHECK_RC(rm_put(cfs[0], B("alice"), 5, B("default-value"), 13, &err), RM_OK);
+    CHECK_RC(rm_put(cfs[1], B("bob"), 3, B("x"), 1, &err), RM_OK);
+    CHECK_RC(rm_delete(cfs[1], B("bob"), 3, &err), RM_OK);
+    CHECK_RC(rm_get(cfs[1], B("bob"), 3, buf, sizeof buf, &len, &err), RM_ERR_NOT_FOUND);
+    CHECK_RC(rm_delete(cfs[1], B("bob"), 3, &err), RM_OK); /* missing: still OK */
+    CHECK_RC(rm_get(cfs[1], B("nobody"), 6, buf, sizeof buf, &len, &err), RM_ERR_NOT_FOUND);
+
+    /* Too small a buffer: the needed size, nothing copied; then the retry succeeds. */
+    const char *long_value = "a value longer than eight bytes";
+    size_t lv = strlen(long_value);
+    CHECK_RC(rm_put(cfs[1], B("long"), 4, B(long_value), lv, &err), RM_OK);
+    uint8_t small[8];
+    memset(small, '#', sizeof small);
+    len = 0;
+    CHECK_RC(rm_get(cfs[1], B("long"), 4, small, sizeof small, &len, &err),
+             RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == lv);
+    CHECK(small[0] == '#' && small[7] == '#');
+    uint8_t *exact = malloc(len);
+    CHECK(exact != NULL);
+    if (exact != NULL) {
+        size_t need = len;
+        CHECK_RC(rm_get(cfs[1], B("long"), 4, exact, need, &len, &err), RM_OK);
+        CHECK(len == lv && memcmp(exact, long_value, lv) == 0);
+        free(exact);
+    }
+    /* NULL buffer, capacity 0: a size query. */
+    len = 0;
+    CHECK_RC(rm_get(cfs[1], B("long"), 4, NULL, 0, &len, &err), RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == lv);
+    CHECK_RC(rm_get(cfs[1], B("nobody"), 6, NULL, 0, &len, &err), RM_ERR_NOT_FOUND);
+    /* NULL pointers with non-zero lengths. */
+    CHECK_RC(rm_put(cfs[1], NULL, 3, B("v"), 1, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_put(cfs[1], B("k"), 1, NULL, 1, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_get(cfs[1], NULL, 3, buf, sizeof buf, &len, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_get(cfs[1], B("alice"), 5, NULL, 8, &len, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_get(cfs[1], B("alice"), 5, buf, sizeof buf, NULL, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_delete(cfs[1], NULL, 3, &err), RM_ERR_NULL_POINTER);
+    /* Overlapping key and buffer. */
+    memcpy(buf, "alice", 5);
+    CHECK_RC(rm_get(cfs[1], buf, 5, buf, sizeof buf, &len, &err), RM_ERR_INVALID_ARGUMENT);
+    /* Empty key and empty value are allowed, NULL with length 0 too. */
+    CHECK_RC(rm_put(cfs[1], NULL, 0, B("empty-key"), 9, &err), RM_OK);
+    CHECK_RC(rm_get(cfs[1], B(""), 0, buf, sizeof buf, &len, &err), RM_OK);
+    CHECK(len == 9 && memcmp(buf, "empty-key", 9) == 0);
+    CHECK_RC(rm_put(cfs[1], B("nothing"), 7, NULL, 0, &err), RM_OK);
+    len = 99;
+    CHECK_RC(rm_get(cfs[1], B("nothing"), 7, NULL, 0, &len, &err), RM_OK);
+    CHECK(len == 0);
+    CHECK_RC(rm_delete(cfs[1], NULL, 0, &err), RM_OK);
+    CHECK_RC(rm_get(cfs[1], NULL, 0, buf, sizeof buf, &len, &err), RM_ERR_NOT_FOUND);
+    /* Binary keys and values. */
+    const uint8_t bin_key[4] = {0, 0xff, 0, 1};
+    const uint8_t bin_val[3] = {0, 0, 0};
+    CHECK_RC(rm_put(cfs[1], bin_key, 4, bin_val, 3, &err), RM_OK);
+    CHECK_RC(rm_get(cfs[1], bin_key, 4, buf, sizeof buf, &len, &err), RM_OK);
+    CHECK(len == 3 && memcmp(buf, bin_val, 3) == 0);
+    /* A DB handle is not a column family. */
+    CHECK_RC(rm_put(db, B("k"), 1, B("v"), 1, &err), RM_ERR_WRONG_KIND);
+
+    /* Status: the two-call pattern. */
+    size_t need = 0;
+    CHECK_RC(rm_status(m, NULL, 0, &need, &err), RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(need > 0);
+    CHECK_RC(rm_status(m, NULL, 0, NULL, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_status(m, NULL, 16, &len, &err), RM_ERR_NULL_POINTER);
+    char tiny[4] = {'#', '#', '#', '#'};
+    CHECK_RC(rm_status(m, tiny, sizeof tiny, &len, &err), RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(tiny[0] == '#');
+    /* Exactly out_len bytes is one too few (no room for the NUL). */
+    char *doc = malloc(need + 1);
+    CHECK(doc != NULL);
+    if (doc != NULL) {
+        size_t got = 0;
+        rm_result rc = rm_status(m, doc, need, &got, &err);
+        CHECK(rc == RM_ERR_BUFFER_TOO_SMALL);
+        /* out_len + 1 bytes. The document holds timings and may grow between two calls (the
+         * header says so): retry a few times with the new size if it did. */
+        for (int attempt = 0; attempt < 5; attempt++) {
+            rc = rm_status(m, doc, need + 1, &got, &err);
+            if (rc != RM_ERR_BUFFER_TOO_SMALL) {
+                break;
+            }
+            fprintf(stderr, "      status grew from %zu to %zu bytes, retrying\n", need, got);
+            need = got;
+            free(doc);
+            doc = malloc(need + 1);
+            if (doc == NULL) {
+                break;
+            }
+        }
+        CHECK(rc == RM_OK && err.code == RM_OK);
+        if (rc == RM_OK && doc != NULL) {
+            CHECK(strlen(doc) == got);
+            CHECK(doc[0] == '{' && doc[got - 1] == '}');
+            CHECK(strstr(doc, "\"maindb\"") != NULL);
+            CHECK(strstr(doc, "\"maindb/users\"") != NULL);
+            CHECK(strstr(doc, "\"maindb/default\"") != NULL);
+            CHECK(strstr(doc, "\"version\":\"" RM_VERSION_STRING "\"") != NULL);
+            CHECK(strstr(doc, "\"cleanup_timeout_ms\":30000") != NULL);
+        }
+        free(doc);
+    }
+
+    /* The directory is locked: by another manager, and by this one under another name. */
+    CHECK_RC(rm_db_open(m2, "maindb", dir, NULL, cfn, 2, &db2, cfs2, &err), RM_ERR_LOCKED);
+    CHECK_RC(rm_db_open(m, "again", dir, NULL, cfn, 2, &db2, cfs2, &err), RM_ERR_LOCKED);
+    /* Same name in the same manager: refused before touching the disk. */
+    CHECK_RC(rm_db_open(m, "maindb", dir, NULL, cfn, 2, &db2, cfs2, &err), RM_ERR_DUPLICATE_NAME);
+    CHECK(db2 == 0);
+    CHECK(rm_live_objects() == live0 + 3);
+
+    /* Close one column family: the other and the DB keep working. */
+    CHECK_RC(rm_close(m, cfs[0], &err), RM_OK);
+    CHECK_RC(rm_put(cfs[0], B("k"), 1, B("v"), 1, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_get(cfs[1], B("alice"), 5, buf, sizeof buf, &len, &err), RM_OK);
+
+    /* Close the DB: its column families close first; all of its handles are dead. */
+    CHECK_RC(rm_close(m, db, &err), RM_OK);
+    CHECK(rm_live_objects() == live0);
+    CHECK_RC(rm_put(cfs[1], B("k"), 1, B("v"), 1, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_get(cfs[1], B("alice"), 5, buf, sizeof buf, &len, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_delete(cfs[1], B("alice"), 5, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_close(m, cfs[1], &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close(m, cfs[0], &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_close(m, db, &err), RM_ERR_ALREADY_CLOSED);
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+
+    /* The lock went with the close: a new manager reopens the directory, and what was written
+     * before the graceful close is there. */
+    uint64_t m3 = 0;
+    CHECK_RC(rm_manager_create(NULL, &m3, &err), RM_OK);
+    uint64_t db3 = 0, cfs3b[2] = {0, 0};
+    if (CHECK_RC(rm_db_open(m3, "maindb", dir, NULL, cfn, 2, &db3, cfs3b, &err), RM_OK)) {
+        CHECK_RC(rm_get(cfs3b[1], B("alice"), 5, buf, sizeof buf, &len, &err), RM_OK);
+        CHECK(len == 5 && memcmp(buf, "admin", 5) == 0);
+        CHECK_RC(rm_get(cfs3b[0], B("alice"), 5, buf, sizeof buf, &len, &err), RM_OK);
+        CHECK(len == 13 && memcmp(buf, "default-value", 13) == 0);
+        CHECK_RC(rm_get(cfs3b[1], B("long"), 4, buf, sizeof buf, &len, &err), RM_OK);
+        CHECK(len == lv && memcmp(buf, long_value, lv) == 0);
+        CHECK_RC(rm_get(cfs3b[1], B("bob"), 3, buf, sizeof buf, &len, &err), RM_ERR_NOT_FOUND);
+        /* Written now, closed by rm_manager_destroy (graceful as well). */
+        CHECK_RC(rm_put(cfs3b[1], B("carol"), 5, B("ops"), 3, &err), RM_OK);
+    }
+    CHECK_RC(rm_manager_destroy(m3, &err), RM_OK);
+    CHECK(rm_live_objects() == live0);
+
+    /* Options. The header gives no code for these; they must fail and leave nothing behind. */
+    uint64_t m4 = 0;
+    CHECK_RC(rm_manager_create(NULL, &m4, &err), RM_OK);
+    uint64_t db4 = 0, cfs4[2] = {0, 0};
+    rm_db_options o;
+    rm_db_options_default(&o);
+    o.error_if_exists = 1;
+    rm_result rc = rm_db_open(m4, "maindb", dir, &o, cfn, 2, &db4, cfs4, &err);
+    CHECK(rc != RM_OK && err.code == rc);
+    fprintf(stderr, "      error_if_exists on an existing DB: %s (%s)\n",
+            rm_result_str((int32_t)rc), err.message);
+    rm_db_options_default(&o);
+    o.create_missing_column_families = 0;
+    const char *extra[] = {"default", "users", "extra"};
+    uint64_t cfs4x[3];
+    rc = rm_db_open(m4, "maindb", dir, &o, extra, 3, &db4, cfs4x, &err);
+    CHECK(rc != RM_OK && err.code == rc);
+    fprintf(stderr, "      missing column family without create_missing: %s (%s)\n",
+            rm_result_str((int32_t)rc), err.message);
+    const char *fresh = make_tmpdir();
+    if (fresh != NULL) {
+        rm_db_options_default(&o);
+        o.create_if_missing = 0;
+        rc = rm_db_open(m4, "fresh", fresh, &o, cfn, 2, &db4, cfs4, &err);
+        CHECK(rc != RM_OK && err.code == rc);
+        fprintf(stderr, "      create_if_missing=0 on an empty directory: %s (%s)\n",
+                rm_result_str((int32_t)rc), err.message);
+    }
+    CHECK(db4 == 0);
+    CHECK(rm_live_objects() == live0);
+
+    /* No column family handles asked for: only the DB handle; every family is still opened,
+     * and data written through rm_manager_destroy above is there on the next open. */
+    CHECK_RC(rm_db_open(m4, "bare", dir, NULL, NULL, 0, &db4, NULL, &err), RM_OK);
+    CHECK(rm_live_objects() == live0 + 1);
+    CHECK_RC(rm_close(m4, db4, &err), RM_OK);
+    const char *users_only[] = {"users"};
+    uint64_t users = 0;
+    if (CHECK_RC(rm_db_open(m4, "maindb", dir, NULL, users_only, 1, &db4, &users, &err), RM_OK)) {
+        CHECK_RC(rm_get(users, B("carol"), 5, buf, sizeof buf, &len, &err), RM_OK);
+        CHECK(len == 3 && memcmp(buf, "ops", 3) == 0);
+        CHECK_RC(rm_get(users, B("alice"), 5, buf, sizeof buf, &len, &err), RM_OK);
+    }
+    /* A cleanup closes the DB too; the manager stays usable. */
+    CHECK_RC(rm_cleanup(m4, &err), RM_OK);
+    CHECK_RC(rm_get(users, B("carol"), 5, buf, sizeof buf, &len, &err), RM_ERR_CLOSED);
+    CHECK(rm_live_objects() == live0);
+
+    CHECK_RC(rm_manager_destroy(m4, &err), RM_OK);
+    CHECK_RC(rm_manager_destroy(m2, &err), RM_OK);
+}
+
+int main(void) {
+    setvbuf(stderr, NULL, _IONBF, 0);
+    test_version();
+    test_manager_create_destroy();
+    test_manager_handle_reuse();
+    test_register_close_basic();
+    test_close_failure();
+    test_register_argument_errors();
+    test_forged_handles();
+    test_cleanup_order();
+    test_cleanup_continues_past_failures();
+    test_add_dependency();
+    test_unregister();
+    test_stale_handle();
+    test_dependency_closing();
+    test_db();
+
+    {
+        rm_error err;
+        memset(&err, 0, sizeof err);
+        g_test = "main";
+        /* Every manager is destroyed: nothing may be left. */
+        uint64_t live = rm_live_objects();
+        if (!CHECK(live == 0)) {
+            fprintf(stderr, "      rm_live_objects() = %" PRIu64 "\n", live);
+        }
+    }
+    for (int i = 0; i < g_ntmpdirs; i++) {
+        rm_rf(g_tmpdirs[i]);
+    }
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed > 0 ? 1 : 0;
+}

@@ -1,0 +1,634 @@
+//! The manager with test resources (no RocksDB): ordering, deadlines, failures, races.
+
+use resman::manager::{self, Lease};
+use resman::{rm_result, CloseMode, Config, Error, Kind, Manager, Resource};
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+/// What a test resource does when closed.
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    Ok,
+    Fail,
+    Panic,
+}
+
+/// Shared record of what happened.
+#[derive(Default)]
+struct Log {
+    order: Mutex<Vec<String>>,
+    /// Names of resources with an operation in flight (one entry per operation).
+    in_use: Mutex<Vec<String>>,
+    closed_in_use: AtomicBool,
+}
+
+impl Log {
+    fn start(&self, name: &str) {
+        self.in_use.lock().unwrap().push(name.to_owned());
+    }
+    fn end(&self, name: &str) {
+        let mut v = self.in_use.lock().unwrap();
+        let i = v.iter().position(|n| n == name).expect("started");
+        v.swap_remove(i);
+    }
+    fn busy(&self, name: &str) -> bool {
+        self.in_use.lock().unwrap().iter().any(|n| n == name)
+    }
+}
+
+struct Probe {
+    name: String,
+    log: Arc<Log>,
+    behaviour: Behaviour,
+    closes: AtomicUsize,
+}
+
+impl Resource for Probe {
+    fn close(&self, _mode: CloseMode) -> Result<(), String> {
+        self.closes.fetch_add(1, Ordering::SeqCst);
+        if self.log.busy(&self.name) {
+            self.log.closed_in_use.store(true, Ordering::SeqCst);
+        }
+        self.log.order.lock().unwrap().push(self.name.clone());
+        match self.behaviour {
+            Behaviour::Ok => Ok(()),
+            Behaviour::Fail => Err(format!("{} refuses to close", self.name)),
+            Behaviour::Panic => panic!("{} panics while closing", self.name),
+        }
+    }
+    fn can_unregister(&self) -> bool {
+        true
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+struct Fixture {
+    mgr: Manager,
+    log: Arc<Log>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture::with_timeout(Duration::from_secs(30))
+    }
+    fn with_timeout(t: Duration) -> Fixture {
+        Fixture {
+            mgr: Manager::with_config(Config { cleanup_timeout: t }).unwrap(),
+            log: Arc::new(Log::default()),
+        }
+    }
+    fn add(&self, name: &str, behaviour: Behaviour, deps: &[u64]) -> u64 {
+        self.mgr
+            .register(name, Kind::Foreign, self.probe(name, behaviour), deps)
+            .unwrap()
+    }
+    fn probe(&self, name: &str, behaviour: Behaviour) -> Box<Probe> {
+        Box::new(Probe {
+            name: name.into(),
+            log: Arc::clone(&self.log),
+            behaviour,
+            closes: AtomicUsize::new(0),
+        })
+    }
+    fn order(&self) -> Vec<String> {
+        self.log.order.lock().unwrap().clone()
+    }
+    /// A lease that marks the resource in use while held.
+    fn use_it(&self, h: u64) -> InUse {
+        let lease = manager::lease(h, Kind::Foreign).unwrap();
+        let name = lease.entry().name().to_owned();
+        self.log.start(&name);
+        InUse {
+            lease: Some(lease),
+            log: Arc::clone(&self.log),
+            name,
+        }
+    }
+    fn state(&self, h: u64) -> Option<String> {
+        let st = self.mgr.status().unwrap();
+        st.resources
+            .iter()
+            .find(|r| r.handle == h)
+            .map(|r| r.state.to_string())
+    }
+}
+
+struct InUse {
+    lease: Option<Lease>,
+    log: Arc<Log>,
+    name: String,
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.log.end(&self.name);
+        drop(self.lease.take());
+    }
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) {
+    // Synchronises on observable state, not on time: spins (yielding) until it holds.
+    for _ in 0..10_000_000 {
+        if f() {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("condition never became true");
+}
+
+#[test]
+fn double_close_and_use_after_close_are_errors() {
+    let f = Fixture::new();
+    let h = f.add("a", Behaviour::Ok, &[]);
+    f.mgr.close(h).unwrap();
+    assert!(matches!(f.mgr.close(h), Err(Error::AlreadyClosed(_))));
+    assert!(matches!(
+        manager::lease(h, Kind::Foreign),
+        Err(Error::Closed(_))
+    ));
+    assert_eq!(f.order(), vec!["a"]);
+}
+
+#[test]
+fn graceful_close_waits_for_the_operation_in_flight() {
+    let f = Arc::new(Fixture::new());
+    let h = f.add("busy", Behaviour::Ok, &[]);
+    let op = f.use_it(h);
+    let closer = {
+        let f = Arc::clone(&f);
+        std::thread::spawn(move || f.mgr.close(h))
+    };
+    wait_until(|| f.state(h).as_deref() == Some("closing"));
+    // Closing: new operations are refused, the one in flight goes on.
+    assert!(matches!(
+        manager::lease(h, Kind::Foreign),
+        Err(Error::Closed(_))
+    ));
+    assert!(f.order().is_empty(), "not closed under a running operation");
+    drop(op);
+    closer.join().unwrap().unwrap();
+    assert_eq!(f.order(), vec!["busy"]);
+    assert!(!f.log.closed_in_use.load(Ordering::SeqCst));
+}
+
+#[test]
+fn graceful_close_times_out_and_the_last_operation_closes() {
+    let f = Fixture::new();
+    let h = f.add("slow", Behaviour::Ok, &[]);
+    let op = f.use_it(h);
+    let err = f
+        .mgr
+        .close_with(h, CloseMode::Graceful, Some(Duration::from_millis(20)))
+        .unwrap_err();
+    assert_eq!(err.code(), rm_result::RM_ERR_TIMEOUT);
+    assert!(err.to_string().contains("slow"), "{err}");
+    assert_eq!(f.state(h).as_deref(), Some("closing"));
+    assert!(f.order().is_empty());
+    drop(op); // the last lease runs the deferred close, on this thread
+    assert_eq!(f.order(), vec!["slow"]);
+    assert!(!f.log.closed_in_use.load(Ordering::SeqCst));
+    assert!(matches!(f.mgr.close(h), Err(Error::AlreadyClosed(_))));
+    let st = f.mgr.status().unwrap();
+    assert_eq!(st.totals.timed_out, 1);
+    assert_eq!(st.totals.deferred, 1);
+    assert_eq!(st.totals.closed, 1);
+}
+
+#[test]
+fn forced_close_returns_at_once_and_defers_to_the_operation() {
+    let f = Fixture::new();
+    let h = f.add("forced", Behaviour::Ok, &[]);
+    let op = f.use_it(h);
+    f.mgr.close_with(h, CloseMode::Forced, None).unwrap();
+    assert!(f.order().is_empty());
+    assert!(matches!(
+        manager::lease(h, Kind::Foreign),
+        Err(Error::Closed(_))
+    ));
+    drop(op);
+    assert_eq!(f.order(), vec!["forced"]);
+    assert_eq!(f.mgr.status().unwrap().totals.forced, 1);
+}
+
+#[test]
+fn failing_and_panicking_closes_are_reported_and_not_retried_by_a_second_close() {
+    let f = Fixture::new();
+    let bad = f.add("bad", Behaviour::Fail, &[]);
+    let err = f.mgr.close(bad).unwrap_err();
+    assert_eq!(err.code(), rm_result::RM_ERR_CLOSE_FAILED);
+    assert!(err.to_string().contains("bad refuses to close"), "{err}");
+    assert!(matches!(f.mgr.close(bad), Err(Error::AlreadyClosed(_))));
+
+    let p = f.add("panicky", Behaviour::Panic, &[]);
+    let err = f.mgr.close(p).unwrap_err();
+    assert_eq!(err.code(), rm_result::RM_ERR_CLOSE_FAILED);
+    assert!(err.to_string().contains("panicked"), "{err}");
+    let st = f.mgr.status().unwrap();
+    assert_eq!(st.totals.failed, 2);
+    let rec = st
+        .recently_closed
+        .iter()
+        .find(|r| r.name == "panicky")
+        .unwrap();
+    assert_eq!(rec.outcome, "failed");
+    assert!(rec
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("panics while closing"));
+}
+
+#[test]
+fn cleanup_closes_dependents_first_and_newest_first() {
+    let f = Fixture::new();
+    let db = f.add("db", Behaviour::Ok, &[]);
+    let cache = f.add("cache", Behaviour::Ok, &[]);
+    let cf = f.add("cf", Behaviour::Ok, &[db]);
+    let _worker = f.add("worker", Behaviour::Ok, &[cf, cache]);
+    let _metrics = f.add("metrics", Behaviour::Ok, &[]);
+    f.mgr.cleanup().unwrap();
+    let order = f.order();
+    let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
+    assert_eq!(order.len(), 5);
+    assert!(pos("worker") < pos("cf") && pos("cf") < pos("db"));
+    assert!(pos("worker") < pos("cache"));
+    assert_eq!(order[0], "metrics", "newest independent resource first");
+    assert_eq!(f.mgr.status().unwrap().totals.closed, 5);
+}
+
+#[test]
+fn closing_a_resource_closes_its_dependents_first_only() {
+    let f = Fixture::new();
+    let a = f.add("a", Behaviour::Ok, &[]);
+    let b = f.add("b", Behaviour::Ok, &[a]);
+    let _c = f.add("c", Behaviour::Ok, &[b]);
+    let other = f.add("other", Behaviour::Ok, &[]);
+    f.mgr.close(a).unwrap();
+    assert_eq!(f.order(), vec!["c", "b", "a"]);
+    assert_eq!(f.state(other).as_deref(), Some("active"));
+}
+
+#[test]
+fn cleanup_goes_on_past_failures_and_aggregates_them() {
+    let f = Fixture::new();
+    let base = f.add("base", Behaviour::Ok, &[]);
+    f.add("fails-1", Behaviour::Fail, &[base]);
+    f.add("fine", Behaviour::Ok, &[base]);
+    f.add("fails-2", Behaviour::Panic, &[]);
+    let err = f.mgr.cleanup().unwrap_err();
+    assert_eq!(err.code(), rm_result::RM_ERR_CLEANUP_FAILED);
+    let Error::Cleanup(failures) = &err else {
+        panic!("{err:?}")
+    };
+    let mut names: Vec<_> = failures.iter().map(|x| x.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, vec!["fails-1", "fails-2"]);
+    // Every resource was closed exactly once, the base after its dependents.
+    let order = f.order();
+    assert_eq!(order.len(), 4);
+    assert_eq!(order.last().unwrap(), "base");
+}
+
+#[test]
+fn cleanup_timeout_names_what_did_not_finish_and_closes_the_rest() {
+    let f = Fixture::new();
+    let stuck = f.add("stuck", Behaviour::Ok, &[]);
+    let parent = f.add("parent", Behaviour::Ok, &[]);
+    let child = f.add("child", Behaviour::Ok, &[parent]);
+    f.add("free", Behaviour::Ok, &[]);
+    let op1 = f.use_it(stuck);
+    let op2 = f.use_it(child);
+    let err = f
+        .mgr
+        .cleanup_timeout(Duration::from_millis(30), CloseMode::Graceful)
+        .unwrap_err();
+    assert_eq!(err.code(), rm_result::RM_ERR_TIMEOUT);
+    let msg = err.to_string();
+    for name in ["stuck", "child", "parent"] {
+        assert!(msg.contains(name), "{name} missing from: {msg}");
+    }
+    assert!(!msg.contains("free"), "{msg}");
+    assert_eq!(f.order(), vec!["free"]);
+    drop(op2); // child closes, then its pin on parent ends: parent closes
+    assert_eq!(f.order(), vec!["free", "child", "parent"]);
+    drop(op1);
+    assert_eq!(f.order(), vec!["free", "child", "parent", "stuck"]);
+    assert!(!f.log.closed_in_use.load(Ordering::SeqCst));
+    let _ = (stuck, child);
+}
+
+#[test]
+fn bad_registrations_are_refused_and_leave_nothing() {
+    let f = Fixture::new();
+    let a = f.add("a", Behaviour::Ok, &[]);
+    let e = |r: resman::Result<u64>| r.unwrap_err().code();
+    assert_eq!(
+        e(f.mgr
+            .register("a", Kind::Foreign, f.probe("a", Behaviour::Ok), &[])),
+        rm_result::RM_ERR_DUPLICATE_NAME
+    );
+    assert_eq!(
+        e(f.mgr
+            .register("", Kind::Foreign, f.probe("x", Behaviour::Ok), &[])),
+        rm_result::RM_ERR_INVALID_ARGUMENT
+    );
+    let long = "n".repeat(manager::MAX_NAME_LEN + 1);
+    assert_eq!(
+        e(f.mgr
+            .register(&long, Kind::Foreign, f.probe("x", Behaviour::Ok), &[])),
+        rm_result::RM_ERR_INVALID_ARGUMENT
+    );
+    for bad in [0u64, 1, u64::MAX, 0x1234_5678_9abc_def0] {
+        let code = e(f
+            .mgr
+            .register("x", Kind::Foreign, f.probe("x", Behaviour::Ok), &[bad]));
+        assert_eq!(code, rm_result::RM_ERR_INVALID_HANDLE, "{bad:#x}");
+    }
+    // A dependency that is closing.
+    let closing = f.add("closing", Behaviour::Ok, &[]);
+    let op = f.use_it(closing);
+    f.mgr.close_with(closing, CloseMode::Forced, None).unwrap();
+    assert_eq!(
+        e(f.mgr
+            .register("x", Kind::Foreign, f.probe("x", Behaviour::Ok), &[closing])),
+        rm_result::RM_ERR_DEPENDENCY_CLOSED
+    );
+    drop(op);
+    // A dependency that is closed and gone.
+    assert_eq!(
+        e(f.mgr
+            .register("x", Kind::Foreign, f.probe("x", Behaviour::Ok), &[closing])),
+        rm_result::RM_ERR_DEPENDENCY_CLOSED
+    );
+    assert_eq!(
+        f.mgr.add_dependency(a, closing).unwrap_err().code(),
+        rm_result::RM_ERR_DEPENDENCY_CLOSED
+    );
+    // A forged number carrying the managers' table tag is invalid, not "the wrong kind".
+    let tag_bits = f.mgr.handle() & (0x3ff << 5);
+    for forged in [
+        tag_bits | 31 | (1 << 35),
+        tag_bits | 1 | (999 << 15) | (1 << 35),
+    ] {
+        assert_eq!(
+            manager::lease(forged, Kind::Foreign).err().unwrap().code(),
+            rm_result::RM_ERR_INVALID_HANDLE,
+            "{forged:#x}"
+        );
+    }
+    // Another manager's resource.
+    let other = Fixture::new();
+    let theirs = other.add("theirs", Behaviour::Ok, &[]);
+    assert_eq!(
+        e(f.mgr
+            .register("x", Kind::Foreign, f.probe("x", Behaviour::Ok), &[theirs])),
+        rm_result::RM_ERR_FOREIGN_HANDLE
+    );
+    assert_eq!(
+        f.mgr.close(theirs).unwrap_err().code(),
+        rm_result::RM_ERR_FOREIGN_HANDLE
+    );
+    // A manager handle where a resource goes, and the reverse.
+    assert_eq!(
+        e(f.mgr.register(
+            "x",
+            Kind::Foreign,
+            f.probe("x", Behaviour::Ok),
+            &[f.mgr.handle()]
+        )),
+        rm_result::RM_ERR_WRONG_KIND
+    );
+    assert_eq!(
+        manager::status(a).unwrap_err().code(),
+        rm_result::RM_ERR_WRONG_KIND
+    );
+    // Only "a" and "closing" were ever registered; nothing else was created.
+    let st = f.mgr.status().unwrap();
+    assert_eq!(st.totals.registered, 2);
+    assert_eq!(st.resources.len(), 1);
+    assert!(f.order().iter().all(|n| n == "closing"));
+}
+
+#[test]
+fn dependency_cycles_are_refused() {
+    let f = Fixture::new();
+    let a = f.add("a", Behaviour::Ok, &[]);
+    let b = f.add("b", Behaviour::Ok, &[a]);
+    let c = f.add("c", Behaviour::Ok, &[b]);
+    assert_eq!(
+        f.mgr.add_dependency(a, c).unwrap_err().code(),
+        rm_result::RM_ERR_CYCLE
+    );
+    assert_eq!(
+        f.mgr.add_dependency(a, a).unwrap_err().code(),
+        rm_result::RM_ERR_CYCLE
+    );
+    let d = f.add("d", Behaviour::Ok, &[]);
+    f.mgr.add_dependency(d, c).unwrap();
+    f.mgr.add_dependency(d, c).unwrap(); // idempotent
+    f.mgr.cleanup().unwrap();
+    assert_eq!(f.order(), vec!["d", "c", "b", "a"]);
+}
+
+#[test]
+fn unregister_hands_the_resource_back_without_closing_it() {
+    let f = Fixture::new();
+    let a = f.add("a", Behaviour::Ok, &[]);
+    let b = f.add("b", Behaviour::Ok, &[a]);
+    assert_eq!(
+        f.mgr.unregister(a).unwrap_err().code(),
+        rm_result::RM_ERR_HAS_DEPENDENTS
+    );
+    f.mgr.unregister(b).unwrap();
+    assert_eq!(
+        f.mgr.unregister(b).unwrap_err().code(),
+        rm_result::RM_ERR_ALREADY_CLOSED
+    );
+    f.mgr.unregister(a).unwrap();
+    f.mgr.cleanup().unwrap();
+    assert!(
+        f.order().is_empty(),
+        "unregistered resources are never closed"
+    );
+    assert_eq!(f.mgr.status().unwrap().totals.unregistered, 2);
+    // The names are free again.
+    f.add("a", Behaviour::Ok, &[]);
+}
+
+#[test]
+fn destroy_closes_everything_and_kills_the_manager_handle() {
+    let f = Fixture::new();
+    let a = f.add("a", Behaviour::Ok, &[]);
+    f.add("b", Behaviour::Ok, &[a]);
+    let h = f.mgr.handle();
+    manager::destroy(h).unwrap();
+    assert_eq!(f.order(), vec!["b", "a"]);
+    assert_eq!(
+        manager::destroy(h).unwrap_err().code(),
+        rm_result::RM_ERR_ALREADY_CLOSED
+    );
+    assert_eq!(
+        manager::status(h).unwrap_err().code(),
+        rm_result::RM_ERR_CLOSED
+    );
+    assert_eq!(
+        manager::cleanup(h).unwrap_err().code(),
+        rm_result::RM_ERR_CLOSED
+    );
+}
+
+#[test]
+fn a_long_chain_of_deferred_closes_runs_without_recursion() {
+    let f = Fixture::new();
+    let mut prev: Option<u64> = None;
+    let mut leaf = 0;
+    for i in 0..20_000 {
+        let deps: Vec<u64> = prev.into_iter().collect();
+        leaf = f.add(&format!("r{i}"), Behaviour::Ok, &deps);
+        prev = Some(leaf);
+    }
+    let op = f.use_it(leaf);
+    f.mgr
+        .cleanup_timeout(Duration::from_secs(30), CloseMode::Forced)
+        .unwrap();
+    assert!(
+        f.order().is_empty(),
+        "every close waits on the leaf's operation"
+    );
+    drop(op); // 20,000 closes cascade from here
+    let order = f.order();
+    assert_eq!(order.len(), 20_000);
+    assert_eq!(order[0], "r19999");
+    assert_eq!(order[19_999], "r0");
+}
+
+#[test]
+fn racing_operations_against_close_never_touch_a_closed_resource() {
+    for round in 0..50 {
+        let f = Arc::new(Fixture::new());
+        let h = f.add("raced", Behaviour::Ok, &[]);
+        let threads = 4;
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let f = Arc::clone(&f);
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut ok = 0u64;
+                    loop {
+                        match manager::lease(h, Kind::Foreign) {
+                            Ok(lease) => {
+                                f.log.start("raced");
+                                ok += 1;
+                                f.log.end("raced");
+                                drop(lease);
+                            }
+                            Err(Error::Closed(_)) => return ok,
+                            Err(e) => panic!("unexpected {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        let mode = if round % 2 == 0 {
+            CloseMode::Graceful
+        } else {
+            CloseMode::Forced
+        };
+        f.mgr.close_with(h, mode, None).unwrap();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(f.order(), vec!["raced"], "closed exactly once");
+        assert!(!f.log.closed_in_use.load(Ordering::SeqCst));
+    }
+}
+
+#[test]
+fn status_lists_resources_and_serialises_to_json() {
+    let f = Fixture::new();
+    let a = f.add("alpha", Behaviour::Ok, &[]);
+    f.add("beta", Behaviour::Ok, &[a]);
+    let st = f.mgr.status().unwrap();
+    let json: serde_json::Value = serde_json::from_str(&st.to_json()).unwrap();
+    assert_eq!(json["totals"]["registered"], 2);
+    assert_eq!(json["totals"]["active"], 2);
+    assert_eq!(json["cleanup_timeout_ms"], 30_000);
+    let res = json["resources"].as_array().unwrap();
+    assert_eq!(res[0]["name"], "alpha");
+    assert_eq!(res[0]["kind"], "foreign");
+    assert_eq!(res[0]["state"], "active");
+    assert_eq!(res[0]["leases"], 1, "beta's pin");
+    assert_eq!(res[0]["dependents"][0], "beta");
+    assert_eq!(res[1]["depends_on"][0], "alpha");
+}
+
+/// A resource whose close calls back into the manager.
+struct Reentrant {
+    mgr: u64,
+    codes: Arc<Mutex<Vec<rm_result>>>,
+}
+
+impl Resource for Reentrant {
+    fn close(&self, _: CloseMode) -> Result<(), String> {
+        let mut codes = self.codes.lock().unwrap();
+        codes.push(manager::cleanup(self.mgr).unwrap_err().code());
+        codes.push(manager::destroy(self.mgr).unwrap_err().code());
+        codes.push(
+            manager::close(self.mgr, 1, CloseMode::Forced, None)
+                .unwrap_err()
+                .code(),
+        );
+        // Reading the status is fine.
+        codes.push(manager::status(self.mgr).map_or_else(|e| e.code(), |_| rm_result::RM_OK));
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[test]
+fn close_callbacks_cannot_wait_for_themselves() {
+    let mgr = Manager::new().unwrap();
+    let codes = Arc::new(Mutex::new(Vec::new()));
+    let h = mgr
+        .register(
+            "reentrant",
+            Kind::Foreign,
+            Box::new(Reentrant {
+                mgr: mgr.handle(),
+                codes: Arc::clone(&codes),
+            }),
+            &[],
+        )
+        .unwrap();
+    mgr.close(h).unwrap();
+    use rm_result::*;
+    assert_eq!(
+        *codes.lock().unwrap(),
+        vec![
+            RM_ERR_INVALID_ARGUMENT,
+            RM_ERR_INVALID_ARGUMENT,
+            RM_ERR_INVALID_ARGUMENT,
+            RM_OK
+        ]
+    );
+}
+
+#[test]
+fn zero_cleanup_timeout_is_refused() {
+    let err = Manager::with_config(Config {
+        cleanup_timeout: Duration::ZERO,
+    })
+    .err()
+    .unwrap();
+    assert_eq!(err.code(), rm_result::RM_ERR_INVALID_ARGUMENT);
+}
