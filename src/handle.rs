@@ -317,39 +317,33 @@ impl<T> HandleTable<T> {
         }
         let guard = slot.value.load();
         let occupant = guard.as_ref().map(|s| s.handle);
-        if occupant == Some(h) {
-            if let Some(expected) = want {
-                if kind != expected {
-                    return Err(HandleError::WrongKind {
-                        handle: h,
-                        expected,
-                        actual: kind,
-                    });
-                }
+        let live = occupant == Some(h);
+        if !live {
+            if h.generation() < slot_gen {
+                return Err(HandleError::Stale(h));
             }
-            return Ok(Ref(guard));
-        }
-        if h.generation() < slot_gen {
-            return Err(HandleError::Stale(h));
-        }
-        match occupant {
-            // Same index and generation, other kind or tag bits: a forged number.
-            Some(_) => Err(HandleError::Invalid(
-                h,
-                "does not match the object in its slot",
-            )),
-            None => {
-                if let Some(expected) = want {
-                    if kind != expected {
-                        return Err(HandleError::WrongKind {
-                            handle: h,
-                            expected,
-                            actual: kind,
-                        });
-                    }
-                }
-                Err(HandleError::Removed(h))
+            if occupant.is_some() {
+                // Same index and generation, other kind or tag bits: a forged number.
+                return Err(HandleError::Invalid(
+                    h,
+                    "does not match the object in its slot",
+                ));
             }
+        }
+        // Issued by this table, live or closed: the caller's mistake may be the kind.
+        if let Some(expected) = want {
+            if kind != expected {
+                return Err(HandleError::WrongKind {
+                    handle: h,
+                    expected,
+                    actual: kind,
+                });
+            }
+        }
+        if live {
+            Ok(Ref(guard))
+        } else {
+            Err(HandleError::Removed(h))
         }
     }
 

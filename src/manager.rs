@@ -28,6 +28,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+/// The instant `d` from now; None (no deadline) when that is past what `Instant` can hold,
+/// so a caller's huge timeout means "wait as long as it takes" rather than an overflow.
+fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
 /// Default bound of a graceful cleanup.
 pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest accepted name, in bytes.
@@ -345,9 +351,9 @@ pub fn destroy(mgr: u64) -> Result<()> {
         )));
     }
     let inner = &obj.value.inner;
-    let deadline = Instant::now() + inner.config.cleanup_timeout;
+    let deadline = deadline_after(inner.config.cleanup_timeout);
     // Let calls already inside the manager (a register, a close) finish first.
-    obj.value.lifecycle.wait_drained(Some(deadline));
+    obj.value.lifecycle.wait_drained(deadline);
     let _ = obj.value.lifecycle.claim_close();
     let result = cleanup_until(inner, deadline, CloseMode::Graceful);
     obj.value.lifecycle.finish(result.is_ok());
@@ -636,7 +642,7 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
         if target.value.lifecycle.is_closing() {
             return Err(Error::AlreadyClosed(describe_closed(&target)));
         }
-        let deadline = Instant::now() + timeout.unwrap_or(inner.config.cleanup_timeout);
+        let deadline = deadline_after(timeout.unwrap_or(inner.config.cleanup_timeout));
         let order = {
             let reg = inner.registry.lock();
             let mut set = HashSet::new();
@@ -651,7 +657,7 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
             cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())))
         };
         let entries = lookup_all(&order);
-        let (outcomes, failures) = cleanup::close_sequence(&entries, mode, Some(deadline));
+        let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline);
         note_outcomes(inner, &outcomes);
         if outcomes.last().map(|(h, o)| (*h, o)) == Some((target.handle, &Outcome::AlreadyClosing))
         {
@@ -667,7 +673,7 @@ pub fn cleanup(mgr: u64) -> Result<()> {
     with_manager(mgr, |inner| {
         cleanup_until(
             inner,
-            Instant::now() + inner.config.cleanup_timeout,
+            deadline_after(inner.config.cleanup_timeout),
             CloseMode::Graceful,
         )
     })
@@ -680,18 +686,22 @@ pub fn cleanup(mgr: u64) -> Result<()> {
 pub fn cleanup_timeout(mgr: u64, timeout: Duration, mode: CloseMode) -> Result<()> {
     refuse_inside_close("rm_cleanup_timeout")?;
     with_manager(mgr, |inner| {
-        cleanup_until(inner, Instant::now() + timeout, mode)
+        cleanup_until(inner, deadline_after(timeout), mode)
     })
 }
 
-fn cleanup_until(inner: &Arc<ManagerInner>, deadline: Instant, mode: CloseMode) -> Result<()> {
+fn cleanup_until(
+    inner: &Arc<ManagerInner>,
+    deadline: Option<Instant>,
+    mode: CloseMode,
+) -> Result<()> {
     let order = {
         let reg = inner.registry.lock();
         let set: HashSet<Handle> = reg.nodes.keys().copied().collect();
         cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())))
     };
     let entries = lookup_all(&order);
-    let (outcomes, failures) = cleanup::close_sequence(&entries, mode, Some(deadline));
+    let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline);
     note_outcomes(inner, &outcomes);
     Metrics::bump(&inner.metrics.cleanups);
     Error::from_failures(failures).map_or(Ok(()), Err)

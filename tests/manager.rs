@@ -624,6 +624,22 @@ fn close_callbacks_cannot_wait_for_themselves() {
 }
 
 #[test]
+fn huge_timeouts_mean_no_deadline_not_an_overflow() {
+    let f = Fixture::with_timeout(Duration::MAX);
+    let a = f.add("a", Behaviour::Ok, &[]);
+    f.mgr
+        .close_with(a, CloseMode::Graceful, Some(Duration::MAX))
+        .unwrap();
+    f.add("b", Behaviour::Ok, &[]);
+    f.mgr
+        .cleanup_timeout(Duration::MAX, CloseMode::Graceful)
+        .unwrap();
+    f.add("c", Behaviour::Ok, &[]);
+    f.mgr.cleanup().unwrap();
+    assert_eq!(f.order(), vec!["a", "b", "c"]);
+}
+
+#[test]
 fn zero_cleanup_timeout_is_refused() {
     let err = Manager::with_config(Config {
         cleanup_timeout: Duration::ZERO,
