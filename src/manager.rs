@@ -643,8 +643,8 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
             return Err(Error::AlreadyClosed(describe_closed(&target)));
         }
         let deadline = deadline_after(timeout.unwrap_or(inner.config.cleanup_timeout));
-        let order = {
-            let reg = inner.registry.lock();
+        let (outcomes, failures) = close_set(inner, mode, deadline, |reg| {
+            // The target and everything that (transitively) depends on it.
             let mut set = HashSet::new();
             let mut stack = vec![target.handle];
             while let Some(h) = stack.pop() {
@@ -654,11 +654,8 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
                     }
                 }
             }
-            cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())))
-        };
-        let entries = lookup_all(&order);
-        let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline);
-        note_outcomes(inner, &outcomes);
+            set
+        });
         if outcomes.last().map(|(h, o)| (*h, o)) == Some((target.handle, &Outcome::AlreadyClosing))
         {
             return Err(Error::AlreadyClosed(describe_closed(&target)));
@@ -667,16 +664,10 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
     })
 }
 
-/// Closes every resource of the manager, dependents first. See [`cleanup_timeout`].
+/// Closes every resource of the manager, dependents first, bounded by the manager's cleanup
+/// timeout. See [`cleanup_timeout`].
 pub fn cleanup(mgr: u64) -> Result<()> {
-    refuse_inside_close("rm_cleanup")?;
-    with_manager(mgr, |inner| {
-        cleanup_until(
-            inner,
-            deadline_after(inner.config.cleanup_timeout),
-            CloseMode::Graceful,
-        )
-    })
+    cleanup_with(mgr, None, CloseMode::Graceful)
 }
 
 /// Closes every resource of the manager in reverse dependency order (dependents first, and
@@ -684,9 +675,15 @@ pub fn cleanup(mgr: u64) -> Result<()> {
 /// in-flight operations until the deadline, then forces what is left and reports what did not
 /// finish by name. Forced: no waiting. Continues past failures and aggregates every error.
 pub fn cleanup_timeout(mgr: u64, timeout: Duration, mode: CloseMode) -> Result<()> {
-    refuse_inside_close("rm_cleanup_timeout")?;
+    cleanup_with(mgr, Some(timeout), mode)
+}
+
+/// `timeout` None: the manager's cleanup timeout.
+fn cleanup_with(mgr: u64, timeout: Option<Duration>, mode: CloseMode) -> Result<()> {
+    refuse_inside_close("cleanup")?;
     with_manager(mgr, |inner| {
-        cleanup_until(inner, deadline_after(timeout), mode)
+        let deadline = deadline_after(timeout.unwrap_or(inner.config.cleanup_timeout));
+        cleanup_until(inner, deadline, mode)
     })
 }
 
@@ -695,20 +692,27 @@ fn cleanup_until(
     deadline: Option<Instant>,
     mode: CloseMode,
 ) -> Result<()> {
-    let order = {
-        let reg = inner.registry.lock();
-        let set: HashSet<Handle> = reg.nodes.keys().copied().collect();
-        cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())))
-    };
-    let entries = lookup_all(&order);
-    let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline);
-    note_outcomes(inner, &outcomes);
+    let (_, failures) = close_set(inner, mode, deadline, |reg| {
+        reg.nodes.keys().copied().collect()
+    });
     Metrics::bump(&inner.metrics.cleanups);
     Error::from_failures(failures).map_or(Ok(()), Err)
 }
 
-fn lookup_all(order: &[Handle]) -> Vec<Arc<Stored<Entry>>> {
-    order
+/// Closes the resources `pick` chooses (under the registry lock), dependents first, and counts
+/// what timed out.
+fn close_set(
+    inner: &ManagerInner,
+    mode: CloseMode,
+    deadline: Option<Instant>,
+    pick: impl FnOnce(&Registry) -> HashSet<Handle>,
+) -> (Vec<(Handle, Outcome)>, Vec<Failure>) {
+    let order = {
+        let reg = inner.registry.lock();
+        let set = pick(&reg);
+        cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())))
+    };
+    let entries: Vec<Arc<Stored<Entry>>> = order
         .iter()
         .filter_map(|h| {
             OBJECTS
@@ -717,7 +721,10 @@ fn lookup_all(order: &[Handle]) -> Vec<Arc<Stored<Entry>>> {
                 .ok()
                 .map(|r| r.to_arc())
         })
-        .collect()
+        .collect();
+    let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline);
+    note_outcomes(inner, &outcomes);
+    (outcomes, failures)
 }
 
 fn note_outcomes(inner: &ManagerInner, outcomes: &[(Handle, Outcome)]) {
@@ -832,16 +839,8 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
     };
     e.lifecycle.finish(error.is_none());
     let pins = std::mem::take(&mut *e.pins.lock());
-    let outcome = if unregistering {
-        "unregistered"
-    } else if error.is_some() {
-        "failed"
-    } else {
-        "closed"
-    };
-    let removed = {
-        let owner = e.owner.upgrade();
-        let _reg = owner.as_ref().map(|inner| {
+    if let Some(inner) = e.owner.upgrade() {
+        {
             let mut reg = inner.registry.lock();
             if reg.names.get(&e.name) == Some(&entry.handle) {
                 reg.names.remove(&e.name);
@@ -853,32 +852,34 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
                     }
                 }
             }
-            let m = &inner.metrics;
-            Metrics::bump(match outcome {
-                "unregistered" => &m.unregistered,
-                "failed" => &m.failed,
-                _ => &m.closed,
-            });
-            if forced && !unregistering {
-                Metrics::bump(&m.forced);
-            }
-            let mut history = inner.history.lock();
-            if history.len() == HISTORY {
-                history.pop_front();
-            }
-            history.push_back(ClosedRecord {
-                handle: entry.handle.raw(),
-                name: e.name.clone(),
-                kind: e.kind.as_str(),
-                outcome,
-                close_duration_ms: duration.as_secs_f64() * 1e3,
-                forced,
-                error: error.clone(),
-            });
-            reg
+        }
+        let m = &inner.metrics;
+        let (outcome, counter) = if unregistering {
+            ("unregistered", &m.unregistered)
+        } else if error.is_some() {
+            ("failed", &m.failed)
+        } else {
+            ("closed", &m.closed)
+        };
+        Metrics::bump(counter);
+        if forced && !unregistering {
+            Metrics::bump(&m.forced);
+        }
+        let mut history = inner.history.lock();
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(ClosedRecord {
+            handle: entry.handle.raw(),
+            name: e.name.clone(),
+            kind: e.kind.as_str(),
+            outcome,
+            close_duration_ms: duration.as_secs_f64() * 1e3,
+            forced,
+            error: error.clone(),
         });
-        OBJECTS.resources.remove(entry.handle)
-    };
+    }
+    let removed = OBJECTS.resources.remove(entry.handle);
     drop(removed);
     drop(pins);
     error
