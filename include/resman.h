@@ -35,11 +35,6 @@
 #define RM_ERROR_MESSAGE_MAX 512
 
 /**
- * Largest number of column families `rm_db_open` takes in one call.
- */
-#define RM_MAX_COLUMN_FAMILIES 4096
-
-/**
  * Longest resource or column-family name, in bytes.
  */
 #define RM_MAX_NAME_LEN 1024
@@ -48,6 +43,69 @@
  * Largest number of dependencies `rm_register` takes in one call.
  */
 #define RM_MAX_DEPENDENCIES 65536
+
+/**
+ * Largest number of column families `rm_db_open` and `rm_db_open_cf` take in one call.
+ */
+#define RM_MAX_COLUMN_FAMILIES 4096
+
+/**
+ * Largest number of keys `rm_multi_get` takes in one call.
+ */
+#define RM_MAX_MULTI_GET_KEYS (1 << 20)
+
+/**
+ * Smallest `write_buffer_size` accepted by `rm_db_open` (64 KiB).
+ */
+#define RM_MIN_WRITE_BUFFER_SIZE (64 << 10)
+
+/**
+ * Largest `write_buffer_size` accepted by `rm_db_open` (64 GiB).
+ */
+#define RM_MAX_WRITE_BUFFER_SIZE (64 << 30)
+
+/**
+ * Read flag: do not add the blocks this read loads to the block cache (for scans that would
+ * evict the working set). Default: fill the cache.
+ */
+#define RM_READ_NO_FILL_CACHE 1
+
+/**
+ * Read flag: do not verify block checksums. Default: verify.
+ */
+#define RM_READ_NO_VERIFY_CHECKSUMS 2
+
+/**
+ * Write flag: fsync the WAL before returning, so the write survives a power cut (default:
+ * the WAL is written but not synced, which survives a crash of the process).
+ */
+#define RM_WRITE_SYNC 1
+
+/**
+ * Write flag: skip the WAL. The write is lost if the process dies before its memtable is
+ * flushed (a graceful close flushes). Cannot be combined with `RM_WRITE_SYNC`.
+ */
+#define RM_WRITE_DISABLE_WAL 2
+
+/**
+ * Compression of a column family (`rm_cf_options.compression`): use `rm_db_options.compression`.
+ */
+#define RM_COMPRESSION_INHERIT 0
+
+/**
+ * No compression.
+ */
+#define RM_COMPRESSION_NONE 1
+
+/**
+ * LZ4 (the default).
+ */
+#define RM_COMPRESSION_LZ4 2
+
+/**
+ * Zstandard.
+ */
+#define RM_COMPRESSION_ZSTD 3
 
 /**
  * Result of every `rm_*` call. The numbers are stable: a code is never renumbered or reused.
@@ -158,6 +216,16 @@ typedef enum {
      * A fixed limit was reached (live handles, live managers).
      */
     RM_ERR_CAPACITY = 25,
+    /**
+     * The handles passed belong to different DBs (a column family of another DB in a batch,
+     * a multi-get or a read at a snapshot of another DB).
+     */
+    RM_ERR_WRONG_DB = 26,
+    /**
+     * The iterator is not positioned on an entry (never positioned, or moved past either
+     * end): seek first, and check validity before next, prev, key and value.
+     */
+    RM_ERR_ITERATOR_NOT_VALID = 27,
 } rm_result;
 
 /**
@@ -205,7 +273,8 @@ typedef int32_t (*rm_close_fn)(void *context, char *message, size_t message_cap)
 
 /**
  * DB open options. Fill with `rm_db_options_default`, then change what you need.
- * Flags are 0 (off) or non-zero (on).
+ * Flags are 0 (off) or non-zero (on). resman never sets RocksDB's
+ * `avoid_flush_during_shutdown`: writes made without the WAL are flushed by a close.
  */
 typedef struct {
     /**
@@ -220,7 +289,82 @@ typedef struct {
      * Fail if a DB already exists at the path. Default 0.
      */
     uint8_t error_if_exists;
+    /**
+     * Size of one memtable of each column family, in bytes: RM_MIN_WRITE_BUFFER_SIZE to
+     * RM_MAX_WRITE_BUFFER_SIZE. Default 64 MiB.
+     */
+    uint64_t write_buffer_size;
+    /**
+     * Table files RocksDB keeps open: -1 for no limit (the default), or a positive number.
+     */
+    int32_t max_open_files;
+    /**
+     * Compression of every column family that does not choose its own: RM_COMPRESSION_NONE,
+     * RM_COMPRESSION_LZ4 (default) or RM_COMPRESSION_ZSTD.
+     */
+    uint32_t compression;
+    /**
+     * One LRU block cache shared by all column families of the DB, in bytes; 0 disables
+     * block caching. At most 1 TiB. Default 32 MiB.
+     */
+    uint64_t block_cache_size;
 } rm_db_options;
+
+/**
+ * One column family for `rm_db_open_cf`.
+ */
+typedef struct {
+    /**
+     * NUL-terminated UTF-8 name, 1 to RM_MAX_NAME_LEN bytes ("default" is allowed).
+     */
+    const char *name;
+    /**
+     * RM_COMPRESSION_INHERIT (use the DB's), or RM_COMPRESSION_NONE / _LZ4 / _ZSTD.
+     */
+    uint32_t compression;
+} rm_cf_options;
+
+/**
+ * A DB's memory use as RocksDB reports it, in bytes (`rm_db_memory`).
+ */
+typedef struct {
+    /**
+     * All memtables (including flushed ones still pinned).
+     */
+    uint64_t mem_table_total;
+    /**
+     * Memtables not yet flushed to disk.
+     */
+    uint64_t mem_table_unflushed;
+    /**
+     * Table readers (indexes and filters held outside the block cache).
+     */
+    uint64_t table_readers;
+    /**
+     * The DB's block cache.
+     */
+    uint64_t block_cache;
+} rm_memory;
+
+/**
+ * One key's result of `rm_multi_get`.
+ */
+typedef struct {
+    /**
+     * RM_OK: the value is at `buf + offset`, `len` bytes. RM_ERR_NOT_FOUND: no such key
+     * (`len` 0). RM_ERR_BUFFER_TOO_SMALL: the value did not fit in what was left of the
+     * buffer; `len` is its size. Anything else: reading this key failed.
+     */
+    rm_result code;
+    /**
+     * Where the value starts in the caller's buffer (RM_OK only).
+     */
+    size_t offset;
+    /**
+     * The value's length.
+     */
+    size_t len;
+} rm_value;
 
 #ifdef __cplusplus
 extern "C" {
@@ -426,19 +570,23 @@ rm_result rm_db_options_default(rm_db_options *out);
  * Opens the RocksDB database at `path` and registers it in `manager` as `name`, with one
  * handle per column family named in `cf_names` (registered as `name/<cf>`, each a dependent
  * of the DB) written to `out_cfs[i]`. "default" may be listed like any other. Column families
- * that exist on disk but are not listed are opened too but get no handle.
+ * that exist on disk but are not listed are opened too but get no handle. Every column family
+ * gets `opts->compression`; `rm_db_open_cf` chooses per column family.
  *
- * `opts` may be NULL for the defaults. Everything passed is read during the call only. On
- * error nothing stays registered or open. Close the DB with `rm_close` (its column families
- * close first) or let `rm_cleanup`/`rm_manager_destroy` do it; a graceful close flushes every
- * column family and syncs the WAL. Thread-safe.
+ * `opts` may be NULL for the defaults. Everything passed is read during the call only. The
+ * native options, caches and handles are owned by resman and released by the close: the
+ * caller never frees any. On error nothing stays registered, open or allocated. Close the DB
+ * with `rm_close` (its iterators, snapshots, batches and column families close first) or let
+ * `rm_cleanup`/`rm_manager_destroy` do it; a graceful close flushes every column family and
+ * syncs the WAL, so the next open replays nothing. Thread-safe.
  *
  * Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
- * path, empty or repeated column family, too many; and RocksDB's refusals of the options: no
- * DB with create_if_missing 0, a DB with error_if_exists 1, a missing column family with
- * create_missing_column_families 0), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED` (another
- * process or an open DB holds the directory), `RM_ERR_IO` (the directory cannot be created
- * or written), `RM_ERR_CORRUPTION`, `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager destroyed).
+ * path, empty or repeated column family, too many, an option out of range; and RocksDB's
+ * refusals: no DB with create_if_missing 0, a DB with error_if_exists 1, a missing column
+ * family with create_missing_column_families 0), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED`
+ * (another process or an open DB holds the directory), `RM_ERR_IO` (the directory cannot be
+ * created or written), `RM_ERR_CORRUPTION`, `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager
+ * destroyed).
  *
  * # Safety
  * `name` and `path` are NUL-terminated strings; `cf_names` points to `n_cfs` NUL-terminated
@@ -456,10 +604,40 @@ rm_result rm_db_open(uint64_t manager,
                      rm_error *err);
 
 /**
+ * Like `rm_db_open`, with options per column family: `cfs` points to `n_cfs` entries, each a
+ * name and its compression. Thread-safe.
+ *
+ * Errors: those of `rm_db_open`, and `RM_ERR_INVALID_ARGUMENT` for an unknown compression.
+ *
+ * # Safety
+ * As for `rm_db_open`, with `cfs` pointing to `n_cfs` readable `rm_cf_options` whose names
+ * are NUL-terminated strings.
+ */
+rm_result rm_db_open_cf(uint64_t manager,
+                        const char *name,
+                        const char *path,
+                        const rm_db_options *opts,
+                        const rm_cf_options *cfs,
+                        size_t n_cfs,
+                        uint64_t *out_db,
+                        uint64_t *out_cfs,
+                        rm_error *err);
+
+/**
+ * Writes RocksDB's memory figures for DB `db` into `*out`. Thread-safe.
+ *
+ * Errors: handle errors, `RM_ERR_CLOSED`, `RM_ERR_ROCKSDB`.
+ *
+ * # Safety
+ * `out` points to a writable `rm_memory`; `err` is NULL or writable.
+ */
+rm_result rm_db_memory(uint64_t db, rm_memory *out, rm_error *err);
+
+/**
  * Writes `key` = `value` in column family `cf` (WAL on, not synced: survives a crash of the
- * process, not of the machine). Both buffers are read during the call only and may be NULL
- * when their length is 0. Thread-safe; returns `RM_ERR_CLOSED` once `cf` or its DB is
- * closing.
+ * process, not of the machine). Same as `rm_put_opt` with flags 0. Both buffers are read
+ * during the call only and may be NULL when their length is 0. Thread-safe; returns
+ * `RM_ERR_CLOSED` once `cf` or its DB is closing.
  *
  * # Safety
  * `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
@@ -473,11 +651,48 @@ rm_result rm_put(uint64_t cf,
                  rm_error *err);
 
 /**
- * Reads `key` from column family `cf` into `buf` with one copy. On success `*out_len` is the
- * value's length. If `buf_cap` is smaller, the result is `RM_ERR_BUFFER_TOO_SMALL`, nothing is
- * copied and `*out_len` is the length needed: retry with a buffer that large. A missing key
- * is `RM_ERR_NOT_FOUND`. `buf` may be NULL when `buf_cap` is 0; `key` and `buf` must not
- * overlap. Nothing is allocated for the caller. Thread-safe.
+ * `rm_put` with write flags: 0, `RM_WRITE_SYNC` or `RM_WRITE_DISABLE_WAL`. Unknown bits, and
+ * both flags together, are `RM_ERR_INVALID_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * As for `rm_put`.
+ */
+rm_result rm_put_opt(uint64_t cf,
+                     const uint8_t *key,
+                     size_t key_len,
+                     const uint8_t *value,
+                     size_t value_len,
+                     uint32_t write_flags,
+                     rm_error *err);
+
+/**
+ * Deletes `key` from column family `cf` (no error when it does not exist). `key` is read
+ * during the call only and may be NULL when `key_len` is 0. Thread-safe.
+ *
+ * # Safety
+ * `key` points to `key_len` readable bytes; `err` is NULL or points to a writable `rm_error`.
+ */
+rm_result rm_delete(uint64_t cf, const uint8_t *key, size_t key_len, rm_error *err);
+
+/**
+ * `rm_delete` with write flags (see `rm_put_opt`). Thread-safe.
+ *
+ * # Safety
+ * As for `rm_delete`.
+ */
+rm_result rm_delete_opt(uint64_t cf,
+                        const uint8_t *key,
+                        size_t key_len,
+                        uint32_t write_flags,
+                        rm_error *err);
+
+/**
+ * Reads `key` from column family `cf` into `buf` with one copy. Same as `rm_get_opt` with no
+ * snapshot and flags 0. On success `*out_len` is the value's length. If `buf_cap` is smaller,
+ * the result is `RM_ERR_BUFFER_TOO_SMALL`, nothing is copied and `*out_len` is the length
+ * needed: retry with a buffer that large. A missing key is `RM_ERR_NOT_FOUND`. `buf` may be
+ * NULL when `buf_cap` is 0; `key` and `buf` must not overlap. Nothing is allocated: the value
+ * goes from RocksDB's pinned memory straight into `buf`. Thread-safe.
  *
  * # Safety
  * `key` points to `key_len` readable bytes; `buf` to `buf_cap` writable bytes; `out_len` to a
@@ -492,13 +707,303 @@ rm_result rm_get(uint64_t cf,
                  rm_error *err);
 
 /**
- * Deletes `key` from column family `cf` (no error when it does not exist). `key` is read
- * during the call only and may be NULL when `key_len` is 0. Thread-safe.
+ * `rm_get` at `snapshot` (0: the latest data; otherwise a snapshot of the same DB, from
+ * `rm_snapshot_create`) with read flags (`RM_READ_NO_FILL_CACHE`,
+ * `RM_READ_NO_VERIFY_CHECKSUMS`). Thread-safe.
+ *
+ * Errors: those of `rm_get`; `RM_ERR_WRONG_DB` (a snapshot of another DB), the snapshot's
+ * handle errors (`RM_ERR_CLOSED` once released), `RM_ERR_INVALID_ARGUMENT` (unknown flags).
  *
  * # Safety
- * `key` points to `key_len` readable bytes; `err` is NULL or points to a writable `rm_error`.
+ * As for `rm_get`.
  */
-rm_result rm_delete(uint64_t cf, const uint8_t *key, size_t key_len, rm_error *err);
+rm_result rm_get_opt(uint64_t cf,
+                     uint64_t snapshot,
+                     uint32_t read_flags,
+                     const uint8_t *key,
+                     size_t key_len,
+                     uint8_t *buf,
+                     size_t buf_cap,
+                     size_t *out_len,
+                     rm_error *err);
+
+/**
+ * Reads `n_keys` keys in one call. The keys are concatenated in `keys`, key `i` being
+ * `key_lens[i]` bytes long. `cfs` holds `n_cfs` column-family handles of one DB: either one
+ * (every key is read from it) or `n_keys` (key `i` from `cfs[i]`). `snapshot` and
+ * `read_flags` are as for `rm_get_opt`.
+ *
+ * Values are packed into `buf`; `out_values[i]` tells where key `i`'s value is, or why it is
+ * not there (see `rm_value`). A value that does not fit in what is left of `buf` is skipped
+ * (code `RM_ERR_BUFFER_TOO_SMALL`, `len` its size) and later values still fill the rest.
+ * `*out_needed` (if not NULL) receives the bytes all found values need together: a retry with
+ * that much room gets every value (unless the data changed meanwhile).
+ *
+ * Returns `RM_OK` when every key was found or is missing; `RM_ERR_BUFFER_TOO_SMALL` when some
+ * value did not fit; the code of the first key RocksDB failed to read otherwise (the
+ * per-key codes say which). Argument and handle errors fail the whole call before anything
+ * is read: `RM_ERR_WRONG_DB` (column families of different DBs, or a snapshot of another DB),
+ * `RM_ERR_INVALID_ARGUMENT` (`n_cfs` neither 1 nor `n_keys`, more than
+ * RM_MAX_MULTI_GET_KEYS keys, unknown flags). `n_keys` 0 is a successful no-op. Thread-safe.
+ *
+ * # Safety
+ * `cfs` points to `n_cfs` readable `uint64_t`; `key_lens` to `n_keys` readable `size_t`;
+ * `keys` to the sum of `key_lens` readable bytes; `buf` to `buf_cap` writable bytes not
+ * overlapping the keys; `out_values` to `n_keys` writable `rm_value`; `out_needed` is NULL or
+ * writable; `err` is NULL or writable.
+ */
+rm_result rm_multi_get(const uint64_t *cfs,
+                       size_t n_cfs,
+                       uint64_t snapshot,
+                       uint32_t read_flags,
+                       const uint8_t *keys,
+                       const size_t *key_lens,
+                       size_t n_keys,
+                       uint8_t *buf,
+                       size_t buf_cap,
+                       rm_value *out_values,
+                       size_t *out_needed,
+                       rm_error *err);
+
+/**
+ * Creates an empty write batch for DB `db` and writes its handle to `*out_batch`. The batch
+ * is a resource of the DB's manager and a dependent of the DB: close it with `rm_close` when
+ * done (the DB's close closes it otherwise). A batch may be used from several threads (calls
+ * are serialised) but building one batch from several threads is rarely meaningful.
+ *
+ * Errors: handle errors on `db`, `RM_ERR_CLOSED`.
+ *
+ * # Safety
+ * `out_batch` points to a writable `uint64_t`; `err` is NULL or writable.
+ */
+rm_result rm_batch_create(uint64_t db, uint64_t *out_batch, rm_error *err);
+
+/**
+ * Adds "put `key` = `value` in column family `cf`" to the batch (copied; nothing is kept).
+ * `cf` must belong to the batch's DB (else `RM_ERR_WRONG_DB`). Thread-safe.
+ *
+ * # Safety
+ * `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
+ * writable.
+ */
+rm_result rm_batch_put(uint64_t batch,
+                       uint64_t cf,
+                       const uint8_t *key,
+                       size_t key_len,
+                       const uint8_t *value,
+                       size_t value_len,
+                       rm_error *err);
+
+/**
+ * Adds "delete `key` from column family `cf`" to the batch. Thread-safe.
+ *
+ * # Safety
+ * `key` points to `key_len` readable bytes; `err` is NULL or writable.
+ */
+rm_result rm_batch_delete(uint64_t batch,
+                          uint64_t cf,
+                          const uint8_t *key,
+                          size_t key_len,
+                          rm_error *err);
+
+/**
+ * Adds "delete every key in [`begin`, `end`) of column family `cf`" to the batch. `begin`
+ * greater than `end` (bytewise) is `RM_ERR_INVALID_ARGUMENT`; equal is an empty range.
+ * Thread-safe.
+ *
+ * # Safety
+ * `begin` points to `begin_len` readable bytes and `end` to `end_len`; `err` is NULL or
+ * writable.
+ */
+rm_result rm_batch_delete_range(uint64_t batch,
+                                uint64_t cf,
+                                const uint8_t *begin,
+                                size_t begin_len,
+                                const uint8_t *end,
+                                size_t end_len,
+                                rm_error *err);
+
+/**
+ * Removes every operation from the batch. Thread-safe.
+ *
+ * # Safety
+ * `err` is NULL or writable.
+ */
+rm_result rm_batch_clear(uint64_t batch, rm_error *err);
+
+/**
+ * Writes the number of operations in the batch to `*out_count`. Thread-safe.
+ *
+ * # Safety
+ * `out_count` points to a writable `size_t`; `err` is NULL or writable.
+ */
+rm_result rm_batch_count(uint64_t batch, size_t *out_count, rm_error *err);
+
+/**
+ * Applies every operation of the batch atomically, with write flags as for `rm_put_opt`,
+ * then empties the batch so it can be filled again: writing it a second time without adding
+ * anything writes nothing. On error nothing was applied and the content is kept, so the
+ * write may be retried. Thread-safe.
+ *
+ * Errors: handle errors, `RM_ERR_CLOSED` (the batch or its DB closing),
+ * `RM_ERR_INVALID_ARGUMENT` (flags), `RM_ERR_IO` and other RocksDB errors.
+ *
+ * # Safety
+ * `err` is NULL or writable.
+ */
+rm_result rm_batch_write(uint64_t batch, uint32_t write_flags, rm_error *err);
+
+/**
+ * Takes a snapshot of DB `db` and writes its handle to `*out_snapshot`: reads through it
+ * (`rm_get_opt`, `rm_multi_get`, `rm_iter_create`) see the DB as it was at this moment.
+ * The snapshot is a dependent of the DB; release it with `rm_close` as soon as it is not
+ * needed (it holds back compaction). The DB's close releases it first if it is still open,
+ * and counts it as leaked in the status document. Thread-safe.
+ *
+ * # Safety
+ * `out_snapshot` points to a writable `uint64_t`; `err` is NULL or writable.
+ */
+rm_result rm_snapshot_create(uint64_t db, uint64_t *out_snapshot, rm_error *err);
+
+/**
+ * Creates an iterator over column family `cf` and writes its handle to `*out_iter`. It reads
+ * at `snapshot` (0: the data as of now) with `read_flags` (as for `rm_get_opt`), and only
+ * returns keys in [`lower`, `upper`): a NULL bound is no bound (a non-NULL bound of length 0
+ * is the empty key). The bounds are copied. The iterator starts unpositioned: seek first.
+ *
+ * The iterator is a dependent of its column family (hence of the DB) and of its snapshot:
+ * close it with `rm_close` when done. Closing the DB (or the snapshot) closes it first and
+ * counts it as leaked in the status document; later calls on it return `RM_ERR_CLOSED`.
+ * An iterator may be called from any thread; calls on one iterator are serialised.
+ *
+ * Errors: handle errors on `cf` or `snapshot`, `RM_ERR_WRONG_DB`, `RM_ERR_INVALID_ARGUMENT`
+ * (flags, `lower` greater than `upper`).
+ *
+ * # Safety
+ * `lower` is NULL or points to `lower_len` readable bytes, `upper` likewise; `out_iter`
+ * points to a writable `uint64_t`; `err` is NULL or writable.
+ */
+rm_result rm_iter_create(uint64_t cf,
+                         uint64_t snapshot,
+                         uint32_t read_flags,
+                         const uint8_t *lower,
+                         size_t lower_len,
+                         const uint8_t *upper,
+                         size_t upper_len,
+                         uint64_t *out_iter,
+                         rm_error *err);
+
+/**
+ * Positions the iterator on the first key (within the bounds). `*out_valid` (may be NULL)
+ * receives whether it is on an entry. Errors: handle errors, `RM_ERR_CLOSED` (the iterator,
+ * or its DB, closing), RocksDB errors met while reading. Thread-safe.
+ *
+ * # Safety
+ * `out_valid` is NULL or writable; `err` is NULL or writable.
+ */
+rm_result rm_iter_seek_to_first(uint64_t iter, bool *out_valid, rm_error *err);
+
+/**
+ * Positions the iterator on the last key (within the bounds); see `rm_iter_seek_to_first`.
+ *
+ * # Safety
+ * `out_valid` is NULL or writable; `err` is NULL or writable.
+ */
+rm_result rm_iter_seek_to_last(uint64_t iter, bool *out_valid, rm_error *err);
+
+/**
+ * Positions the iterator on the first key at or after `key`; see `rm_iter_seek_to_first`.
+ *
+ * # Safety
+ * `key` points to `key_len` readable bytes; `out_valid` and `err` are NULL or writable.
+ */
+rm_result rm_iter_seek(uint64_t iter,
+                       const uint8_t *key,
+                       size_t key_len,
+                       bool *out_valid,
+                       rm_error *err);
+
+/**
+ * Positions the iterator on the last key at or before `key`; see `rm_iter_seek_to_first`.
+ *
+ * # Safety
+ * `key` points to `key_len` readable bytes; `out_valid` and `err` are NULL or writable.
+ */
+rm_result rm_iter_seek_for_prev(uint64_t iter,
+                                const uint8_t *key,
+                                size_t key_len,
+                                bool *out_valid,
+                                rm_error *err);
+
+/**
+ * Moves to the next entry; `*out_valid` (may be NULL) receives whether there is one. On an
+ * iterator that is not on an entry this is `RM_ERR_ITERATOR_NOT_VALID` (RocksDB itself would
+ * have undefined behaviour). Thread-safe.
+ *
+ * # Safety
+ * `out_valid` and `err` are NULL or writable.
+ */
+rm_result rm_iter_next(uint64_t iter, bool *out_valid, rm_error *err);
+
+/**
+ * Moves to the previous entry; see `rm_iter_next`.
+ *
+ * # Safety
+ * `out_valid` and `err` are NULL or writable.
+ */
+rm_result rm_iter_prev(uint64_t iter, bool *out_valid, rm_error *err);
+
+/**
+ * Writes whether the iterator is on an entry to `*out_valid`. An iterator that stopped
+ * because RocksDB failed (I/O, corruption) returns that error instead. Thread-safe.
+ *
+ * # Safety
+ * `out_valid` points to a writable `bool`; `err` is NULL or writable.
+ */
+rm_result rm_iter_valid(uint64_t iter, bool *out_valid, rm_error *err);
+
+/**
+ * Copies the current key into `buf`; `*out_len` receives its length. Too small a buffer is
+ * `RM_ERR_BUFFER_TOO_SMALL` with `*out_len` the length needed (nothing copied); not on an
+ * entry is `RM_ERR_ITERATOR_NOT_VALID`. `buf` may be NULL when `buf_cap` is 0. Thread-safe.
+ *
+ * # Safety
+ * `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL
+ * or writable.
+ */
+rm_result rm_iter_key(uint64_t iter, uint8_t *buf, size_t buf_cap, size_t *out_len, rm_error *err);
+
+/**
+ * Copies the current value into `buf`; see `rm_iter_key`.
+ *
+ * # Safety
+ * As for `rm_iter_key`.
+ */
+rm_result rm_iter_value(uint64_t iter,
+                        uint8_t *buf,
+                        size_t buf_cap,
+                        size_t *out_len,
+                        rm_error *err);
+
+/**
+ * Copies the current key into `key_buf` and value into `value_buf` in one call;
+ * `*out_key_len` and `*out_value_len` receive their lengths. If either buffer is too small,
+ * nothing is copied, both lengths are written and the result is `RM_ERR_BUFFER_TOO_SMALL`.
+ * Not on an entry: `RM_ERR_ITERATOR_NOT_VALID`. The two buffers must not overlap.
+ * Thread-safe.
+ *
+ * # Safety
+ * `key_buf` points to `key_cap` writable bytes and `value_buf` to `value_cap`; both length
+ * outputs to writable `size_t`; `err` is NULL or writable.
+ */
+rm_result rm_iter_entry(uint64_t iter,
+                        uint8_t *key_buf,
+                        size_t key_cap,
+                        size_t *out_key_len,
+                        uint8_t *value_buf,
+                        size_t value_cap,
+                        size_t *out_value_len,
+                        rm_error *err);
 
 #ifdef __cplusplus
 }  // extern "C"

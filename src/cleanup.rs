@@ -76,14 +76,16 @@ pub(crate) fn dependents_first(
     order
 }
 
-/// Closes one resource. A graceful close whose deadline has already passed is forced.
+/// Closes one resource whose close the caller began (`won`: it was the one `begin_close`
+/// winner). A graceful close whose deadline has already passed is forced.
 pub(crate) fn close_one(
     entry: &Stored<Entry>,
+    won: bool,
     mode: CloseMode,
     deadline: Option<Instant>,
 ) -> Outcome {
     let life = manager::lifecycle(entry);
-    if !life.begin_close() {
+    if !won {
         return Outcome::AlreadyClosing;
     }
     let effective = match deadline {
@@ -110,19 +112,20 @@ pub(crate) fn close_one(
     }
 }
 
-/// Closes `entries` in the given order, going on past failures. A graceful sequence then waits
+/// Closes `entries` (each with whether the caller won its `begin_close`) in the given order,
+/// going on past failures. A graceful sequence then waits
 /// (until the deadline) for closes left to in-flight operations or begun by someone else, and
 /// reports each one still unfinished as timed out.
 pub(crate) fn close_sequence(
-    entries: &[Arc<Stored<Entry>>],
+    entries: &[(Arc<Stored<Entry>>, bool)],
     mode: CloseMode,
     deadline: Option<Instant>,
 ) -> (Vec<(Handle, Outcome)>, Vec<Failure>) {
     let mut outcomes = Vec::with_capacity(entries.len());
     let mut failures = Vec::new();
     let mut pending = Vec::new();
-    for e in entries {
-        let outcome = close_one(e, mode, deadline);
+    for (e, won) in entries {
+        let outcome = close_one(e, *won, mode, deadline);
         match &outcome {
             Outcome::Failed(msg) => failures.push(manager::failure(
                 e,

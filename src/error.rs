@@ -60,6 +60,12 @@ pub enum rm_result {
     RM_ERR_PANIC = 24,
     /// A fixed limit was reached (live handles, live managers).
     RM_ERR_CAPACITY = 25,
+    /// The handles passed belong to different DBs (a column family of another DB in a batch,
+    /// a multi-get or a read at a snapshot of another DB).
+    RM_ERR_WRONG_DB = 26,
+    /// The iterator is not positioned on an entry (never positioned, or moved past either
+    /// end): seek first, and check validity before next, prev, key and value.
+    RM_ERR_ITERATOR_NOT_VALID = 27,
 }
 
 impl rm_result {
@@ -98,6 +104,8 @@ impl rm_result {
             RM_ERR_ROCKSDB => c"RocksDB error",
             RM_ERR_PANIC => c"internal panic",
             RM_ERR_CAPACITY => c"capacity exhausted",
+            RM_ERR_WRONG_DB => c"handle belongs to another DB",
+            RM_ERR_ITERATOR_NOT_VALID => c"iterator is not positioned on an entry",
         }
     }
 
@@ -109,7 +117,7 @@ impl rm_result {
     }
 
     /// Every code, in numeric order (for tests and documentation).
-    pub const ALL: [rm_result; 26] = {
+    pub const ALL: [rm_result; 28] = {
         use rm_result::*;
         [
             RM_OK,
@@ -138,6 +146,8 @@ impl rm_result {
             RM_ERR_ROCKSDB,
             RM_ERR_PANIC,
             RM_ERR_CAPACITY,
+            RM_ERR_WRONG_DB,
+            RM_ERR_ITERATOR_NOT_VALID,
         ]
     };
 }
@@ -205,6 +215,10 @@ pub enum Error {
     Panic(String),
     #[error("{0}")]
     Capacity(String),
+    #[error("{0}")]
+    WrongDb(String),
+    #[error("{0}")]
+    IteratorNotValid(String),
 }
 
 fn summarize(failures: &[Failure]) -> String {
@@ -262,6 +276,8 @@ impl Error {
             Error::RocksDb(_) => RM_ERR_ROCKSDB,
             Error::Panic(_) => RM_ERR_PANIC,
             Error::Capacity(_) => RM_ERR_CAPACITY,
+            Error::WrongDb(_) => RM_ERR_WRONG_DB,
+            Error::IteratorNotValid(_) => RM_ERR_ITERATOR_NOT_VALID,
         }
     }
 
@@ -294,6 +310,7 @@ impl Error {
             Error::AlreadyClosed(m) => Error::AlreadyClosed(wrap(m)),
             Error::DependencyClosed(m) => Error::DependencyClosed(wrap(m)),
             Error::InvalidArgument(m) => Error::InvalidArgument(wrap(m)),
+            Error::WrongDb(m) => Error::WrongDb(wrap(m)),
             other => other,
         }
     }

@@ -67,6 +67,12 @@ pub trait Resource: Send + Sync + 'static {
         false
     }
 
+    /// Extra facts for the status document (a DB's memory figures), or None. Called under a
+    /// lease, so the resource is open for the call.
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// For downcasting to the concrete type in the layer that created it.
     fn as_any(&self) -> &dyn Any;
 }
@@ -94,6 +100,9 @@ struct CloseInfo {
     deferred: bool,
     unregistering: bool,
     error: Option<String>,
+    /// Iterators and snapshots still open when this (DB) resource was closed.
+    leaked_iterators: u64,
+    leaked_snapshots: u64,
 }
 
 /// One registered resource.
@@ -643,7 +652,7 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
             return Err(Error::AlreadyClosed(describe_closed(&target)));
         }
         let deadline = deadline_after(timeout.unwrap_or(inner.config.cleanup_timeout));
-        let (outcomes, failures) = close_set(inner, mode, deadline, |reg| {
+        let (outcomes, failures) = close_set(inner, mode, deadline, Some(target.handle), |reg| {
             // The target and everything that (transitively) depends on it.
             let mut set = HashSet::new();
             let mut stack = vec![target.handle];
@@ -692,7 +701,7 @@ fn cleanup_until(
     deadline: Option<Instant>,
     mode: CloseMode,
 ) -> Result<()> {
-    let (_, failures) = close_set(inner, mode, deadline, |reg| {
+    let (_, failures) = close_set(inner, mode, deadline, None, |reg| {
         reg.nodes.keys().copied().collect()
     });
     Metrics::bump(&inner.metrics.cleanups);
@@ -700,31 +709,84 @@ fn cleanup_until(
 }
 
 /// Closes the resources `pick` chooses (under the registry lock), dependents first, and counts
-/// what timed out.
+/// what timed out. Every resource of the set stops granting leases at once, under the registry
+/// lock, before any of them is closed: no operation starts on a resource that is about to go,
+/// and no dependent can be registered on one after the set was chosen (registration pins its
+/// dependencies under the same lock), so nothing outside the set can keep one open.
+/// `target` is the resource the caller asked to close (None: a cleanup of everything); the
+/// iterators and snapshots swept along with their DB are counted as leaked by that DB.
 fn close_set(
     inner: &ManagerInner,
     mode: CloseMode,
     deadline: Option<Instant>,
+    target: Option<Handle>,
     pick: impl FnOnce(&Registry) -> HashSet<Handle>,
 ) -> (Vec<(Handle, Outcome)>, Vec<Failure>) {
-    let order = {
+    let entries: Vec<(Arc<Stored<Entry>>, bool)> = {
         let reg = inner.registry.lock();
         let set = pick(&reg);
-        cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())))
+        let order =
+            cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())));
+        let entries: Vec<(Arc<Stored<Entry>>, bool)> = order
+            .iter()
+            .filter_map(|h| OBJECTS.resources.get(h.raw(), None).ok())
+            .map(|r| {
+                let won = r.value.lifecycle.begin_close();
+                (r.to_arc(), won)
+            })
+            .collect();
+        count_leaks(inner, &reg, &set, &entries, target);
+        entries
     };
-    let entries: Vec<Arc<Stored<Entry>>> = order
-        .iter()
-        .filter_map(|h| {
-            OBJECTS
-                .resources
-                .get(h.raw(), None)
-                .ok()
-                .map(|r| r.to_arc())
-        })
-        .collect();
     let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline);
     note_outcomes(inner, &outcomes);
     (outcomes, failures)
+}
+
+/// Counts, per DB of the set, the iterators and snapshots this close sweeps along (open until
+/// their DB closed: leaked by the caller, as Pebble reports them).
+fn count_leaks(
+    inner: &ManagerInner,
+    reg: &Registry,
+    set: &HashSet<Handle>,
+    entries: &[(Arc<Stored<Entry>>, bool)],
+    target: Option<Handle>,
+) {
+    for (e, won) in entries {
+        let kind = e.value.kind;
+        if !*won || Some(e.handle) == target || !matches!(kind, Kind::Iterator | Kind::Snapshot) {
+            continue;
+        }
+        // Its DB: the first dependency, transitively, that is a DB.
+        let mut stack = vec![e.handle];
+        let mut seen = HashSet::new();
+        let mut db = None;
+        while let Some(h) = stack.pop() {
+            if h.kind() == Some(Kind::Db) {
+                db = Some(h);
+                break;
+            }
+            if seen.insert(h) {
+                if let Some(n) = reg.nodes.get(&h) {
+                    stack.extend(n.deps.iter().copied());
+                }
+            }
+        }
+        let Some(db) = db.filter(|d| set.contains(d)) else {
+            continue;
+        };
+        let Some((db_entry, _)) = entries.iter().find(|(x, _)| x.handle == db) else {
+            continue;
+        };
+        let mut info = db_entry.value.info.lock();
+        if kind == Kind::Iterator {
+            info.leaked_iterators += 1;
+            Metrics::bump(&inner.metrics.leaked_iterators);
+        } else {
+            info.leaked_snapshots += 1;
+            Metrics::bump(&inner.metrics.leaked_snapshots);
+        }
+    }
 }
 
 fn note_outcomes(inner: &ManagerInner, outcomes: &[(Handle, Outcome)]) {
@@ -828,14 +890,14 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
         }
     };
     let forced = mode == CloseMode::Forced;
-    let duration = {
+    let (duration, leaked) = {
         let mut info = e.info.lock();
         let started = *info.started.get_or_insert_with(Instant::now);
         let d = started.elapsed();
         info.duration = Some(d);
         info.forced |= forced;
         info.error.clone_from(&error);
-        d
+        (d, (info.leaked_iterators, info.leaked_snapshots))
     };
     e.lifecycle.finish(error.is_none());
     let pins = std::mem::take(&mut *e.pins.lock());
@@ -877,6 +939,8 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
             close_duration_ms: duration.as_secs_f64() * 1e3,
             forced,
             error: error.clone(),
+            leaked_iterators: leaked.0,
+            leaked_snapshots: leaked.1,
         });
     }
     let removed = OBJECTS.resources.remove(entry.handle);
@@ -931,6 +995,10 @@ pub fn status(mgr: u64) -> Result<Status> {
                 continue;
             };
             let e = &r.value;
+            // Under a lease, so the resource is open while it reports; none when closing.
+            let details = acquire(r.to_arc())
+                .ok()
+                .and_then(|lease| lease.entry().resource.details());
             let state = e.lifecycle.state();
             match state {
                 State::Active => active += 1,
@@ -954,6 +1022,7 @@ pub fn status(mgr: u64) -> Result<Status> {
                     .map(|d| d.as_secs_f64() * 1e3),
                 close_deferred: info.deferred,
                 last_error: info.error.clone(),
+                details,
             });
         }
         Ok(Status {

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub deferred: AtomicU64,
     pub timed_out: AtomicU64,
     pub cleanups: AtomicU64,
+    pub leaked_iterators: AtomicU64,
+    pub leaked_snapshots: AtomicU64,
 }
 
 impl Metrics {
@@ -50,6 +52,9 @@ pub struct ResourceStatus {
     /// True when the native close was left to the last in-flight operation.
     pub close_deferred: bool,
     pub last_error: Option<String>,
+    /// What the resource reports about itself (a DB: path, column families, memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 /// A resource that finished closing, kept in a short history for the status document.
@@ -63,6 +68,10 @@ pub struct ClosedRecord {
     pub close_duration_ms: f64,
     pub forced: bool,
     pub error: Option<String>,
+    /// For a DB: iterators still open when it closed (closed by resman).
+    pub leaked_iterators: u64,
+    /// For a DB: snapshots still open when it closed (released by resman).
+    pub leaked_snapshots: u64,
 }
 
 /// Counts in the status document.
@@ -88,6 +97,10 @@ pub struct Totals {
     pub timed_out: u64,
     /// Cleanup runs.
     pub cleanups: u64,
+    /// Iterators still open when their DB closed.
+    pub leaked_iterators: u64,
+    /// Snapshots still open when their DB closed.
+    pub leaked_snapshots: u64,
 }
 
 impl Totals {
@@ -103,6 +116,8 @@ impl Totals {
             deferred: Metrics::get(&m.deferred),
             timed_out: Metrics::get(&m.timed_out),
             cleanups: Metrics::get(&m.cleanups),
+            leaked_iterators: Metrics::get(&m.leaked_iterators),
+            leaked_snapshots: Metrics::get(&m.leaked_snapshots),
         }
     }
 }

@@ -11,7 +11,8 @@ use std::sync::{Arc, Barrier};
 const CHILD_ENV: &str = "RESMAN_TEST_CHILD_DB";
 
 fn open(mgr: &Manager, name: &str, path: &Path, cfs: &[&str]) -> resman::Result<rocks::Opened> {
-    rocks::open(mgr.handle(), name, path, cfs, &DbOptions::default())
+    let specs: Vec<rocks::CfSpec> = cfs.iter().map(|c| rocks::CfSpec::new(c)).collect();
+    rocks::open(mgr.handle(), name, path, &specs, &DbOptions::default())
 }
 
 fn get(cf: u64, key: &[u8]) -> Option<Vec<u8>> {

@@ -1,17 +1,13 @@
 //! The exported functions. Their doc comments are the header's documentation.
 
 use super::foreign::ForeignResource;
-use super::{boundary, buffer, bytes, c_str, out_ptr, put_out, rm_error};
+use super::{boundary, buffer, c_str, out_ptr, put_out, rm_error};
 use crate::error::{rm_result, Error};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Config};
-use crate::rocks::{self, DbOptions};
 use std::ffi::{c_char, c_void, CStr};
-use std::path::Path;
 use std::time::Duration;
 
-/// Largest number of column families `rm_db_open` takes in one call.
-pub const RM_MAX_COLUMN_FAMILIES: usize = 4096;
 /// Longest resource or column-family name, in bytes.
 pub const RM_MAX_NAME_LEN: usize = 1024;
 const _: () = assert!(RM_MAX_NAME_LEN == manager::MAX_NAME_LEN);
@@ -26,20 +22,6 @@ pub struct rm_config {
     /// Bound of `rm_cleanup`, `rm_close` and `rm_manager_destroy`, in milliseconds.
     /// Default 30000. Must be greater than 0.
     pub cleanup_timeout_ms: u64,
-}
-
-/// DB open options. Fill with `rm_db_options_default`, then change what you need.
-/// Flags are 0 (off) or non-zero (on).
-#[allow(non_camel_case_types)]
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct rm_db_options {
-    /// Create the DB if the directory holds none. Default 1.
-    pub create_if_missing: u8,
-    /// Create requested column families that do not exist yet. Default 1.
-    pub create_missing_column_families: u8,
-    /// Fail if a DB already exists at the path. Default 0.
-    pub error_if_exists: u8,
 }
 
 /// Close callback of a resource registered with `rm_register`.
@@ -225,7 +207,11 @@ pub unsafe extern "C" fn rm_register(
 ///
 /// # Safety
 /// When `n > 0`, `p` points to `n` readable, aligned `uint64_t`.
-unsafe fn u64s<'a>(p: *const u64, n: usize, what: &'static str) -> Result<&'a [u64], Error> {
+pub(crate) unsafe fn u64s<'a>(
+    p: *const u64,
+    n: usize,
+    what: &'static str,
+) -> Result<&'a [u64], Error> {
     if n == 0 {
         return Ok(&[]);
     }
@@ -393,200 +379,5 @@ pub unsafe extern "C" fn rm_status(
         buf[..json.len()].copy_from_slice(json.as_bytes());
         buf[json.len()] = 0;
         Ok(())
-    })
-}
-
-/// Fills `*out` with the default DB options.
-///
-/// # Safety
-/// `out` is NULL (rejected) or points to a writable `rm_db_options`.
-#[no_mangle]
-pub unsafe extern "C" fn rm_db_options_default(out: *mut rm_db_options) -> rm_result {
-    boundary(std::ptr::null_mut(), || {
-        let out = out_ptr(out, "out")?;
-        let d = DbOptions::default();
-        // SAFETY: checked non-NULL; writable per the contract.
-        unsafe {
-            put_out(
-                out,
-                rm_db_options {
-                    create_if_missing: d.create_if_missing.into(),
-                    create_missing_column_families: d.create_missing_column_families.into(),
-                    error_if_exists: d.error_if_exists.into(),
-                },
-            )
-        };
-        Ok(())
-    })
-}
-
-/// Opens the RocksDB database at `path` and registers it in `manager` as `name`, with one
-/// handle per column family named in `cf_names` (registered as `name/<cf>`, each a dependent
-/// of the DB) written to `out_cfs[i]`. "default" may be listed like any other. Column families
-/// that exist on disk but are not listed are opened too but get no handle.
-///
-/// `opts` may be NULL for the defaults. Everything passed is read during the call only. On
-/// error nothing stays registered or open. Close the DB with `rm_close` (its column families
-/// close first) or let `rm_cleanup`/`rm_manager_destroy` do it; a graceful close flushes every
-/// column family and syncs the WAL. Thread-safe.
-///
-/// Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
-/// path, empty or repeated column family, too many; and RocksDB's refusals of the options: no
-/// DB with create_if_missing 0, a DB with error_if_exists 1, a missing column family with
-/// create_missing_column_families 0), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED` (another
-/// process or an open DB holds the directory), `RM_ERR_IO` (the directory cannot be created
-/// or written), `RM_ERR_CORRUPTION`, `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager destroyed).
-///
-/// # Safety
-/// `name` and `path` are NUL-terminated strings; `cf_names` points to `n_cfs` NUL-terminated
-/// strings and `out_cfs` to `n_cfs` writable `uint64_t` (both may be NULL when `n_cfs` is 0);
-/// `out_db` to a writable `uint64_t`; `opts` is NULL or readable; `err` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn rm_db_open(
-    manager: u64,
-    name: *const c_char,
-    path: *const c_char,
-    opts: *const rm_db_options,
-    cf_names: *const *const c_char,
-    n_cfs: usize,
-    out_db: *mut u64,
-    out_cfs: *mut u64,
-    err: *mut rm_error,
-) -> rm_result {
-    boundary(err, || {
-        let out_db = out_ptr(out_db, "out_db")?;
-        // SAFETY: NUL-terminated per the contract.
-        let name = unsafe { c_str(name, "name") }?;
-        // SAFETY: NUL-terminated per the contract.
-        let path = unsafe { c_str(path, "path") }?;
-        if n_cfs > RM_MAX_COLUMN_FAMILIES {
-            return Err(Error::InvalidArgument(format!(
-                "{n_cfs} column families; the limit is {RM_MAX_COLUMN_FAMILIES}"
-            )));
-        }
-        let mut options = DbOptions::default();
-        if !opts.is_null() {
-            // SAFETY: non-NULL and readable per the contract; every bit pattern of u8 is valid.
-            let o = unsafe { *opts };
-            options.create_if_missing = o.create_if_missing != 0;
-            options.create_missing_column_families = o.create_missing_column_families != 0;
-            options.error_if_exists = o.error_if_exists != 0;
-        }
-        let mut cfs = Vec::with_capacity(n_cfs);
-        if n_cfs > 0 {
-            if cf_names.is_null() {
-                return Err(Error::NullPointer("cf_names"));
-            }
-            out_ptr(out_cfs, "out_cfs")?;
-            for i in 0..n_cfs {
-                // SAFETY: `cf_names` points to `n_cfs` pointers per the contract.
-                let p = unsafe { *cf_names.add(i) };
-                // SAFETY: each is NUL-terminated per the contract.
-                cfs.push(unsafe { c_str(p, "cf_names[i]") }?);
-            }
-        }
-        let opened = rocks::open(manager, name, Path::new(path), &cfs, &options)?;
-        // SAFETY: checked non-NULL; writable per the contract.
-        unsafe { put_out(out_db, opened.db) };
-        for (i, h) in opened.column_families.iter().enumerate() {
-            // SAFETY: `out_cfs` has room for `n_cfs` values per the contract, i < n_cfs.
-            unsafe { put_out(out_cfs.add(i), *h) };
-        }
-        Ok(())
-    })
-}
-
-/// Writes `key` = `value` in column family `cf` (WAL on, not synced: survives a crash of the
-/// process, not of the machine). Both buffers are read during the call only and may be NULL
-/// when their length is 0. Thread-safe; returns `RM_ERR_CLOSED` once `cf` or its DB is
-/// closing.
-///
-/// # Safety
-/// `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
-/// points to a writable `rm_error`.
-#[no_mangle]
-pub unsafe extern "C" fn rm_put(
-    cf: u64,
-    key: *const u8,
-    key_len: usize,
-    value: *const u8,
-    value_len: usize,
-    err: *mut rm_error,
-) -> rm_result {
-    boundary(err, || {
-        // SAFETY: readable per the contract (checked for NULL inside).
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        // SAFETY: readable per the contract (checked for NULL inside).
-        let value = unsafe { bytes(value, value_len, "value") }?;
-        rocks::put(cf, key, value)
-    })
-}
-
-/// Reads `key` from column family `cf` into `buf` with one copy. On success `*out_len` is the
-/// value's length. If `buf_cap` is smaller, the result is `RM_ERR_BUFFER_TOO_SMALL`, nothing is
-/// copied and `*out_len` is the length needed: retry with a buffer that large. A missing key
-/// is `RM_ERR_NOT_FOUND`. `buf` may be NULL when `buf_cap` is 0; `key` and `buf` must not
-/// overlap. Nothing is allocated for the caller. Thread-safe.
-///
-/// # Safety
-/// `key` points to `key_len` readable bytes; `buf` to `buf_cap` writable bytes; `out_len` to a
-/// writable `size_t`; `err` is NULL or points to a writable `rm_error`.
-#[no_mangle]
-pub unsafe extern "C" fn rm_get(
-    cf: u64,
-    key: *const u8,
-    key_len: usize,
-    buf: *mut u8,
-    buf_cap: usize,
-    out_len: *mut usize,
-    err: *mut rm_error,
-) -> rm_result {
-    boundary(err, || {
-        let out_len = out_ptr(out_len, "out_len")?;
-        if overlaps(key, key_len, buf, buf_cap) {
-            return Err(Error::InvalidArgument("key and buf overlap".into()));
-        }
-        // SAFETY: readable per the contract (checked for NULL inside).
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        // SAFETY: writable, and not overlapping `key` (checked above).
-        let buf = unsafe { buffer(buf, buf_cap, "buf") }?;
-        let result = rocks::get(cf, key, buf);
-        let len = match &result {
-            Ok(n) => Some(*n),
-            Err(Error::BufferTooSmall { needed }) => Some(*needed),
-            Err(_) => None,
-        };
-        if let Some(n) = len {
-            // SAFETY: checked non-NULL; writable per the contract.
-            unsafe { put_out(out_len, n) };
-        }
-        result.map(|_| ())
-    })
-}
-
-fn overlaps(a: *const u8, a_len: usize, b: *mut u8, b_len: usize) -> bool {
-    if a_len == 0 || b_len == 0 || a.is_null() || b.is_null() {
-        return false;
-    }
-    let (a, b) = (a as usize, b as usize);
-    a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
-}
-
-/// Deletes `key` from column family `cf` (no error when it does not exist). `key` is read
-/// during the call only and may be NULL when `key_len` is 0. Thread-safe.
-///
-/// # Safety
-/// `key` points to `key_len` readable bytes; `err` is NULL or points to a writable `rm_error`.
-#[no_mangle]
-pub unsafe extern "C" fn rm_delete(
-    cf: u64,
-    key: *const u8,
-    key_len: usize,
-    err: *mut rm_error,
-) -> rm_result {
-    boundary(err, || {
-        // SAFETY: readable per the contract (checked for NULL inside).
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        rocks::delete(cf, key)
     })
 }

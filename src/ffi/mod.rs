@@ -11,8 +11,10 @@
 
 mod api;
 mod foreign;
+mod rocks_api;
 
 pub use api::*;
+pub use rocks_api::*;
 
 use crate::error::{rm_result, Error, Result};
 use crate::manager::panic_message;

@@ -1,13 +1,41 @@
 //! The DB and column-family resources, open, and the point operations.
 
+use super::raw::{self, ReadOpts, Target, WriteOpts};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Resource, MAX_NAME_LEN};
-use rocksdb::{AsColumnFamilyRef, ErrorKind, Options, ReadOptions, WriteOptions, DB};
+use rocksdb::{
+    AsColumnFamilyRef, AsRawPtr, BlockBasedOptions, Cache, ColumnFamilyDescriptor,
+    DBCompressionType, Options, DB,
+};
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Compression of a column family's SST files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    fn rocks(self) -> DBCompressionType {
+        match self {
+            Compression::None => DBCompressionType::None,
+            Compression::Lz4 => DBCompressionType::Lz4,
+            Compression::Zstd => DBCompressionType::Zstd,
+        }
+    }
+}
+
+/// Smallest accepted memtable size.
+pub const MIN_WRITE_BUFFER_SIZE: usize = 64 << 10;
+/// Largest accepted memtable size (RocksDB's own ceiling is 64 GiB on 64-bit).
+pub const MAX_WRITE_BUFFER_SIZE: usize = 64 << 30;
 
 /// Options for [`open`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +46,15 @@ pub struct DbOptions {
     pub create_missing_column_families: bool,
     /// Fail if a DB already exists at the path. Default false.
     pub error_if_exists: bool,
+    /// Bytes per memtable (per column family). Default 64 MiB.
+    pub write_buffer_size: usize,
+    /// Table files kept open; -1 keeps all open. Default -1.
+    pub max_open_files: i32,
+    /// One LRU block cache shared by every column family, in bytes; 0 disables block caching.
+    /// Default 32 MiB.
+    pub block_cache_size: usize,
+    /// Compression of every column family that does not set its own. Default LZ4.
+    pub compression: Compression,
 }
 
 impl Default for DbOptions {
@@ -26,6 +63,51 @@ impl Default for DbOptions {
             create_if_missing: true,
             create_missing_column_families: true,
             error_if_exists: false,
+            write_buffer_size: 64 << 20,
+            max_open_files: -1,
+            block_cache_size: 32 << 20,
+            compression: Compression::Lz4,
+        }
+    }
+}
+
+impl DbOptions {
+    fn validate(&self) -> Result<()> {
+        if !(MIN_WRITE_BUFFER_SIZE..=MAX_WRITE_BUFFER_SIZE).contains(&self.write_buffer_size) {
+            return Err(Error::InvalidArgument(format!(
+                "write_buffer_size {} is outside {MIN_WRITE_BUFFER_SIZE}..={MAX_WRITE_BUFFER_SIZE} bytes",
+                self.write_buffer_size
+            )));
+        }
+        if self.max_open_files == 0 || self.max_open_files < -1 {
+            return Err(Error::InvalidArgument(format!(
+                "max_open_files {} must be -1 (no limit) or positive",
+                self.max_open_files
+            )));
+        }
+        if self.block_cache_size > MAX_WRITE_BUFFER_SIZE * 16 {
+            return Err(Error::InvalidArgument(format!(
+                "block_cache_size {} is larger than 1 TiB",
+                self.block_cache_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One column family asked for at open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CfSpec<'a> {
+    pub name: &'a str,
+    /// None: the DB's compression.
+    pub compression: Option<Compression>,
+}
+
+impl<'a> CfSpec<'a> {
+    pub fn new(name: &'a str) -> CfSpec<'a> {
+        CfSpec {
+            name,
+            compression: None,
         }
     }
 }
@@ -39,17 +121,26 @@ pub struct Opened {
     pub column_families: Vec<u64>,
 }
 
-/// State shared by a DB resource and its column families.
+/// State shared by a DB resource and everything that depends on it.
 pub(crate) struct DbInner {
     db: UnsafeCell<Option<DB>>,
+    /// The manager the DB (and all its children) are registered in.
+    pub(crate) manager: u64,
+    pub(crate) name: String,
     path: PathBuf,
     /// Every column family the DB was opened with (the graceful close flushes each).
     all_cfs: Vec<String>,
-    read: ReadOptions,
-    write: WriteOptions,
+    /// Read options per flag combination (no per-call allocation).
+    pub(crate) read: [ReadOpts; 4],
+    /// Write options per valid flag combination.
+    write: [WriteOpts; 3],
+    /// The block cache shared by every column family (for the memory figures).
+    cache: Option<Cache>,
+    /// Numbers the names of iterators, snapshots and batches.
+    children: AtomicU64,
 }
 
-// SAFETY: `DB`, `ReadOptions` and `WriteOptions` are Send + Sync. The only non-Sync part is the
+// SAFETY: `DB`, `Cache` and the option wrappers are Send + Sync. The only non-Sync part is the
 // UnsafeCell, whose single mutation (`take` in `DbResource::close`) cannot overlap any read:
 // see the module documentation of `crate::rocks` for the lease argument.
 unsafe impl Sync for DbInner {}
@@ -58,16 +149,75 @@ impl DbInner {
     /// The open DB.
     ///
     /// # Safety
-    /// The caller holds a lease on the DB entry or on an entry that pins it (a column family).
-    unsafe fn db(&self) -> Result<&DB> {
+    /// The caller holds a lease on the DB entry or on an entry that (transitively) pins it.
+    pub(crate) unsafe fn db(&self) -> Result<&DB> {
         // SAFETY: per this function's contract the close that takes the DB cannot run while
         // the caller's lease is held, so this shared read does not overlap the mutation.
         let db = unsafe { (*self.db.get()).as_ref() };
         db.ok_or_else(|| Error::Closed(format!("the DB at {} is closed", self.path.display())))
     }
+
+    /// The open DB as the C API takes it.
+    ///
+    /// # Safety
+    /// As for [`DbInner::db`]; the pointer is only valid while that lease is held.
+    pub(crate) unsafe fn raw(&self) -> Result<*mut librocksdb_sys::rocksdb_t> {
+        // SAFETY: per contract; as_raw_ptr only reads the DB's pointer field.
+        unsafe { self.db().map(|db| db.as_raw_ptr()) }
+    }
+
+    pub(crate) fn write_opts(&self, flags: u32) -> Result<&WriteOpts> {
+        Ok(&self.write[raw::write_index(flags)?])
+    }
+
+    /// A name for a new child ("db/iterator#3") that is free in the manager right now.
+    pub(crate) fn child_name(&self, what: &str) -> Result<String> {
+        let mut last = None;
+        for _ in 0..16 {
+            let n = self.children.fetch_add(1, Ordering::Relaxed) + 1;
+            let name = format!("{}/{what}#{n}", self.name);
+            match manager::check_names_free(self.manager, std::slice::from_ref(&name)) {
+                Ok(()) => return Ok(name),
+                Err(Error::DuplicateName(m)) => last = Some(m),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::DuplicateName(last.unwrap_or_default()))
+    }
+
+    /// RocksDB's memory figures for this DB.
+    ///
+    /// # Safety
+    /// As for [`DbInner::db`].
+    pub(crate) unsafe fn memory(&self) -> Result<Memory> {
+        // SAFETY: per contract.
+        let db = unsafe { self.db() }?;
+        let caches: Vec<&Cache> = self.cache.iter().collect();
+        let m = rocksdb::perf::get_memory_usage_stats(Some(&[db]), Some(&caches))
+            .map_err(rocks_error)?;
+        Ok(Memory {
+            mem_table_total: m.mem_table_total,
+            mem_table_unflushed: m.mem_table_unflushed,
+            table_readers: m.mem_table_readers_total,
+            block_cache: m.cache_total,
+        })
+    }
 }
 
-struct DbResource(Arc<DbInner>);
+/// A DB's memory use, from RocksDB, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Memory {
+    /// Memtables, flushed-but-pinned ones included.
+    pub mem_table_total: u64,
+    /// Memtables not yet flushed.
+    pub mem_table_unflushed: u64,
+    /// Table readers (indexes and filters held outside the block cache).
+    pub table_readers: u64,
+    /// The block cache (shared by the DB's column families).
+    pub block_cache: u64,
+}
+
+pub(crate) struct DbResource(pub(crate) Arc<DbInner>);
 
 impl Resource for DbResource {
     fn close(&self, mode: CloseMode) -> std::result::Result<(), String> {
@@ -81,7 +231,8 @@ impl Resource for DbResource {
         match mode {
             CloseMode::Graceful => {
                 // Close does not flush memtables when the WAL is on, and does not sync the WAL:
-                // do both, for every column family, so a reopen replays nothing.
+                // do both, for every column family, so a reopen replays nothing. Then let the
+                // running background jobs finish (and start no new ones) before the close.
                 for name in &self.0.all_cfs {
                     if let Some(cf) = db.cf_handle(name) {
                         if let Err(e) = db.flush_cf(cf) {
@@ -94,6 +245,8 @@ impl Resource for DbResource {
                 }
                 db.cancel_all_background_work(true);
             }
+            // Acknowledged writes are in the WAL already (the WAL was on) or were asked to
+            // skip it; background work is told to stop without waiting for it.
             CloseMode::Forced => db.cancel_all_background_work(false),
         }
         drop(db);
@@ -108,13 +261,24 @@ impl Resource for DbResource {
         }
     }
 
+    fn details(&self) -> Option<serde_json::Value> {
+        // SAFETY: the manager calls `details` under a lease on this DB's entry.
+        let memory = unsafe { self.0.memory() }.ok();
+        Some(serde_json::json!({
+            "path": self.0.path.display().to_string(),
+            "column_families": self.0.all_cfs,
+            "memory": memory,
+        }))
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
 }
 
 /// The native handle of one column family.
-struct CfPtr(*mut librocksdb_sys::rocksdb_column_family_handle_t);
+#[derive(Clone, Copy)]
+pub(crate) struct CfPtr(pub(crate) *mut librocksdb_sys::rocksdb_column_family_handle_t);
 
 // SAFETY: the pointer names a RocksDB ColumnFamilyHandle, which is immutable after open and
 // safe to use from any thread; it is only dereferenced by RocksDB, under a lease that keeps the
@@ -129,9 +293,23 @@ impl AsColumnFamilyRef for CfPtr {
     }
 }
 
-struct CfResource {
-    db: Arc<DbInner>,
-    cf: CfPtr,
+pub(crate) struct CfResource {
+    pub(crate) db: Arc<DbInner>,
+    pub(crate) cf: CfPtr,
+}
+
+impl CfResource {
+    /// The DB and family as the C API takes them.
+    ///
+    /// # Safety
+    /// The caller holds a lease on this column family (which pins its DB).
+    pub(crate) unsafe fn target(&self) -> Result<Target> {
+        Ok(Target {
+            // SAFETY: per contract.
+            db: unsafe { self.db.raw() }?,
+            cf: self.cf.0,
+        })
+    }
 }
 
 impl Resource for CfResource {
@@ -146,52 +324,87 @@ impl Resource for CfResource {
     }
 }
 
-fn rocks_error(e: rocksdb::Error) -> Error {
-    let msg = e.to_string();
+/// Maps a RocksDB status message ("IO error: ...", "Corruption: ...") to an error.
+pub(crate) fn classify(msg: String) -> Error {
     if msg.starts_with("Failed to create RocksDB directory") {
         return Error::Io(msg);
     }
-    match e.kind() {
-        ErrorKind::IOError if msg.contains("/LOCK") || msg.contains("lock hold") => Error::Locked(
-            format!("{msg} (another process or another open DB holds this directory)"),
-        ),
-        ErrorKind::IOError => Error::Io(msg),
-        ErrorKind::Corruption => Error::Corruption(msg),
-        ErrorKind::InvalidArgument => Error::InvalidArgument(format!("RocksDB: {msg}")),
-        _ => Error::RocksDb(msg),
+    if msg.starts_with("IO error") {
+        if msg.contains("/LOCK") || msg.contains("lock hold") {
+            return Error::Locked(format!(
+                "{msg} (another process or another open DB holds this directory)"
+            ));
+        }
+        return Error::Io(msg);
     }
+    if msg.starts_with("Corruption") {
+        return Error::Corruption(msg);
+    }
+    if msg.starts_with("Invalid argument") {
+        return Error::InvalidArgument(format!("RocksDB: {msg}"));
+    }
+    Error::RocksDb(msg)
+}
+
+fn rocks_error(e: rocksdb::Error) -> Error {
+    classify(e.into_string())
 }
 
 /// Opens (creating as asked) the DB at `path` with the column families `cfs`, and registers
 /// it as `name` in manager `mgr`, each column family as `name/cf`. Column families that exist
 /// on disk but are not asked for are opened too (RocksDB requires it) but get no handle.
 /// On any failure nothing stays registered or open.
-pub fn open(mgr: u64, name: &str, path: &Path, cfs: &[&str], opts: &DbOptions) -> Result<Opened> {
+pub fn open(
+    mgr: u64,
+    name: &str,
+    path: &Path,
+    cfs: &[CfSpec<'_>],
+    opts: &DbOptions,
+) -> Result<Opened> {
     if path.as_os_str().is_empty() {
         return Err(Error::InvalidArgument("path must not be empty".into()));
     }
+    opts.validate()?;
     for (i, cf) in cfs.iter().enumerate() {
-        if cf.is_empty() || cf.len() > MAX_NAME_LEN {
+        if cf.name.is_empty() || cf.name.len() > MAX_NAME_LEN {
             return Err(Error::InvalidArgument(format!(
                 "column family {i}: name must be 1 to {MAX_NAME_LEN} bytes"
             )));
         }
-        if cfs[..i].contains(cf) {
+        if cfs[..i].iter().any(|c| c.name == cf.name) {
             return Err(Error::InvalidArgument(format!(
-                "column family '{cf}' is listed twice"
+                "column family '{}' is listed twice",
+                cf.name
             )));
         }
     }
-    let cf_names: Vec<String> = cfs.iter().map(|cf| format!("{name}/{cf}")).collect();
+    let cf_names: Vec<String> = cfs.iter().map(|cf| format!("{name}/{}", cf.name)).collect();
     // Fail on taken names before touching the disk.
     let mut all_names = vec![name.to_owned()];
     all_names.extend(cf_names.iter().cloned());
     manager::check_names_free(mgr, &all_names)?;
 
-    let mut o = Options::default();
+    let cache = (opts.block_cache_size > 0).then(|| Cache::new_lru_cache(opts.block_cache_size));
+    let mut table = BlockBasedOptions::default();
+    match &cache {
+        Some(c) => table.set_block_cache(c),
+        None => table.disable_cache(),
+    }
+    let cf_options = |compression: Compression| {
+        let mut o = Options::default();
+        o.set_write_buffer_size(opts.write_buffer_size);
+        o.set_compression_type(compression.rocks());
+        o.set_block_based_table_factory(&table);
+        o
+    };
+    let mut o = cf_options(opts.compression);
     o.create_if_missing(opts.create_if_missing);
     o.create_missing_column_families(opts.create_missing_column_families);
     o.set_error_if_exists(opts.error_if_exists);
+    o.set_max_open_files(opts.max_open_files);
+    // avoid_flush_during_shutdown stays off (RocksDB's default): writes made without the WAL
+    // are flushed when the DB closes instead of being dropped.
+
     let mut all_cfs = vec!["default".to_owned()];
     // Only list what is there when there is a DB: rust-rocksdb's list_cf leaks RocksDB's
     // (empty) result array on its error path. No DB yet is for open to report (or create).
@@ -206,28 +419,44 @@ pub fn open(mgr: u64, name: &str, path: &Path, cfs: &[&str], opts: &DbOptions) -
         }
     }
     for cf in cfs {
-        if !all_cfs.iter().any(|c| c == cf) {
-            all_cfs.push((*cf).to_owned());
+        if !all_cfs.iter().any(|c| c == cf.name) {
+            all_cfs.push(cf.name.to_owned());
         }
     }
-    let db = DB::open_cf(&o, path, &all_cfs).map_err(rocks_error)?;
+    let descriptors: Vec<ColumnFamilyDescriptor> = all_cfs
+        .iter()
+        .map(|n| {
+            let compression = cfs
+                .iter()
+                .find(|c| c.name == n)
+                .and_then(|c| c.compression)
+                .unwrap_or(opts.compression);
+            ColumnFamilyDescriptor::new(n, cf_options(compression))
+        })
+        .collect();
+    let db = DB::open_cf_descriptors(&o, path, descriptors).map_err(rocks_error)?;
     let mut ptrs = Vec::with_capacity(cfs.len());
     for cf in cfs {
-        match db.cf_handle(cf) {
+        match db.cf_handle(cf.name) {
             Some(h) => ptrs.push(CfPtr(h.inner())),
             None => {
                 return Err(Error::RocksDb(format!(
-                    "column family '{cf}' missing after open"
+                    "column family '{}' missing after open",
+                    cf.name
                 )))
             }
         }
     }
     let inner = Arc::new(DbInner {
         db: UnsafeCell::new(Some(db)),
+        manager: mgr,
+        name: name.to_owned(),
         path: path.to_owned(),
         all_cfs,
-        read: ReadOptions::default(),
-        write: WriteOptions::default(),
+        read: ReadOpts::all(std::ptr::null()),
+        write: WriteOpts::all(),
+        cache,
+        children: AtomicU64::new(0),
     });
     // If registration fails, dropping `inner` (the last reference) closes the DB.
     let db_handle = manager::register(
@@ -266,59 +495,108 @@ pub fn open(mgr: u64, name: &str, path: &Path, cfs: &[&str], opts: &DbOptions) -
 }
 
 /// Runs `f` with the column family `cf` leased for the duration.
-fn with_cf<T>(cf: u64, f: impl FnOnce(&DB, &CfResource) -> Result<T>) -> Result<T> {
+pub(crate) fn with_cf<T>(cf: u64, f: impl FnOnce(&CfResource) -> Result<T>) -> Result<T> {
     let lease = manager::lease(cf, Kind::ColumnFamily)?;
     let Some(res) = lease.resource::<CfResource>() else {
         return Err(Error::WrongKind(format!(
             "handle {cf:#x} is not a RocksDB column family"
         )));
     };
-    // SAFETY: `lease` is held until this function returns, and a column family pins its DB.
-    let db = unsafe { res.db.db() }?;
-    f(db, res)
+    f(res)
+}
+
+/// Runs `f` with the DB `db` leased for the duration.
+pub(crate) fn with_db<T>(db: u64, f: impl FnOnce(&Arc<DbInner>) -> Result<T>) -> Result<T> {
+    let lease = manager::lease(db, Kind::Db)?;
+    let Some(res) = lease.resource::<DbResource>() else {
+        return Err(Error::WrongKind(format!(
+            "handle {db:#x} is not a RocksDB DB"
+        )));
+    };
+    f(&res.0)
 }
 
 /// Reads `key` into `out`. Returns the value's length; `BufferTooSmall { needed }` (nothing
 /// copied) when it does not fit; `NotFound` when there is no such key. The value is copied
-/// once, from RocksDB's pinned memory into `out`.
+/// once, from RocksDB's pinned memory into `out`, and nothing is allocated.
 pub fn get(cf: u64, key: &[u8], out: &mut [u8]) -> Result<usize> {
-    with_cf(cf, |db, res| {
-        match db
-            .get_pinned_cf_opt(&res.cf, key, &res.db.read)
-            .map_err(rocks_error)?
-        {
-            None => Err(Error::NotFound),
-            Some(v) if v.len() > out.len() => Err(Error::BufferTooSmall { needed: v.len() }),
-            Some(v) => {
-                out[..v.len()].copy_from_slice(&v);
-                Ok(v.len())
-            }
+    get_opt(cf, 0, 0, key, out)
+}
+
+/// [`get`] at `snapshot` (0: the latest data) with read `flags` (`RM_READ_*`).
+pub fn get_opt(cf: u64, snapshot: u64, flags: u32, key: &[u8], out: &mut [u8]) -> Result<usize> {
+    let idx = raw::read_index(flags)?;
+    with_cf(cf, |res| {
+        // SAFETY: `with_cf` holds a lease on the column family for the call.
+        let t = unsafe { res.target() }?;
+        if snapshot == 0 {
+            // SAFETY: t is open for the call (lease).
+            return unsafe { raw::get_into(t, &res.db.read[idx], key, out) };
         }
+        super::snapshot::with_snapshot(snapshot, &res.db, |snap| {
+            // SAFETY: t is open (lease on the cf); the snapshot is leased too.
+            unsafe { raw::get_into(t, &snap.read[idx], key, out) }
+        })
     })
 }
 
 /// Reads `key` into a new vector (Rust convenience).
 pub fn get_vec(cf: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    with_cf(cf, |db, res| {
-        Ok(db
-            .get_pinned_cf_opt(&res.cf, key, &res.db.read)
-            .map_err(rocks_error)?
-            .map(|v| v.to_vec()))
-    })
+    let mut buf = vec![0u8; 256];
+    loop {
+        match get(cf, key, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(Error::NotFound) => return Ok(None),
+            Err(Error::BufferTooSmall { needed }) => buf.resize(needed, 0),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Writes `key` = `value` (WAL on, not synced: survives a process crash, not a power cut).
 pub fn put(cf: u64, key: &[u8], value: &[u8]) -> Result<()> {
-    with_cf(cf, |db, res| {
-        db.put_cf_opt(&res.cf, key, value, &res.db.write)
-            .map_err(rocks_error)
-    })
+    put_opt(cf, key, value, 0)
+}
+
+/// [`put`] with write `flags` (`RM_WRITE_*`).
+pub fn put_opt(cf: u64, key: &[u8], value: &[u8], flags: u32) -> Result<()> {
+    write_one(cf, key, Some(value), flags)
 }
 
 /// Deletes `key` (no error when it does not exist).
 pub fn delete(cf: u64, key: &[u8]) -> Result<()> {
-    with_cf(cf, |db, res| {
-        db.delete_cf_opt(&res.cf, key, &res.db.write)
-            .map_err(rocks_error)
+    delete_opt(cf, key, 0)
+}
+
+/// [`delete`] with write `flags` (`RM_WRITE_*`).
+pub fn delete_opt(cf: u64, key: &[u8], flags: u32) -> Result<()> {
+    write_one(cf, key, None, flags)
+}
+
+fn write_one(cf: u64, key: &[u8], value: Option<&[u8]>, flags: u32) -> Result<()> {
+    with_cf(cf, |res| {
+        let wo = res.db.write_opts(flags)?;
+        // SAFETY: `with_cf` holds a lease on the column family for the call.
+        let t = unsafe { res.target() }?;
+        // SAFETY: t is open for the call (lease).
+        unsafe { raw::put_or_delete(t, wo, key, value) }
+    })
+}
+
+/// RocksDB's memory figures for the DB `db`.
+pub fn memory(db: u64) -> Result<Memory> {
+    // SAFETY: `with_db` holds a lease on the DB for the call.
+    with_db(db, |inner| unsafe { inner.memory() })
+}
+
+/// Reads an integer property ("rocksdb.estimate-num-keys", ...) of column family `cf`.
+pub fn property_int(cf: u64, name: &str) -> Result<Option<u64>> {
+    with_cf(cf, |res| {
+        // SAFETY: `with_cf` holds a lease on the column family for the call.
+        let db = unsafe { res.db.db() }?;
+        db.property_int_value_cf(&res.cf, name).map_err(rocks_error)
     })
 }

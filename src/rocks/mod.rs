@@ -1,9 +1,10 @@
 //! RocksDB as resources of the manager.
 //!
 //! A DB is one resource; each of its column families is another, registered as a dependent
-//! of the DB. The DB resource owns the `rocksdb::DB` (and through it every native column
-//! family handle); a column-family resource holds the DB's shared state plus the native
-//! handle of its family, and a pin (a lease) on the DB entry for as long as it lives.
+//! of the DB. Snapshots and batches depend on their DB, iterators on their column family (and
+//! snapshot). The DB resource owns the `rocksdb::DB` (and through it every native column
+//! family handle); every other resource holds the DB's shared state plus its own native
+//! object, and a pin (a lease) on what it depends on for as long as it lives.
 //!
 //! Why the `unsafe` here is sound, in one place:
 //!
@@ -11,12 +12,28 @@
 //!   (and dropped, which runs RocksDB's close) only by the DB resource's `close`, which the
 //!   manager calls exactly once, when no lease on the DB entry is held and none can be taken
 //!   any more (see `crate::lifecycle`).
-//! * Every read of the cell happens under a lease: on the DB entry itself, or on a column
-//!   family (or later iterator, snapshot, batch) entry, whose pin on the DB entry is held until
-//!   that entry's own native close, which cannot run while the caller's lease is held.
+//! * Every read of the cell happens under a lease: on the DB entry itself, or on an entry
+//!   that (transitively) pins it: a column family, iterator, snapshot or batch, whose pin is
+//!   held until that entry's own native close, which cannot run while the caller's lease is
+//!   held.
 //! * Therefore no reader can overlap the take, and the take happens-after every reader (the
 //!   lease release is a Release store, the close claim an Acquire load).
+//! * Native objects that need the open DB to be released (iterators, snapshots) are released
+//!   by their resource's `close`, which runs before their pins are dropped; the only other
+//!   release path is dropping a resource that was never registered, and its creator holds a
+//!   lease on the DB (or column family) while that can happen.
+//!
+//! The C objects themselves are wrapped in [`raw`].
 
+pub mod batch;
 mod db;
+pub mod iter;
+pub mod multiget;
+pub(crate) mod raw;
+pub mod snapshot;
 
-pub use db::{delete, get, get_vec, open, put, DbOptions, Opened};
+pub use db::{
+    delete, delete_opt, get, get_opt, get_vec, memory, open, property_int, put, put_opt, CfSpec,
+    Compression, DbOptions, Memory, Opened, MAX_WRITE_BUFFER_SIZE, MIN_WRITE_BUFFER_SIZE,
+};
+pub use raw::Seek;

@@ -192,14 +192,14 @@ static void test_version(void) {
     CHECK(rm_version_number() == RM_VERSION_NUMBER);
     CHECK(RM_VERSION_NUMBER == RM_VERSION_MAJOR * 10000 + RM_VERSION_MINOR * 100 + RM_VERSION_PATCH);
     const char *unknown = "unknown result code";
-    for (int32_t c = 0; c <= 25; c++) {
+    for (int32_t c = 0; c <= RM_ERR_ITERATOR_NOT_VALID; c++) {
         const char *s = rm_result_str(c);
         if (!CHECK(s != NULL && s[0] != '\0' && strcmp(s, unknown) != 0)) {
             fprintf(stderr, "      code %d\n", (int)c);
         }
     }
     CHECK(strcmp(rm_result_str(RM_OK), "ok") == 0);
-    CHECK(strcmp(rm_result_str(26), unknown) == 0);
+    CHECK(strcmp(rm_result_str(RM_ERR_ITERATOR_NOT_VALID + 1), unknown) == 0);
     CHECK(strcmp(rm_result_str(9999), unknown) == 0);
     CHECK(strcmp(rm_result_str(-1), unknown) == 0);
     CHECK(strcmp(rm_result_str(INT32_MIN), unknown) == 0);

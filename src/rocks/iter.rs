@@ -1,0 +1,161 @@
+//! Iterators as resources. An iterator depends on its column family (hence its DB) and, when
+//! it reads at a snapshot, on that snapshot: both stay open until the iterator is closed, and
+//! closing either closes the iterator first.
+//!
+//! A RocksDB iterator is not thread-safe; each one sits behind a mutex, so concurrent calls on
+//! one iterator handle are serialised instead of racing (they still make little sense).
+
+use super::db::{with_cf, CfResource};
+use super::raw::{self, Iter, Seek};
+use super::snapshot::with_snapshot;
+use crate::error::{Error, Result};
+use crate::handle::Kind;
+use crate::manager::{self, CloseMode, Resource};
+use parking_lot::Mutex;
+use std::any::Any;
+use std::sync::Arc;
+
+pub(crate) struct IterResource {
+    /// Keeps the DB's shared state (not the DB: the pins do that) alive.
+    _db: Arc<super::db::DbInner>,
+    it: Mutex<Iter>,
+}
+
+impl Resource for IterResource {
+    fn close(&self, _mode: CloseMode) -> std::result::Result<(), String> {
+        // SAFETY: the iterator pins its column family (which pins the DB) until after this
+        // close returns, so the DB is open.
+        unsafe { self.it.lock().destroy() };
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Bounds and snapshot of a new iterator.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IterOptions<'a> {
+    /// Read at this snapshot (0: the data as of creation).
+    pub snapshot: u64,
+    /// `RM_READ_*` flags.
+    pub flags: u32,
+    /// Smallest key the iterator returns (inclusive).
+    pub lower: Option<&'a [u8]>,
+    /// Key the iterator stops before (exclusive).
+    pub upper: Option<&'a [u8]>,
+}
+
+/// Creates an iterator over column family `cf` and registers it as a dependent of the column
+/// family (and of the snapshot, if any). It starts unpositioned: seek first.
+pub fn create(cf: u64, o: &IterOptions<'_>) -> Result<u64> {
+    let idx = raw::read_index(o.flags)?;
+    if let (Some(l), Some(u)) = (o.lower, o.upper) {
+        if l > u {
+            return Err(Error::InvalidArgument(
+                "the lower bound is greater than the upper bound".into(),
+            ));
+        }
+    }
+    with_cf(cf, |res: &CfResource| {
+        // SAFETY: `with_cf` holds a lease on the column family for the call.
+        let t = unsafe { res.target() }?;
+        let name = res.db.child_name("iterator")?;
+        let build = |snapshot: *const librocksdb_sys::rocksdb_snapshot_t| {
+            // SAFETY: the DB is open (lease on the cf) and stays open until the iterator is
+            // destroyed: once registered the iterator pins the cf (and the snapshot); before
+            // that, this lease does.
+            let it = unsafe { Iter::create(t, idx as u32, snapshot, o.lower, o.upper) };
+            IterResource {
+                _db: Arc::clone(&res.db),
+                it: Mutex::new(it),
+            }
+        };
+        let register = |r: IterResource, deps: &[u64]| {
+            manager::register(res.db.manager, &name, Kind::Iterator, Box::new(r), deps)
+                .map(|h| h.raw())
+        };
+        if o.snapshot == 0 {
+            register(build(std::ptr::null()), &[cf])
+        } else {
+            with_snapshot(o.snapshot, &res.db, |snap| {
+                register(build(snap.ptr()), &[cf, o.snapshot])
+            })
+        }
+    })
+}
+
+/// Runs `f` on iterator `it`, leased and locked for the duration.
+fn with_iter<T>(it: u64, f: impl FnOnce(&mut Iter) -> Result<T>) -> Result<T> {
+    let lease = manager::lease(it, Kind::Iterator)?;
+    let Some(res) = lease.resource::<IterResource>() else {
+        return Err(Error::WrongKind(format!(
+            "handle {it:#x} is not an iterator"
+        )));
+    };
+    let mut guard = res.it.lock();
+    f(&mut guard)
+}
+
+/// Positions the iterator; returns whether it is now on an entry.
+pub fn seek(it: u64, how: Seek<'_>) -> Result<bool> {
+    with_iter(it, |i| {
+        i.seek(how)?;
+        i.valid()
+    })
+}
+
+/// Moves to the next (`forward`) or previous entry; returns whether it is on one.
+pub fn step(it: u64, forward: bool) -> Result<bool> {
+    with_iter(it, |i| {
+        i.step(forward)?;
+        i.valid()
+    })
+}
+
+/// Whether the iterator is on an entry (an error if the iterator failed).
+pub fn valid(it: u64) -> Result<bool> {
+    with_iter(it, |i| i.valid())
+}
+
+/// Copies the current key (`key`) or value into `out`: its length, or `BufferTooSmall`.
+pub fn read(it: u64, key: bool, out: &mut [u8]) -> Result<usize> {
+    with_iter(it, |i| copy_out(i.current(key)?, out))
+}
+
+/// Lengths of the current entry, and whether both were copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryLen {
+    pub key: usize,
+    pub value: usize,
+    /// False when either buffer was too small (then nothing was copied).
+    pub copied: bool,
+}
+
+/// Copies the current key and value into the two buffers, or nothing if either is too small;
+/// the lengths are returned either way.
+pub fn entry(it: u64, key_out: &mut [u8], value_out: &mut [u8]) -> Result<EntryLen> {
+    with_iter(it, |i| {
+        let k = i.current(true)?;
+        let v = i.current(false)?;
+        let copied = k.len() <= key_out.len() && v.len() <= value_out.len();
+        if copied {
+            key_out[..k.len()].copy_from_slice(k);
+            value_out[..v.len()].copy_from_slice(v);
+        }
+        Ok(EntryLen {
+            key: k.len(),
+            value: v.len(),
+            copied,
+        })
+    })
+}
+
+fn copy_out(src: &[u8], out: &mut [u8]) -> Result<usize> {
+    if src.len() > out.len() {
+        return Err(Error::BufferTooSmall { needed: src.len() });
+    }
+    out[..src.len()].copy_from_slice(src);
+    Ok(src.len())
+}
