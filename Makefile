@@ -13,7 +13,7 @@ LIB_DIR := $(CARGO_TARGET_DIR)/release
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -Iinclude
 C_LIBS := $(LIB_DIR)/libresman.a -lstdc++ -lm -ldl -lpthread
 
-.PHONY: build run test header-check lint rust-test loom c-test clean-example
+.PHONY: build run test header-check lint rust-test loom c-test noalloc durability clean-example
 
 ## Build the shared and static libraries (and regenerate include/resman.h).
 build:
@@ -25,8 +25,9 @@ run: build
 	$(CC) $(C_FLAGS) examples/c/quickstart.c $(C_LIBS) -o $(CARGO_TARGET_DIR)/examples/quickstart
 	$(CARGO_TARGET_DIR)/examples/quickstart
 
-## The whole suite: header freshness, lint, Rust tests, loom model, C tests under valgrind.
-test: build header-check lint rust-test loom c-test
+## The whole suite: header freshness, lint, Rust tests, loom model, C tests under valgrind,
+## the allocation check of the read path, and the SIGKILL durability test.
+test: build header-check lint rust-test loom c-test noalloc durability
 	@echo "make test: all checks passed"
 
 ## The committed header must be what cbindgen generates from the sources (build.rs rewrote it).
@@ -52,3 +53,13 @@ loom:
 ## C tests against libresman.a, natively and under valgrind (plus the README quick-start).
 c-test: build
 	bash tests/c/run.sh
+
+## A point read adds no heap allocation to RocksDB's own (malloc interposed; native only).
+noalloc: build
+	@mkdir -p $(CARGO_TARGET_DIR)/ctests
+	$(CC) $(C_FLAGS) -g tests/c/test_noalloc.c $(C_LIBS) -o $(CARGO_TARGET_DIR)/ctests/test_noalloc
+	$(CARGO_TARGET_DIR)/ctests/test_noalloc
+
+## Acknowledged writes survive SIGKILL at random moments (RESMAN_DURABILITY_CYCLES for more).
+durability: build
+	bash tests/c/durability.sh

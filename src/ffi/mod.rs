@@ -37,21 +37,54 @@ pub struct rm_error {
 }
 
 /// Writes `code` and `message` into `err` (if not NULL).
-fn write_error(err: *mut rm_error, code: rm_result, message: &str) {
+fn write_error(err: *mut rm_error, code: rm_result, message: &dyn std::fmt::Display) {
     if err.is_null() {
         return;
     }
-    let mut cut = message.len().min(RM_ERROR_MESSAGE_MAX - 1);
-    while !message.is_char_boundary(cut) {
-        cut -= 1;
-    }
     // SAFETY: `err` is non-NULL and, per every function's contract, points to a writable
-    // rm_error; `cut < RM_ERROR_MESSAGE_MAX`, so the copy and the NUL stay inside `message`.
-    unsafe {
-        (*err).code = code;
-        let dst = (*err).message.as_mut_ptr();
-        std::ptr::copy_nonoverlapping(message.as_ptr().cast::<c_char>(), dst, cut);
-        *dst.add(cut) = 0;
+    // rm_error; nothing else refers to it during the call.
+    let e = unsafe { &mut *err };
+    e.code = code;
+    let mut w = MessageWriter {
+        buf: &mut e.message,
+        len: 0,
+        full: false,
+    };
+    // Formatting into the fixed array allocates nothing: a NOT_FOUND or BUFFER_TOO_SMALL on
+    // the data path stays allocation-free. The writer never fails.
+    let _ = std::fmt::write(&mut w, format_args!("{message}"));
+    let end = w.len;
+    w.buf[end] = 0;
+}
+
+/// Fills `rm_error.message`, keeping room for the NUL and cutting at a character boundary.
+struct MessageWriter<'a> {
+    buf: &'a mut [c_char; RM_ERROR_MESSAGE_MAX],
+    len: usize,
+    full: bool,
+}
+
+impl std::fmt::Write for MessageWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.full {
+            return Ok(());
+        }
+        let room = RM_ERROR_MESSAGE_MAX - 1 - self.len;
+        let mut cut = s.len().min(room);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        for (d, b) in self.buf[self.len..self.len + cut]
+            .iter_mut()
+            .zip(s.as_bytes())
+        {
+            *d = *b as c_char;
+        }
+        self.len += cut;
+        if cut < s.len() {
+            self.full = true;
+        }
+        Ok(())
     }
 }
 
@@ -65,12 +98,12 @@ pub(crate) fn boundary(err: *mut rm_error, body: impl FnOnce() -> Result<()>) ->
     });
     match result {
         Ok(()) => {
-            write_error(err, rm_result::RM_OK, "");
+            write_error(err, rm_result::RM_OK, &"");
             rm_result::RM_OK
         }
         Err(e) => {
             let code = e.code();
-            write_error(err, code, &e.to_string());
+            write_error(err, code, &e);
             code
         }
     }
