@@ -722,7 +722,8 @@ fn closing_a_db_while_threads_iterate_and_read_at_snapshots_never_crashes() {
                             // lose the race against the DB's close: already closed then).
                             for h in [it, snap] {
                                 match resman::manager::close(mh, h, CloseMode::Graceful, None) {
-                                    Ok(()) | Err(Error::AlreadyClosed(_)) => {}
+                                    Ok(())
+                                    | Err(Error::AlreadyClosed(_) | Error::StaleHandle(_)) => {}
                                     Err(e) => return Err(e),
                                 }
                             }
@@ -734,7 +735,11 @@ fn closing_a_db_while_threads_iterate_and_read_at_snapshots_never_crashes() {
                         }
                         match r {
                             Ok(()) => {}
-                            Err(Error::Closed(_) | Error::DependencyClosed(_)) => break,
+                            Err(
+                                Error::Closed(_)
+                                | Error::DependencyClosed(_)
+                                | Error::StaleHandle(_),
+                            ) => break,
                             Err(e) => panic!("round {round}: unexpected {e:?}"),
                         }
                     }
