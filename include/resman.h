@@ -57,12 +57,12 @@
 /**
  * Smallest `write_buffer_size` accepted by `rm_db_open` (64 KiB).
  */
-#define RM_MIN_WRITE_BUFFER_SIZE (64 << 10)
+#define RM_MIN_WRITE_BUFFER_SIZE 65536
 
 /**
  * Largest `write_buffer_size` accepted by `rm_db_open` (64 GiB).
  */
-#define RM_MAX_WRITE_BUFFER_SIZE (64 << 30)
+#define RM_MAX_WRITE_BUFFER_SIZE 68719476736
 
 /**
  * Read flag: do not add the blocks this read loads to the block cache (for scans that would

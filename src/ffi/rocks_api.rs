@@ -19,9 +19,9 @@ pub const RM_MAX_COLUMN_FAMILIES: usize = 4096;
 /// Largest number of keys `rm_multi_get` takes in one call.
 pub const RM_MAX_MULTI_GET_KEYS: usize = 1 << 20;
 /// Smallest `write_buffer_size` accepted by `rm_db_open` (64 KiB).
-pub const RM_MIN_WRITE_BUFFER_SIZE: u64 = 64 << 10;
+pub const RM_MIN_WRITE_BUFFER_SIZE: u64 = 65_536;
 /// Largest `write_buffer_size` accepted by `rm_db_open` (64 GiB).
-pub const RM_MAX_WRITE_BUFFER_SIZE: u64 = 64 << 30;
+pub const RM_MAX_WRITE_BUFFER_SIZE: u64 = 68_719_476_736;
 const _: () = assert!(RM_MIN_WRITE_BUFFER_SIZE as usize == rocks::MIN_WRITE_BUFFER_SIZE);
 const _: () = assert!(RM_MAX_WRITE_BUFFER_SIZE as usize == rocks::MAX_WRITE_BUFFER_SIZE);
 
