@@ -765,3 +765,32 @@ fn closing_a_db_while_threads_iterate_and_read_at_snapshots_never_crashes() {
         assert!(mgr.status().unwrap().resources.is_empty(), "round {round}");
     }
 }
+
+#[test]
+fn a_db_with_the_longest_name_still_gets_iterators_snapshots_and_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = Manager::new().unwrap();
+    // 1024 bytes, multi-byte characters at the cut.
+    let name = format!("{}{}", "é".repeat(500), "x".repeat(24));
+    assert_eq!(name.len(), 1024);
+    let specs = [CfSpec::new("c")];
+    let db = rocks::open(
+        mgr.handle(),
+        &name,
+        dir.path(),
+        &specs,
+        &DbOptions::default(),
+    );
+    assert!(
+        matches!(db, Err(Error::InvalidArgument(_))),
+        "its column family name is too long"
+    );
+    let db = rocks::open(mgr.handle(), &name, dir.path(), &[], &DbOptions::default()).unwrap();
+    let s = snapshot::create(db.db).unwrap();
+    let b = batch::create(db.db).unwrap();
+    let st = mgr.status().unwrap();
+    for h in [s, b] {
+        let r = st.resources.iter().find(|r| r.handle == h).unwrap();
+        assert!(r.name.len() <= 1024 && r.name.contains('#'), "{}", r.name);
+    }
+}

@@ -175,7 +175,13 @@ impl DbInner {
         let mut last = None;
         for _ in 0..16 {
             let n = self.children.fetch_add(1, Ordering::Relaxed) + 1;
-            let name = format!("{}/{what}#{n}", self.name);
+            let suffix = format!("/{what}#{n}");
+            // A DB name near the length limit is cut so the child's name still fits.
+            let mut keep = self.name.len().min(MAX_NAME_LEN - suffix.len());
+            while !self.name.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            let name = format!("{}{suffix}", &self.name[..keep]);
             match manager::check_names_free(self.manager, std::slice::from_ref(&name)) {
                 Ok(()) => return Ok(name),
                 Err(Error::DuplicateName(m)) => last = Some(m),
