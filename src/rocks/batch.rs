@@ -2,7 +2,7 @@
 //! A batch depends on its DB. Writing it applies its content once and leaves it empty, ready
 //! to be filled again, so a batch written twice never applies its operations twice.
 
-use super::db::{with_cf, with_db, DbInner};
+use super::db::{register_child, with_cf, with_db, DbInner};
 use super::raw::Batch;
 use crate::error::{Error, Result};
 use crate::handle::Kind;
@@ -37,7 +37,7 @@ pub fn create(db: u64) -> Result<u64> {
             db: Arc::clone(inner),
             batch: Mutex::new(Batch::new()),
         };
-        manager::register(inner.manager, &name, Kind::Batch, Box::new(res), &[db]).map(|h| h.raw())
+        register_child(inner, &name, Kind::Batch, Box::new(res), &[db])
     })
 }
 

@@ -500,6 +500,24 @@ pub fn open(
     })
 }
 
+/// Registers a child (iterator, snapshot, batch) of a DB. A parent that began closing after
+/// the caller's lease was taken refuses the new pin: to the caller that is the DB closing
+/// under the call, so it is reported as `Closed`, like every operation a close refuses.
+pub(crate) fn register_child(
+    inner: &DbInner,
+    name: &str,
+    kind: Kind,
+    res: Box<dyn Resource>,
+    deps: &[u64],
+) -> Result<u64> {
+    manager::register(inner.manager, name, kind, res, deps)
+        .map(|h| h.raw())
+        .map_err(|e| match e {
+            Error::DependencyClosed(m) => Error::Closed(m),
+            other => other,
+        })
+}
+
 /// Runs `f` with the column family `cf` leased for the duration.
 pub(crate) fn with_cf<T>(cf: u64, f: impl FnOnce(&CfResource) -> Result<T>) -> Result<T> {
     let lease = manager::lease(cf, Kind::ColumnFamily)?;

@@ -5,7 +5,7 @@
 //! A RocksDB iterator is not thread-safe; each one sits behind a mutex, so concurrent calls on
 //! one iterator handle are serialised instead of racing (they still make little sense).
 
-use super::db::{with_cf, CfResource};
+use super::db::{register_child, with_cf, CfResource};
 use super::raw::{self, Iter, Seek};
 use super::snapshot::with_snapshot;
 use crate::error::{Error, Result};
@@ -73,8 +73,7 @@ pub fn create(cf: u64, o: &IterOptions<'_>) -> Result<u64> {
             }
         };
         let register = |r: IterResource, deps: &[u64]| {
-            manager::register(res.db.manager, &name, Kind::Iterator, Box::new(r), deps)
-                .map(|h| h.raw())
+            register_child(&res.db, &name, Kind::Iterator, Box::new(r), deps)
         };
         if o.snapshot == 0 {
             register(build(std::ptr::null()), &[cf])

@@ -1,7 +1,7 @@
 //! Snapshots as resources: a point-in-time view of a DB, read through `get_opt`, multi-get and
 //! iterators, released (by close) before their DB.
 
-use super::db::{with_db, DbInner};
+use super::db::{register_child, with_db, DbInner};
 use super::raw::{ReadOpts, Snapshot};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
@@ -72,8 +72,7 @@ pub fn create(db: u64) -> Result<u64> {
             released: AtomicBool::new(false),
             read,
         };
-        manager::register(inner.manager, &name, Kind::Snapshot, Box::new(res), &[db])
-            .map(|h| h.raw())
+        register_child(inner, &name, Kind::Snapshot, Box::new(res), &[db])
     })
 }
 
