@@ -1,0 +1,3 @@
+module github.com/resman-project/resman/bindings/go
+
+go 1.24
