@@ -743,8 +743,10 @@ fn close_set(
     (outcomes, failures)
 }
 
-/// Counts, per DB of the set, the iterators and snapshots this close sweeps along (open until
-/// their DB closed: leaked by the caller, as Pebble reports them).
+/// Counts the iterators and snapshots this close sweeps along with what they depend on (a
+/// DB, a column family, a snapshot): they were still open, so the caller leaked them, as
+/// Pebble reports at Close. Counted in the totals, and on their DB's record when the DB is
+/// closed by the same call.
 fn count_leaks(
     inner: &ManagerInner,
     reg: &Registry,
@@ -754,8 +756,14 @@ fn count_leaks(
 ) {
     for (e, won) in entries {
         let kind = e.value.kind;
-        if !*won || Some(e.handle) == target || !matches!(kind, Kind::Iterator | Kind::Snapshot) {
+        if !*won || Some(e.handle) == target || !matches!(kind, Kind::Iterator | Kind::Snapshot)
+        {
             continue;
+        }
+        if kind == Kind::Iterator {
+            Metrics::bump(&inner.metrics.leaked_iterators);
+        } else {
+            Metrics::bump(&inner.metrics.leaked_snapshots);
         }
         // Its DB: the first dependency, transitively, that is a DB.
         let mut stack = vec![e.handle];
@@ -781,10 +789,8 @@ fn count_leaks(
         let mut info = db_entry.value.info.lock();
         if kind == Kind::Iterator {
             info.leaked_iterators += 1;
-            Metrics::bump(&inner.metrics.leaked_iterators);
         } else {
             info.leaked_snapshots += 1;
-            Metrics::bump(&inner.metrics.leaked_snapshots);
         }
     }
 }

@@ -97,9 +97,10 @@ pub struct Totals {
     pub timed_out: u64,
     /// Cleanup runs.
     pub cleanups: u64,
-    /// Iterators still open when their DB closed.
+    /// Iterators still open when what they read from (their DB, column family or snapshot)
+    /// was closed: closed by resman, leaked by the caller.
     pub leaked_iterators: u64,
-    /// Snapshots still open when their DB closed.
+    /// Snapshots still open when their DB was closed: released by resman.
     pub leaked_snapshots: u64,
 }
 

@@ -344,9 +344,13 @@ pub unsafe extern "C" fn rm_cleanup_timeout(
 
 /// Writes the manager's status as a NUL-terminated JSON document into `buf`:
 /// `{"version", "manager", "uptime_ms", "cleanup_timeout_ms", "totals": {registered, active,
-/// closing, closed, failed, unregistered, forced, deferred, timed_out, cleanups},
-/// "resources": [{handle, name, kind, state, leases, depends_on, dependents, age_ms,
-/// close_duration_ms, close_deferred, last_error}], "recently_closed": [...]}`.
+/// closing, closed, failed, unregistered, forced, deferred, timed_out, cleanups,
+/// leaked_iterators, leaked_snapshots}, "resources": [{handle, name, kind, state, leases,
+/// depends_on, dependents, age_ms, close_duration_ms, close_deferred, last_error, details}],
+/// "recently_closed": [{handle, name, kind, outcome, close_duration_ms, forced, error,
+/// leaked_iterators, leaked_snapshots}]}`. A DB's `details` are its path, its column
+/// families and `memory` (RocksDB's figures, as `rm_db_memory`). Iterators and snapshots still
+/// open when what they read from was closed are counted as leaked.
 ///
 /// `*out_len` receives the document's length without the NUL. When `buf_cap <= *out_len` the
 /// result is `RM_ERR_BUFFER_TOO_SMALL` and nothing is written: call again with at least
