@@ -13,7 +13,7 @@ LIB_DIR := $(CARGO_TARGET_DIR)/release
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -Iinclude
 C_LIBS := $(LIB_DIR)/libresman.a -lstdc++ -lm -ldl -lpthread
 
-.PHONY: build run test header-check lint rust-test loom c-test noalloc durability clean-example
+.PHONY: build run test header-check lint rust-test loom c-test noalloc durability go-test cpp-test clean-example
 
 ## Build the shared and static libraries (and regenerate include/resman.h).
 build:
@@ -26,8 +26,9 @@ run: build
 	$(CARGO_TARGET_DIR)/examples/quickstart
 
 ## The whole suite: header freshness, lint, Rust tests, loom model, C tests under valgrind,
-## the allocation check of the read path, and the SIGKILL durability test.
-test: build header-check lint rust-test loom c-test noalloc durability
+## the allocation check of the read path, the SIGKILL durability test, the Go binding and
+## the C++ wrapper.
+test: build header-check lint rust-test loom c-test noalloc durability go-test cpp-test
 	@echo "make test: all checks passed"
 
 ## The committed header must be what cbindgen generates from the sources (build.rs rewrote it).
@@ -63,3 +64,14 @@ noalloc: build
 ## Acknowledged writes survive SIGKILL at random moments (RESMAN_DURABILITY_CYCLES for more).
 durability: build
 	bash tests/c/durability.sh
+
+## The Go binding: gofmt, go vet, and its tests under the race detector with cgocheck2.
+## libresman.a is linked statically from $(LIB_DIR) (see bindings/go/cgo.go for the link line).
+go-test: build
+	@test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; echo "gofmt: files above need formatting"; exit 1; }
+	cd bindings/go && CGO_LDFLAGS="-L$(LIB_DIR)" go vet ./...
+	cd bindings/go && CGO_LDFLAGS="-L$(LIB_DIR)" GOEXPERIMENT=cgocheck2 go test -race -count=1 ./...
+
+## The C++ wrapper (bindings/cpp/resman.hpp): its test, natively and under valgrind.
+cpp-test: build
+	bash tests/cpp/run.sh

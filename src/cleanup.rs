@@ -112,38 +112,45 @@ pub(crate) fn close_one(
     }
 }
 
-/// Closes `entries` (each with whether the caller won its `begin_close`) in the given order,
-/// going on past failures. A graceful sequence then waits
-/// (until the deadline) for closes left to in-flight operations or begun by someone else, and
-/// reports each one still unfinished as timed out.
+/// How the closer may proceed with one resource, decided under the registry lock by
+/// [`close_sequence`]'s `begin`.
+pub(crate) enum Begin {
+    /// The caller won the close: it now refuses new leases and new dependents.
+    Won,
+    /// Someone else is closing it.
+    Lost,
+    /// Dependents registered after the set was chosen (none closing yet): close them first,
+    /// then ask again. The resource is still open, so they may use it while they close.
+    Late(Vec<Arc<Stored<Entry>>>),
+}
+
+/// Closes `entries` in the given order (dependents first), going on past failures. `begin`
+/// starts one resource's close (see [`Begin`]): a dependent that appeared after the order was
+/// computed is closed before what it depends on, like every other. A graceful sequence then
+/// waits (until the deadline) for closes left to in-flight operations or begun by someone
+/// else, and reports each one still unfinished as timed out.
 pub(crate) fn close_sequence(
-    entries: &[(Arc<Stored<Entry>>, bool)],
+    entries: &[Arc<Stored<Entry>>],
     mode: CloseMode,
     deadline: Option<Instant>,
+    begin: &dyn Fn(&Stored<Entry>, u32) -> Begin,
 ) -> (Vec<(Handle, Outcome)>, Vec<Failure>) {
-    let mut outcomes = Vec::with_capacity(entries.len());
-    let mut failures = Vec::new();
-    let mut pending = Vec::new();
-    for (e, won) in entries {
-        let outcome = close_one(e, *won, mode, deadline);
-        match &outcome {
-            Outcome::Failed(msg) => failures.push(manager::failure(
-                e,
-                rm_result::RM_ERR_CLOSE_FAILED,
-                msg.clone(),
-            )),
-            Outcome::TimedOut | Outcome::AlreadyClosing if mode == CloseMode::Graceful => {
-                pending.push(e)
-            }
-            _ => {}
-        }
-        outcomes.push((e.handle, outcome));
+    let mut run = Run {
+        mode,
+        deadline,
+        begin,
+        outcomes: Vec::with_capacity(entries.len()),
+        failures: Vec::new(),
+        pending: Vec::new(),
+    };
+    for e in entries {
+        run.close(e);
     }
-    for e in pending {
-        let life = manager::lifecycle(e);
+    for e in std::mem::take(&mut run.pending) {
+        let life = manager::lifecycle(&e);
         if !life.wait_done(deadline) {
-            failures.push(manager::failure(
-                e,
+            run.failures.push(manager::failure(
+                &e,
                 rm_result::RM_ERR_TIMEOUT,
                 format!(
                     "did not finish closing by the deadline ({} operation(s) or dependent(s) still holding it; it closes when they end)",
@@ -152,7 +159,47 @@ pub(crate) fn close_sequence(
             ));
         }
     }
-    (outcomes, failures)
+    (run.outcomes, run.failures)
+}
+
+struct Run<'a> {
+    mode: CloseMode,
+    deadline: Option<Instant>,
+    begin: &'a dyn Fn(&Stored<Entry>, u32) -> Begin,
+    outcomes: Vec<(Handle, Outcome)>,
+    failures: Vec<Failure>,
+    pending: Vec<Arc<Stored<Entry>>>,
+}
+
+impl Run<'_> {
+    fn close(&mut self, e: &Arc<Stored<Entry>>) {
+        let mut attempt = 0;
+        let won = loop {
+            match (self.begin)(e, attempt) {
+                Begin::Won => break true,
+                Begin::Lost => break false,
+                Begin::Late(late) => {
+                    for d in &late {
+                        self.close(d);
+                    }
+                    attempt += 1;
+                }
+            }
+        };
+        let outcome = close_one(e, won, self.mode, self.deadline);
+        match &outcome {
+            Outcome::Failed(msg) => self.failures.push(manager::failure(
+                e,
+                rm_result::RM_ERR_CLOSE_FAILED,
+                msg.clone(),
+            )),
+            Outcome::TimedOut | Outcome::AlreadyClosing if self.mode == CloseMode::Graceful => {
+                self.pending.push(Arc::clone(e))
+            }
+            _ => {}
+        }
+        self.outcomes.push((e.handle, outcome));
+    }
 }
 
 #[cfg(test)]

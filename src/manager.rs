@@ -709,12 +709,13 @@ fn cleanup_until(
 }
 
 /// Closes the resources `pick` chooses (under the registry lock), dependents first, and counts
-/// what timed out. Every resource of the set stops granting leases at once, under the registry
-/// lock, before any of them is closed: no operation starts on a resource that is about to go,
-/// and no dependent can be registered on one after the set was chosen (registration pins its
-/// dependencies under the same lock), so nothing outside the set can keep one open.
+/// what timed out. Each resource stops granting leases only when its own turn comes, so a
+/// dependent's close (a worker flushing into its DB) may still use what it depends on. A
+/// dependent registered after the set was chosen is closed before what it depends on too:
+/// each resource's close begins under the registry lock, after checking that no dependent is
+/// still open, and registration pins its dependencies under the same lock.
 /// `target` is the resource the caller asked to close (None: a cleanup of everything); the
-/// iterators and snapshots swept along with their DB are counted as leaked by that DB.
+/// iterators and snapshots swept along are counted as leaked.
 fn close_set(
     inner: &ManagerInner,
     mode: CloseMode,
@@ -722,23 +723,43 @@ fn close_set(
     target: Option<Handle>,
     pick: impl FnOnce(&Registry) -> HashSet<Handle>,
 ) -> (Vec<(Handle, Outcome)>, Vec<Failure>) {
-    let entries: Vec<(Arc<Stored<Entry>>, bool)> = {
+    let entries: Vec<Arc<Stored<Entry>>> = {
         let reg = inner.registry.lock();
         let set = pick(&reg);
         let order =
             cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())));
-        let entries: Vec<(Arc<Stored<Entry>>, bool)> = order
+        let entries: Vec<Arc<Stored<Entry>>> = order
             .iter()
             .filter_map(|h| OBJECTS.resources.get(h.raw(), None).ok())
-            .map(|r| {
-                let won = r.value.lifecycle.begin_close();
-                (r.to_arc(), won)
-            })
+            .map(|r| r.to_arc())
             .collect();
         count_leaks(inner, &reg, &set, &entries, target);
         entries
     };
-    let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline);
+    let begin = |e: &Stored<Entry>, attempt: u32| {
+        let reg = inner.registry.lock();
+        // Bounded, so a caller registering dependents in a loop cannot stall the close.
+        if attempt < 64 {
+            let late: Vec<Arc<Stored<Entry>>> = reg
+                .nodes
+                .get(&e.handle)
+                .into_iter()
+                .flat_map(|n| n.dependents.iter())
+                .filter_map(|h| OBJECTS.resources.get(h.raw(), None).ok())
+                .filter(|d| !d.value.lifecycle.is_closing())
+                .map(|d| d.to_arc())
+                .collect();
+            if !late.is_empty() {
+                return cleanup::Begin::Late(late);
+            }
+        }
+        if e.value.lifecycle.begin_close() {
+            cleanup::Begin::Won
+        } else {
+            cleanup::Begin::Lost
+        }
+    };
+    let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline, &begin);
     note_outcomes(inner, &outcomes);
     (outcomes, failures)
 }
@@ -751,12 +772,15 @@ fn count_leaks(
     inner: &ManagerInner,
     reg: &Registry,
     set: &HashSet<Handle>,
-    entries: &[(Arc<Stored<Entry>>, bool)],
+    entries: &[Arc<Stored<Entry>>],
     target: Option<Handle>,
 ) {
-    for (e, won) in entries {
+    for e in entries {
         let kind = e.value.kind;
-        if !*won || Some(e.handle) == target || !matches!(kind, Kind::Iterator | Kind::Snapshot)
+        // Open now (not being closed by its owner): this close will sweep it.
+        if e.value.lifecycle.is_closing()
+            || Some(e.handle) == target
+            || !matches!(kind, Kind::Iterator | Kind::Snapshot)
         {
             continue;
         }
@@ -783,7 +807,7 @@ fn count_leaks(
         let Some(db) = db.filter(|d| set.contains(d)) else {
             continue;
         };
-        let Some((db_entry, _)) = entries.iter().find(|(x, _)| x.handle == db) else {
+        let Some(db_entry) = entries.iter().find(|x| x.handle == db) else {
             continue;
         };
         let mut info = db_entry.value.info.lock();

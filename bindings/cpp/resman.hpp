@@ -1,0 +1,1156 @@
+/*
+ * resman.hpp: a header-only C++17 wrapper of resman's C ABI (include/resman.h).
+ *
+ * Include path: -Iinclude -Ibindings/cpp; link libresman.a (or libresman.so) as for C:
+ *   g++ -std=c++17 -Iinclude -Ibindings/cpp app.cpp target/release/libresman.a \
+ *       -lstdc++ -lm -ldl -lpthread
+ *
+ * ERRORS. Every failing call throws resman::Error, a std::runtime_error carrying the
+ * rm_result code (`code()`, `is(RM_ERR_...)`) and the library's detail message (`message()`).
+ * Exceptions to that rule, by design: a missing key is not an error (`get` returns
+ * std::nullopt, `get_into` returns false, `multi_get` yields std::nullopt for that key), and
+ * destructors never throw (see below). A few checks are made by the wrapper itself before
+ * calling the library, with the library's codes: an embedded NUL in a name or path
+ * (RM_ERR_INVALID_ARGUMENT), a column family of another Db passed to a Db method
+ * (RM_ERR_WRONG_DB: the C data calls take only the column-family handle, so without the check
+ * `db1.put(cf_of_db2, ...)` would silently write to the other DB), an empty callback.
+ *
+ * OWNERSHIP. Every type is a thin owner (or view) of u64 handles; the native objects are
+ * resman's and are never freed here.
+ *  - Manager: owns a manager. Its destructor calls rm_manager_destroy, which closes
+ *    everything still registered in it (dependents first, graceful, bounded by the cleanup
+ *    timeout); errors are swallowed (see "Destructors"). destroy() does the same and throws.
+ *  - Db: owns a DB and its column families. Its destructor closes the DB GRACEFULLY with
+ *    rm_close: the DB's iterators, snapshots, batches and column families close first, every
+ *    column family is flushed and the WAL synced, bounded by the manager's cleanup timeout.
+ *    close() does the same and throws; close(timeout, force) bounds or forces it.
+ *  - ColumnFamily: a copyable, non-owning view (its handle and its DB's handle). The Db owns
+ *    it: after the Db is closed, calls with it fail with RM_ERR_CLOSED, never crash.
+ *  - Iterator, Snapshot, Batch: each owns one handle and closes it (rm_close) in its
+ *    destructor. They may outlive their Db or Manager object: closing a DB closes its
+ *    iterators, snapshots and batches first, and the destructor then ignores the
+ *    RM_ERR_ALREADY_CLOSED / RM_ERR_CLOSED (/ RM_ERR_STALE_HANDLE) it gets.
+ *  - Resource (from Manager::register_resource): a copyable, non-owning view of a resource
+ *    you registered; the manager owns the resource until it is closed or unregistered.
+ *  Objects that close through rm_close keep the manager's handle (a number), never a
+ *  reference to the Manager object, so destruction order between wrapper objects does not
+ *  matter: destroying the Manager first closes everything, and the other destructors then
+ *  find their handles closed.
+ *
+ * MOVES. Manager, Db, Iterator, Snapshot and Batch are move-only (copy deleted, noexcept
+ * move). A moved-from object holds handle 0: its destructor does nothing, and calls on it fail
+ * with RM_ERR_INVALID_HANDLE. Move-assigning into an object first releases (closes) what it
+ * held, as its destructor would.
+ *
+ * DESTRUCTORS never throw. They ignore the codes that mean "already gone"
+ * (RM_ERR_ALREADY_CLOSED, RM_ERR_CLOSED, RM_ERR_STALE_HANDLE); any other failure (a DB whose
+ * flush failed, a close callback that failed, a timeout) is passed to the handler installed
+ * with resman::set_destructor_error_handler (none by default: silently dropped). Call close()
+ * or destroy() explicitly where the outcome matters.
+ *
+ * THREADS. resman itself is thread-safe and handles may cross threads. In this wrapper:
+ *  - Manager and Db data methods (put, get, get_into, del, multi_get, memory, snapshot,
+ *    batch, iterator, status, register_resource, cleanup...) are const and may be called on
+ *    one object from many threads at once, including while another thread calls close() (the
+ *    operations then fail with RM_ERR_CLOSED). get and multi_get use a per-thread scratch
+ *    buffer. Do not move, assign or destroy an object while other threads use it, and do not
+ *    call close()/destroy() on one object from two threads at once.
+ *  - An Iterator or a Batch object must not be used from two threads at once (an Iterator
+ *    holds the key/value buffers its views point into). Either may be handed to another thread.
+ *  - A close callback given to register_resource runs on whatever thread closes the resource
+ *    (possibly one you did not create), at most once.
+ */
+#ifndef RESMAN_HPP
+#define RESMAN_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "resman.h"
+
+namespace resman {
+
+// ------------------------------------------------------------------------------------------
+// Errors
+
+/// The exception every failing call throws: the rm_result code and the library's message.
+class Error : public std::runtime_error {
+public:
+    /// `op` names the call that failed (for what()); `message` is the detail text.
+    Error(rm_result code, std::string message, const char *op = nullptr)
+        : std::runtime_error(format(code, message, op)), code_(code),
+          message_(std::move(message)) {}
+
+    /// The code the failing call returned.
+    rm_result code() const noexcept { return code_; }
+    /// True if the call failed with `c`.
+    bool is(rm_result c) const noexcept { return code_ == c; }
+    /// The library's detail message (rm_error.message), without the code's text.
+    const std::string &message() const noexcept { return message_; }
+    /// Static text of the code (rm_result_str).
+    const char *code_str() const noexcept { return rm_result_str(static_cast<int32_t>(code_)); }
+
+private:
+    static std::string format(rm_result code, const std::string &message, const char *op) {
+        std::string s;
+        if (op != nullptr) {
+            s += op;
+            s += ": ";
+        }
+        s += rm_result_str(static_cast<int32_t>(code));
+        if (!message.empty()) {
+            s += ": ";
+            s += message;
+        }
+        return s;
+    }
+
+    rm_result code_;
+    std::string message_;
+};
+
+/// Called when a destructor swallows an unexpected error, on the destroying thread (so
+/// possibly concurrently). `what` names the object ("Db", "Manager", ...). Must not throw
+/// (an exception is caught and dropped).
+using DestructorErrorHandler = void (*)(const char *what, rm_result code, const char *message);
+
+namespace detail {
+
+inline std::atomic<DestructorErrorHandler> &destructor_handler() noexcept {
+    static std::atomic<DestructorErrorHandler> handler{nullptr};
+    return handler;
+}
+
+/// The detail text of an rm_error, bounded by the array even if not NUL-terminated.
+inline std::string message_of(const rm_error &err) {
+    const void *nul = std::memchr(err.message, '\0', sizeof err.message);
+    std::size_t n = nul != nullptr ? static_cast<std::size_t>(static_cast<const char *>(nul) -
+                                                              err.message)
+                                   : sizeof err.message;
+    return std::string(err.message, n);
+}
+
+[[noreturn]] inline void fail(rm_result rc, const rm_error &err, const char *op) {
+    throw Error(rc, message_of(err), op);
+}
+
+inline void check(rm_result rc, const rm_error &err, const char *op) {
+    if (rc != RM_OK) {
+        fail(rc, err, op);
+    }
+}
+
+/// Codes a destructor expects when its object was already closed by someone else.
+inline bool already_gone(rm_result rc) noexcept {
+    return rc == RM_ERR_ALREADY_CLOSED || rc == RM_ERR_CLOSED || rc == RM_ERR_STALE_HANDLE;
+}
+
+/// Whether a close or destroy call that returned `rc` closed the handle (or found it closed).
+/// Only a refusal before anything started leaves it open: RM_ERR_INVALID_ARGUMENT is what
+/// resman returns for a close, cleanup or destroy called from inside a close callback.
+inline bool close_attempted(rm_result rc) noexcept { return rc != RM_ERR_INVALID_ARGUMENT; }
+
+inline void report_destructor_error(const char *what, rm_result rc,
+                                    const rm_error &err) noexcept {
+    DestructorErrorHandler h = destructor_handler().load(std::memory_order_acquire);
+    if (h == nullptr) {
+        return;
+    }
+    // The message is NUL-terminated inside the array (the library's contract); force it anyway.
+    char msg[RM_ERROR_MESSAGE_MAX];
+    std::memcpy(msg, err.message, sizeof msg);
+    msg[sizeof msg - 1] = '\0';
+    try {
+        h(what, rc, msg);
+    } catch (...) {
+    }
+}
+
+/// A pointer for `n` bytes of `s` that is never NULL (a default std::string_view has a NULL
+/// data(); the C ABI tells a NULL bound from an empty one).
+inline const uint8_t *bytes(std::string_view s) noexcept {
+    static const char empty[1] = {0};
+    return reinterpret_cast<const uint8_t *>(s.data() != nullptr ? s.data() : empty);
+}
+
+inline uint8_t *bytes(std::string &s) noexcept {
+    return reinterpret_cast<uint8_t *>(&s[0]);
+}
+
+/// A NUL-terminated copy of a name or path; an embedded NUL would silently cut it.
+inline const std::string &c_string(const std::string &s, const char *what) {
+    if (s.find('\0') != std::string::npos) {
+        throw Error(RM_ERR_INVALID_ARGUMENT, std::string(what) + " contains a NUL byte");
+    }
+    return s;
+}
+
+/// Starting size of the buffers the two-call pattern fills.
+constexpr std::size_t kInitialBuffer = 1024;
+/// A per-thread scratch buffer larger than this is given back after the call.
+constexpr std::size_t kRetainedScratch = 64 * 1024;
+/// A buffer-filling call is retried at most this many times when the value keeps growing
+/// between the calls (a concurrent writer); then RM_ERR_BUFFER_TOO_SMALL is thrown.
+constexpr int kMaxRetries = 4;
+
+/// The per-thread scratch buffer of get and multi_get, with the guard that shrinks it back.
+inline std::string &scratch() {
+    thread_local std::string buf;
+    return buf;
+}
+
+/// Gives the scratch buffer at least kInitialBuffer bytes of room (its size is its
+/// capacity), and gives a large one back to the allocator afterwards.
+class ScratchGuard {
+public:
+    explicit ScratchGuard(std::string &buf) : buf_(buf) {
+        buf_.resize(std::max(buf_.capacity(), kInitialBuffer));
+    }
+    ~ScratchGuard() {
+        if (buf_.capacity() > kRetainedScratch) {
+            std::string().swap(buf_);
+        }
+    }
+    ScratchGuard(const ScratchGuard &) = delete;
+    ScratchGuard &operator=(const ScratchGuard &) = delete;
+
+private:
+    std::string &buf_;
+};
+
+/// The two-call pattern for calls of the shape f(buf, cap, &len, &err): fills `out` with the
+/// result and returns RM_OK, or returns the failing code (err filled). `out`'s capacity is
+/// reused; on BUFFER_TOO_SMALL it grows to the needed size and the call is retried.
+template <class Call> rm_result fill(std::string &out, rm_error &err, Call &&call) {
+    if (out.size() < out.capacity()) {
+        out.resize(out.capacity());
+    }
+    for (int attempt = 0;; ++attempt) {
+        std::size_t len = 0;
+        rm_result rc = call(bytes(out), out.size(), &len, &err);
+        if (rc == RM_OK) {
+            out.resize(len);
+            return rc;
+        }
+        if (rc != RM_ERR_BUFFER_TOO_SMALL || attempt == kMaxRetries || len <= out.size()) {
+            return rc;
+        }
+        out.resize(len);
+    }
+}
+
+/// Context of a close callback registered from C++: owned by resman from a successful
+/// rm_register until the trampoline ran (which deletes it) or rm_unregister succeeded (then
+/// Resource::unregister deletes it).
+struct CloseContext {
+    std::function<void()> fn;
+};
+
+/// Copies `text` into the callback's message buffer, cut at a UTF-8 character boundary.
+inline void copy_message(char *message, std::size_t cap, const char *text) noexcept {
+    if (message == nullptr || cap == 0) {
+        return;
+    }
+    std::size_t n = std::strlen(text);
+    if (n > cap - 1) {
+        n = cap - 1;
+        while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) {
+            --n; // text[n] continues a character: cut before that character
+        }
+    }
+    std::memcpy(message, text, n);
+    message[n] = '\0';
+}
+
+} // namespace detail
+
+/// Installs the handler for errors swallowed by destructors (nullptr: drop them). Returns the
+/// previous handler. Thread-safe.
+inline DestructorErrorHandler set_destructor_error_handler(DestructorErrorHandler h) noexcept {
+    return detail::destructor_handler().exchange(h, std::memory_order_acq_rel);
+}
+
+} // namespace resman
+
+/* The C trampoline of every close callback registered from C++: C language linkage (it is
+ * called by resman as an rm_close_fn), noexcept, and it never lets an exception out. */
+extern "C" inline int32_t resman_cpp_close_trampoline(void *context, char *message,
+                                                      size_t message_cap) noexcept {
+    auto *ctx = static_cast<resman::detail::CloseContext *>(context);
+    int32_t rc = 0;
+    try {
+        ctx->fn();
+    } catch (const std::exception &e) {
+        resman::detail::copy_message(message, message_cap, e.what());
+        rc = 1;
+    } catch (...) {
+        resman::detail::copy_message(message, message_cap,
+                                     "close callback threw a non-std::exception");
+        rc = 1;
+    }
+    delete ctx; // called at most once, never after rm_unregister: this is the last use
+    return rc;
+}
+
+namespace resman {
+
+// ------------------------------------------------------------------------------------------
+// Options
+
+/// Write flags for put, del and Batch::write: 0, RM_WRITE_SYNC or RM_WRITE_DISABLE_WAL.
+struct WriteOptions {
+    uint32_t flags = 0;
+
+    static WriteOptions sync() { return WriteOptions{RM_WRITE_SYNC}; }
+    static WriteOptions disable_wal() { return WriteOptions{RM_WRITE_DISABLE_WAL}; }
+};
+
+class Snapshot;
+
+/// Read options for get, get_into, multi_get and iterators: a snapshot handle (0: the latest
+/// data) and read flags (RM_READ_NO_FILL_CACHE, RM_READ_NO_VERIFY_CHECKSUMS).
+struct ReadOptions {
+    uint64_t snapshot = 0;
+    uint32_t flags = 0;
+
+    ReadOptions() = default;
+    ReadOptions(uint64_t snapshot_handle, uint32_t read_flags)
+        : snapshot(snapshot_handle), flags(read_flags) {}
+    /// Reads at `s` (which must stay open for the reads).
+    ReadOptions(const Snapshot &s, uint32_t read_flags = 0); // NOLINT: implicit on purpose
+};
+
+/// The default DB options (rm_db_options_default); change fields and pass to Db::open.
+inline rm_db_options db_options() {
+    rm_db_options o;
+    rm_db_options_default(&o);
+    return o;
+}
+
+/// One column family for Db::open: a name and its compression (RM_COMPRESSION_INHERIT: the
+/// DB's). Implicit from a string, so `{"default", "users"}` works.
+struct CfSpec {
+    std::string name;
+    uint32_t compression = RM_COMPRESSION_INHERIT;
+
+    CfSpec(const char *n, uint32_t c = RM_COMPRESSION_INHERIT) : name(n), compression(c) {}
+    CfSpec(std::string n, uint32_t c = RM_COMPRESSION_INHERIT)
+        : name(std::move(n)), compression(c) {}
+};
+
+// ------------------------------------------------------------------------------------------
+// Owned handles (the common part of Db, Iterator, Snapshot and Batch)
+
+namespace detail {
+
+/// One handle closed with rm_close(manager, handle) by its destructor.
+class OwnedHandle {
+public:
+    OwnedHandle(const OwnedHandle &) = delete;
+    OwnedHandle &operator=(const OwnedHandle &) = delete;
+
+    /// The handle (0 for a moved-from object).
+    uint64_t handle() const noexcept { return handle_; }
+    /// The handle of the manager the object was created in.
+    uint64_t manager() const noexcept { return mgr_; }
+    /// False for a moved-from object.
+    explicit operator bool() const noexcept { return handle_ != 0; }
+
+    /// Closes gracefully (rm_close): dependents first, waiting for in-flight operations up to
+    /// the manager's cleanup timeout. The handle is dead afterwards even when this throws
+    /// (RM_ERR_CLOSE_FAILED, RM_ERR_TIMEOUT, ...), and the destructor then does nothing; a
+    /// second close throws RM_ERR_ALREADY_CLOSED. The one exception: called from inside a close
+    /// callback, the close is refused (RM_ERR_INVALID_ARGUMENT) and the object stays open.
+    void close() {
+        rm_error err;
+        rm_result rc = rm_close(mgr_, handle_, &err);
+        closed_ = closed_ || detail::close_attempted(rc);
+        detail::check(rc, err, "rm_close");
+    }
+
+    /// rm_close_timeout: waits at most `timeout` (then forces), or, with `force`, not at all
+    /// (the native close then runs when the last in-flight operation ends). As close().
+    void close(std::chrono::milliseconds timeout, bool force) {
+        rm_error err;
+        uint64_t ms = timeout.count() < 0 ? 0 : static_cast<uint64_t>(timeout.count());
+        rm_result rc = rm_close_timeout(mgr_, handle_, ms, force, &err);
+        closed_ = closed_ || detail::close_attempted(rc);
+        detail::check(rc, err, "rm_close_timeout");
+    }
+
+protected:
+    OwnedHandle(uint64_t mgr, uint64_t handle, const char *what) noexcept
+        : mgr_(mgr), handle_(handle), what_(what) {}
+    OwnedHandle(OwnedHandle &&o) noexcept
+        : mgr_(o.mgr_), handle_(std::exchange(o.handle_, 0)),
+          closed_(std::exchange(o.closed_, false)), what_(o.what_) {}
+    OwnedHandle &operator=(OwnedHandle &&o) noexcept {
+        if (this != &o) {
+            release();
+            mgr_ = o.mgr_;
+            handle_ = std::exchange(o.handle_, 0);
+            closed_ = std::exchange(o.closed_, false);
+            what_ = o.what_;
+        }
+        return *this;
+    }
+    ~OwnedHandle() { release(); }
+
+    /// Closes the handle unless it is 0 or was closed explicitly; never throws.
+    void release() noexcept {
+        if (handle_ != 0 && !closed_) {
+            rm_error err;
+            rm_result rc = rm_close(mgr_, handle_, &err);
+            if (rc != RM_OK && !detail::already_gone(rc)) {
+                detail::report_destructor_error(what_, rc, err);
+            }
+        }
+        handle_ = 0;
+        closed_ = false;
+    }
+
+    uint64_t mgr_ = 0;
+    uint64_t handle_ = 0;
+    bool closed_ = false;
+    const char *what_;
+};
+
+} // namespace detail
+
+// ------------------------------------------------------------------------------------------
+// Snapshot
+
+/// A snapshot of a DB (Db::snapshot). Read at it with ReadOptions(snapshot). Release it as
+/// soon as possible (it holds back compaction): close() or the destructor.
+class Snapshot : public detail::OwnedHandle {
+public:
+    Snapshot() noexcept : OwnedHandle(0, 0, "Snapshot") {}
+    Snapshot(Snapshot &&) noexcept = default;
+    Snapshot &operator=(Snapshot &&) noexcept = default;
+    ~Snapshot() = default;
+
+private:
+    friend class Db;
+    Snapshot(uint64_t mgr, uint64_t h) noexcept : OwnedHandle(mgr, h, "Snapshot") {}
+};
+
+inline ReadOptions::ReadOptions(const Snapshot &s, uint32_t read_flags)
+    : snapshot(s.handle()), flags(read_flags) {}
+
+// ------------------------------------------------------------------------------------------
+// ColumnFamily
+
+/// A non-owning view of a column family: its handle and its DB's. Owned by the Db.
+class ColumnFamily {
+public:
+    ColumnFamily() noexcept = default;
+    uint64_t handle() const noexcept { return handle_; }
+    /// The handle of the DB it belongs to.
+    uint64_t db() const noexcept { return db_; }
+    bool operator==(const ColumnFamily &o) const noexcept {
+        return handle_ == o.handle_ && db_ == o.db_;
+    }
+    bool operator!=(const ColumnFamily &o) const noexcept { return !(*this == o); }
+
+private:
+    friend class Db;
+    ColumnFamily(uint64_t handle, uint64_t db) noexcept : handle_(handle), db_(db) {}
+    uint64_t handle_ = 0;
+    uint64_t db_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------
+// Batch
+
+/// A write batch (Db::batch): operations on any column family of its DB, applied atomically
+/// by write(), which empties it. Do not use one Batch object from two threads at once.
+class Batch : public detail::OwnedHandle {
+public:
+    Batch() noexcept : OwnedHandle(0, 0, "Batch") {}
+    Batch(Batch &&) noexcept = default;
+    Batch &operator=(Batch &&) noexcept = default;
+    ~Batch() = default;
+
+    Batch &put(ColumnFamily cf, std::string_view key, std::string_view value) {
+        rm_error err;
+        detail::check(rm_batch_put(handle_, cf.handle(), detail::bytes(key), key.size(),
+                                   detail::bytes(value), value.size(), &err),
+                      err, "rm_batch_put");
+        return *this;
+    }
+
+    Batch &del(ColumnFamily cf, std::string_view key) {
+        rm_error err;
+        detail::check(
+            rm_batch_delete(handle_, cf.handle(), detail::bytes(key), key.size(), &err), err,
+            "rm_batch_delete");
+        return *this;
+    }
+
+    /// Deletes every key in [begin, end).
+    Batch &delete_range(ColumnFamily cf, std::string_view begin, std::string_view end) {
+        rm_error err;
+        detail::check(rm_batch_delete_range(handle_, cf.handle(), detail::bytes(begin),
+                                            begin.size(), detail::bytes(end), end.size(), &err),
+                      err, "rm_batch_delete_range");
+        return *this;
+    }
+
+    void clear() {
+        rm_error err;
+        detail::check(rm_batch_clear(handle_, &err), err, "rm_batch_clear");
+    }
+
+    std::size_t count() const {
+        rm_error err;
+        std::size_t n = 0;
+        detail::check(rm_batch_count(handle_, &n, &err), err, "rm_batch_count");
+        return n;
+    }
+
+    /// Applies every operation atomically and empties the batch. On error nothing was
+    /// applied and the content is kept (write may be retried).
+    void write(WriteOptions wo = {}) {
+        rm_error err;
+        detail::check(rm_batch_write(handle_, wo.flags, &err), err, "rm_batch_write");
+    }
+
+private:
+    friend class Db;
+    Batch(uint64_t mgr, uint64_t h) noexcept : OwnedHandle(mgr, h, "Batch") {}
+};
+
+// ------------------------------------------------------------------------------------------
+// Iterator
+
+/// An iterator over one column family (Db::iterator), within optional bounds, optionally at a
+/// snapshot. It starts unpositioned: seek first (or use it in a range-for). The positioning
+/// calls return whether it is on an entry. Do not use one Iterator object from two threads at
+/// once: entry() and the range-for return views into buffers the object owns, valid until
+/// the next call on it.
+class Iterator : public detail::OwnedHandle {
+public:
+    using Entry = std::pair<std::string_view, std::string_view>;
+
+    Iterator() noexcept : OwnedHandle(0, 0, "Iterator") {}
+    Iterator(Iterator &&) noexcept = default;
+    Iterator &operator=(Iterator &&) noexcept = default;
+    ~Iterator() = default;
+
+    bool first() { return position(rm_iter_seek_to_first(handle_, &valid_, &err_), "first"); }
+    bool last() { return position(rm_iter_seek_to_last(handle_, &valid_, &err_), "last"); }
+    /// The first key at or after `key`.
+    bool seek(std::string_view key) {
+        return position(
+            rm_iter_seek(handle_, detail::bytes(key), key.size(), &valid_, &err_), "seek");
+    }
+    /// The last key at or before `key`.
+    bool seek_for_prev(std::string_view key) {
+        return position(rm_iter_seek_for_prev(handle_, detail::bytes(key), key.size(), &valid_,
+                                              &err_),
+                        "seek_for_prev");
+    }
+    /// Throws RM_ERR_ITERATOR_NOT_VALID when not on an entry.
+    bool next() { return position(rm_iter_next(handle_, &valid_, &err_), "next"); }
+    bool prev() { return position(rm_iter_prev(handle_, &valid_, &err_), "prev"); }
+
+    /// Whether it is on an entry (throws the RocksDB error that stopped it, if any).
+    bool valid() const {
+        rm_error err;
+        bool v = false;
+        detail::check(rm_iter_valid(handle_, &v, &err), err, "rm_iter_valid");
+        return v;
+    }
+
+    /// A copy of the current key (RM_ERR_ITERATOR_NOT_VALID when not on an entry).
+    std::string key() {
+        rm_result rc = detail::fill(key_, err_, [this](uint8_t *b, size_t cap, size_t *len,
+                                                      rm_error *e) {
+            return rm_iter_key(handle_, b, cap, len, e);
+        });
+        detail::check(rc, err_, "rm_iter_key");
+        return key_;
+    }
+
+    /// A copy of the current value.
+    std::string value() {
+        rm_result rc = detail::fill(val_, err_, [this](uint8_t *b, size_t cap, size_t *len,
+                                                      rm_error *e) {
+            return rm_iter_value(handle_, b, cap, len, e);
+        });
+        detail::check(rc, err_, "rm_iter_value");
+        return val_;
+    }
+
+    /// The current key and value, as views into this object's buffers: valid until the next
+    /// call on this iterator.
+    Entry entry() {
+        if (key_.size() < key_.capacity()) {
+            key_.resize(key_.capacity());
+        }
+        if (val_.size() < detail::kInitialBuffer) {
+            val_.resize(std::max(val_.capacity(), detail::kInitialBuffer));
+        }
+        for (int attempt = 0;; ++attempt) {
+            std::size_t klen = 0, vlen = 0;
+            rm_result rc = rm_iter_entry(handle_, detail::bytes(key_), key_.size(), &klen,
+                                         detail::bytes(val_), val_.size(), &vlen, &err_);
+            if (rc == RM_OK) {
+                return Entry(std::string_view(key_.data(), klen),
+                             std::string_view(val_.data(), vlen));
+            }
+            if (rc != RM_ERR_BUFFER_TOO_SMALL || attempt == detail::kMaxRetries) {
+                detail::fail(rc, err_, "rm_iter_entry");
+            }
+            if (klen > key_.size()) {
+                key_.resize(klen);
+            }
+            if (vlen > val_.size()) {
+                val_.resize(vlen);
+            }
+        }
+    }
+
+    /// Input iterator of the range-for adaptor; yields entry() (views, see there).
+    class Cursor {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = Entry;
+        using difference_type = std::ptrdiff_t;
+        using pointer = void;
+        using reference = Entry;
+
+        Entry operator*() const { return it_->entry(); }
+        Cursor &operator++() {
+            if (!it_->next()) {
+                it_ = nullptr;
+            }
+            return *this;
+        }
+        bool operator==(const Cursor &o) const noexcept { return it_ == o.it_; }
+        bool operator!=(const Cursor &o) const noexcept { return it_ != o.it_; }
+
+    private:
+        friend class Iterator;
+        explicit Cursor(Iterator *it) noexcept : it_(it) {}
+        Iterator *it_; // nullptr: the end
+    };
+
+    /// A range starting at the first key at or after a given key (Iterator::from).
+    class Range {
+    public:
+        Cursor begin() { return Cursor(it_->seek(start_) ? it_ : nullptr); }
+        Cursor end() noexcept { return Cursor(nullptr); }
+
+    private:
+        friend class Iterator;
+        Range(Iterator *it, std::string start) : it_(it), start_(std::move(start)) {}
+        Iterator *it_;
+        std::string start_;
+    };
+
+    /// `for (auto [k, v] : iter)`: from the first key (within the bounds) to the last.
+    Cursor begin() { return Cursor(first() ? this : nullptr); }
+    Cursor end() noexcept { return Cursor(nullptr); }
+    /// `for (auto [k, v] : iter.from("m"))`: from the first key at or after `start`.
+    Range from(std::string_view start) { return Range(this, std::string(start)); }
+
+private:
+    friend class Db;
+    Iterator(uint64_t mgr, uint64_t h) noexcept : OwnedHandle(mgr, h, "Iterator") {}
+
+    bool position(rm_result rc, const char *op) {
+        if (rc != RM_OK) {
+            valid_ = false;
+            detail::fail(rc, err_, op);
+        }
+        return valid_;
+    }
+
+    bool valid_ = false;
+    rm_error err_{};
+    std::string key_;
+    std::string val_;
+};
+
+// ------------------------------------------------------------------------------------------
+// Resource (registered by the caller)
+
+/// A resource you registered with Manager::register_resource: a copyable, non-owning view.
+/// The manager owns the resource (and its close callback) until the callback ran or
+/// unregister() succeeded.
+class Resource {
+public:
+    Resource() noexcept = default;
+    uint64_t handle() const noexcept { return handle_; }
+    uint64_t manager() const noexcept { return mgr_; }
+
+    /// rm_close: closes its dependents, then runs the callback. Throws RM_ERR_CLOSE_FAILED
+    /// with the callback's exception text if it threw.
+    void close() const {
+        rm_error err;
+        detail::check(rm_close(mgr_, handle_, &err), err, "rm_close");
+    }
+
+    /// rm_unregister: forgets the resource without running its callback and hands the
+    /// callback back (ownership returns to you). Throws (RM_ERR_ALREADY_CLOSED once it was
+    /// closed or unregistered, RM_ERR_HAS_DEPENDENTS, ...) and then hands nothing back. Safe
+    /// on copies: only one unregister can succeed, and the callback is only touched then.
+    std::function<void()> unregister() const {
+        rm_error err;
+        detail::check(rm_unregister(mgr_, handle_, &err), err, "rm_unregister");
+        // The callback was not called and never will be: the context is ours again.
+        std::unique_ptr<detail::CloseContext> ctx(ctx_);
+        return std::move(ctx->fn);
+    }
+
+private:
+    friend class Manager;
+    Resource(uint64_t mgr, uint64_t h, detail::CloseContext *ctx) noexcept
+        : mgr_(mgr), handle_(h), ctx_(ctx) {}
+    uint64_t mgr_ = 0;
+    uint64_t handle_ = 0;
+    detail::CloseContext *ctx_ = nullptr; // never dereferenced unless rm_unregister succeeded
+};
+
+// ------------------------------------------------------------------------------------------
+// Manager
+
+/// Owns a resman manager. The destructor destroys it (closing everything it still owns,
+/// dependents first, gracefully within the cleanup timeout), swallowing errors.
+class Manager {
+public:
+    /// A manager with the default settings (cleanup timeout 30 s).
+    Manager() {
+        rm_error err;
+        detail::check(rm_manager_create(nullptr, &handle_, &err), err, "rm_manager_create");
+    }
+
+    /// A manager whose rm_close / rm_cleanup / destroy are bounded by `cleanup_timeout`.
+    explicit Manager(std::chrono::milliseconds cleanup_timeout) {
+        rm_config cfg;
+        rm_config_default(&cfg);
+        cfg.cleanup_timeout_ms =
+            cleanup_timeout.count() < 0 ? 0 : static_cast<uint64_t>(cleanup_timeout.count());
+        rm_error err;
+        detail::check(rm_manager_create(&cfg, &handle_, &err), err, "rm_manager_create");
+    }
+
+    Manager(const Manager &) = delete;
+    Manager &operator=(const Manager &) = delete;
+    Manager(Manager &&o) noexcept
+        : handle_(std::exchange(o.handle_, 0)), destroyed_(std::exchange(o.destroyed_, false)) {}
+    Manager &operator=(Manager &&o) noexcept {
+        if (this != &o) {
+            release();
+            handle_ = std::exchange(o.handle_, 0);
+            destroyed_ = std::exchange(o.destroyed_, false);
+        }
+        return *this;
+    }
+    ~Manager() { release(); }
+
+    uint64_t handle() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != 0; }
+
+    /// rm_manager_destroy: closes everything, then the manager. The handle is dead afterwards
+    /// even when this throws (the error lists what did not close cleanly); a second call
+    /// throws RM_ERR_ALREADY_CLOSED.
+    /// Called from inside a close callback it is refused (RM_ERR_INVALID_ARGUMENT) and the
+    /// manager stays alive (the destructor destroys it).
+    void destroy() {
+        rm_error err;
+        rm_result rc = rm_manager_destroy(handle_, &err);
+        destroyed_ = destroyed_ || detail::close_attempted(rc);
+        detail::check(rc, err, "rm_manager_destroy");
+    }
+
+    /// rm_cleanup: closes every resource, dependents first; the manager stays usable. Throws
+    /// the aggregated error (RM_ERR_CLOSE_FAILED for one failure, RM_ERR_CLEANUP_FAILED for
+    /// several, RM_ERR_TIMEOUT).
+    void cleanup() const {
+        rm_error err;
+        detail::check(rm_cleanup(handle_, &err), err, "rm_cleanup");
+    }
+
+    void cleanup(std::chrono::milliseconds timeout, bool force) const {
+        rm_error err;
+        uint64_t ms = timeout.count() < 0 ? 0 : static_cast<uint64_t>(timeout.count());
+        detail::check(rm_cleanup_timeout(handle_, ms, force, &err), err,
+                      "rm_cleanup_timeout");
+    }
+
+    /// rm_close on any handle of this manager.
+    void close(uint64_t handle) const {
+        rm_error err;
+        detail::check(rm_close(handle_, handle, &err), err, "rm_close");
+    }
+
+    /// rm_add_dependency: `dependent` closes before `dependency`.
+    void add_dependency(uint64_t dependent, uint64_t dependency) const {
+        rm_error err;
+        detail::check(rm_add_dependency(handle_, dependent, dependency, &err), err,
+                      "rm_add_dependency");
+    }
+
+    /// The status document (JSON), read with the two-call pattern.
+    std::string status() const {
+        std::string out(detail::kInitialBuffer, '\0');
+        rm_error err;
+        for (int attempt = 0;; ++attempt) {
+            std::size_t len = 0;
+            rm_result rc = rm_status(handle_, &out[0], out.size(), &len, &err);
+            if (rc == RM_OK) {
+                out.resize(len);
+                return out;
+            }
+            if (rc != RM_ERR_BUFFER_TOO_SMALL || attempt == detail::kMaxRetries) {
+                detail::fail(rc, err, "rm_status");
+            }
+            // Room for the document, its NUL, and some growth meanwhile.
+            out.resize(len + 1 + len / 8);
+        }
+    }
+
+    /// Registers `close` as a resource named `name` that closes before each of `deps` (handles
+    /// of this manager: a Db's handle(), another Resource's handle(), ...). resman calls
+    /// `close` exactly once, on whatever thread closes the resource (rm_close, rm_cleanup,
+    /// destroy, or a deferred close), unless it is unregistered first. An exception thrown by
+    /// `close` never crosses into resman: the close is reported as failed
+    /// (RM_ERR_CLOSE_FAILED) with the exception's what() as the message. `close` must not
+    /// call close(), cleanup() or destroy() (resman refuses them inside a callback with
+    /// RM_ERR_INVALID_ARGUMENT, which then becomes the close failure).
+    ///
+    /// Using a dependency from `close`: its dependencies are still open while it runs, whatever
+    /// closes it (Resource::close, a Db's close or destructor, cleanup(), destroy()): resman
+    /// stops operations on each resource only when its own turn comes, dependents first. A
+    /// callback may therefore flush into a Db it depends on.
+    Resource register_resource(const std::string &name, std::function<void()> close,
+                               const std::vector<uint64_t> &deps = {}) const {
+        if (!close) {
+            throw Error(RM_ERR_INVALID_ARGUMENT, "the close callback is empty",
+                        "register_resource");
+        }
+        auto ctx = std::make_unique<detail::CloseContext>();
+        ctx->fn = std::move(close);
+        rm_error err;
+        uint64_t h = 0;
+        rm_result rc = rm_register(handle_, detail::c_string(name, "name").c_str(),
+                                   &resman_cpp_close_trampoline, ctx.get(),
+                                   deps.empty() ? nullptr : deps.data(), deps.size(), &h, &err);
+        detail::check(rc, err, "rm_register"); // on error nothing was kept: ctx is freed here
+        return Resource(handle_, h, ctx.release());
+    }
+
+private:
+    void release() noexcept {
+        if (handle_ != 0 && !destroyed_) {
+            rm_error err;
+            rm_result rc = rm_manager_destroy(handle_, &err);
+            if (rc != RM_OK && !detail::already_gone(rc)) {
+                detail::report_destructor_error("Manager", rc, err);
+            }
+        }
+        handle_ = 0;
+        destroyed_ = false;
+    }
+
+    uint64_t handle_ = 0;
+    bool destroyed_ = false;
+};
+
+// ------------------------------------------------------------------------------------------
+// Db
+
+/// Owns an open DB and its column families. The destructor closes it gracefully (rm_close:
+/// its iterators, snapshots, batches and column families first; every column family flushed,
+/// the WAL synced), swallowing errors. Data methods are const and thread-safe.
+class Db : public detail::OwnedHandle {
+public:
+    Db() noexcept : OwnedHandle(0, 0, "Db") {}
+    Db(Db &&) noexcept = default;
+    Db &operator=(Db &&) noexcept = default;
+    ~Db() = default;
+
+    /// Opens (creating if missing, with the default options) the DB at `path`, registered in
+    /// `mgr` as `name`, with one handle per column family listed (`name/<cf>`). Missing
+    /// column families are created; ones on disk but not listed are opened without a handle.
+    static Db open(const Manager &mgr, const std::string &name, const std::string &path,
+                   const std::vector<CfSpec> &cfs,
+                   const std::optional<rm_db_options> &opts = std::nullopt) {
+        std::vector<rm_cf_options> specs;
+        specs.reserve(cfs.size());
+        for (const CfSpec &c : cfs) {
+            specs.push_back(rm_cf_options{detail::c_string(c.name, "column family").c_str(),
+                                          c.compression});
+        }
+        std::vector<uint64_t> handles(cfs.size(), 0);
+        uint64_t db = 0;
+        rm_error err;
+        rm_result rc = rm_db_open_cf(
+            mgr.handle(), detail::c_string(name, "name").c_str(),
+            detail::c_string(path, "path").c_str(), opts ? &*opts : nullptr,
+            specs.empty() ? nullptr : specs.data(), specs.size(), &db,
+            handles.empty() ? nullptr : handles.data(), &err);
+        detail::check(rc, err, "rm_db_open_cf");
+        Db out(mgr.handle(), db, name); // owns the DB from here: closes it if what follows throws
+        out.names_.reserve(cfs.size());
+        for (const CfSpec &c : cfs) {
+            out.names_.push_back(c.name);
+        }
+        out.cfs_ = std::move(handles);
+        return out;
+    }
+
+    const std::string &name() const noexcept { return name_; }
+
+    /// The column family opened under `cf_name` (RM_ERR_INVALID_ARGUMENT if none).
+    ColumnFamily cf(std::string_view cf_name) const {
+        for (std::size_t i = 0; i < names_.size(); ++i) {
+            if (names_[i] == cf_name) {
+                return ColumnFamily(cfs_[i], handle_);
+            }
+        }
+        throw Error(RM_ERR_INVALID_ARGUMENT,
+                    "no column family '" + std::string(cf_name) + "' was opened in DB '" +
+                        name_ + "'",
+                    "Db::cf");
+    }
+
+    /// The i-th column family given to open (RM_ERR_INVALID_ARGUMENT if out of range).
+    ColumnFamily cf(std::size_t i) const {
+        if (i >= cfs_.size()) {
+            throw Error(RM_ERR_INVALID_ARGUMENT, "column family index out of range", "Db::cf");
+        }
+        return ColumnFamily(cfs_[i], handle_);
+    }
+
+    std::size_t cf_count() const noexcept { return cfs_.size(); }
+    const std::vector<std::string> &cf_names() const noexcept { return names_; }
+
+    void put(ColumnFamily cf, std::string_view key, std::string_view value,
+             WriteOptions wo = {}) const {
+        mine(cf, "put");
+        rm_error err;
+        detail::check(rm_put_opt(cf.handle(), detail::bytes(key), key.size(),
+                                 detail::bytes(value), value.size(), wo.flags, &err),
+                      err, "rm_put_opt");
+    }
+
+    /// Deletes `key` (no error when it does not exist).
+    void del(ColumnFamily cf, std::string_view key, WriteOptions wo = {}) const {
+        mine(cf, "del");
+        rm_error err;
+        detail::check(
+            rm_delete_opt(cf.handle(), detail::bytes(key), key.size(), wo.flags, &err), err,
+            "rm_delete_opt");
+    }
+
+    /// The value of `key`, or std::nullopt when it does not exist. Reads into a per-thread
+    /// buffer (grown and retried when the value is larger), then copies out once.
+    std::optional<std::string> get(ColumnFamily cf, std::string_view key,
+                                   ReadOptions ro = {}) const {
+        mine(cf, "get");
+        std::string &buf = detail::scratch();
+        detail::ScratchGuard guard(buf);
+        rm_error err;
+        rm_result rc = detail::fill(buf, err, [&](uint8_t *b, size_t cap, size_t *len,
+                                                  rm_error *e) {
+            return rm_get_opt(cf.handle(), ro.snapshot, ro.flags, detail::bytes(key),
+                              key.size(), b, cap, len, e);
+        });
+        if (rc == RM_ERR_NOT_FOUND) {
+            return std::nullopt;
+        }
+        detail::check(rc, err, "rm_get_opt");
+        return std::string(buf.data(), buf.size());
+    }
+
+    /// Reads `key` into `out`, reusing its capacity (no allocation when it is large enough);
+    /// false (and `out` empty) when the key does not exist. `key` may alias `out`.
+    bool get_into(ColumnFamily cf, std::string_view key, std::string &out,
+                  ReadOptions ro = {}) const {
+        mine(cf, "get_into");
+        std::string key_copy;
+        if (aliases(key, out)) {
+            key_copy.assign(key);
+            key = key_copy;
+        }
+        rm_error err;
+        rm_result rc = detail::fill(out, err, [&](uint8_t *b, size_t cap, size_t *len,
+                                                  rm_error *e) {
+            return rm_get_opt(cf.handle(), ro.snapshot, ro.flags, detail::bytes(key),
+                              key.size(), b, cap, len, e);
+        });
+        if (rc == RM_OK) {
+            return true;
+        }
+        out.clear();
+        if (rc == RM_ERR_NOT_FOUND) {
+            return false;
+        }
+        detail::fail(rc, err, "rm_get_opt");
+    }
+
+    /// Reads `keys[i]` from `cfs[i]` (all of this DB) in one call. Missing keys are
+    /// std::nullopt. The values are packed into a per-thread buffer, grown to the size the
+    /// library reports and retried when they do not fit.
+    std::vector<std::optional<std::string>>
+    multi_get(const std::vector<ColumnFamily> &cfs, const std::vector<std::string_view> &keys,
+              ReadOptions ro = {}) const {
+        for (const ColumnFamily &cf : cfs) {
+            mine(cf, "multi_get");
+        }
+        std::vector<uint64_t> handles;
+        handles.reserve(cfs.size());
+        for (const ColumnFamily &cf : cfs) {
+            handles.push_back(cf.handle());
+        }
+        return multi_get_handles(handles, keys, ro);
+    }
+
+    /// Reads every key from `cf` in one call.
+    std::vector<std::optional<std::string>>
+    multi_get(ColumnFamily cf, const std::vector<std::string_view> &keys,
+              ReadOptions ro = {}) const {
+        mine(cf, "multi_get");
+        return multi_get_handles(std::vector<uint64_t>{cf.handle()}, keys, ro);
+    }
+
+    /// RocksDB's memory figures for this DB.
+    rm_memory memory() const {
+        rm_memory m{};
+        rm_error err;
+        detail::check(rm_db_memory(handle_, &m, &err), err, "rm_db_memory");
+        return m;
+    }
+
+    /// A snapshot of the DB as of now.
+    Snapshot snapshot() const {
+        uint64_t h = 0;
+        rm_error err;
+        detail::check(rm_snapshot_create(handle_, &h, &err), err, "rm_snapshot_create");
+        return Snapshot(mgr_, h);
+    }
+
+    /// An empty write batch for this DB.
+    Batch batch() const {
+        uint64_t h = 0;
+        rm_error err;
+        detail::check(rm_batch_create(handle_, &h, &err), err, "rm_batch_create");
+        return Batch(mgr_, h);
+    }
+
+    /// An iterator over `cf`, limited to [lower, upper) (std::nullopt: unbounded; an empty
+    /// string is the empty key), reading at `ro.snapshot` with `ro.flags`. Unpositioned.
+    Iterator iterator(ColumnFamily cf, std::optional<std::string_view> lower = std::nullopt,
+                      std::optional<std::string_view> upper = std::nullopt,
+                      ReadOptions ro = {}) const {
+        mine(cf, "iterator");
+        uint64_t h = 0;
+        rm_error err;
+        detail::check(rm_iter_create(cf.handle(), ro.snapshot, ro.flags,
+                                     lower ? detail::bytes(*lower) : nullptr,
+                                     lower ? lower->size() : 0,
+                                     upper ? detail::bytes(*upper) : nullptr,
+                                     upper ? upper->size() : 0, &h, &err),
+                      err, "rm_iter_create");
+        return Iterator(mgr_, h);
+    }
+
+private:
+    Db(uint64_t mgr, uint64_t h, std::string name) noexcept
+        : OwnedHandle(mgr, h, "Db"), name_(std::move(name)) {}
+
+    /// Refuses a column family of another DB (the C data calls take only the CF handle).
+    void mine(const ColumnFamily &cf, const char *op) const {
+        if (cf.db() == handle_ && handle_ != 0) {
+            return;
+        }
+        if (handle_ == 0) {
+            throw Error(RM_ERR_INVALID_HANDLE, "this Db was moved from", op);
+        }
+        throw Error(RM_ERR_WRONG_DB,
+                    "the column family (" + std::to_string(cf.handle()) +
+                        ") does not belong to DB '" + name_ + "'",
+                    op);
+    }
+
+    static bool aliases(std::string_view key, const std::string &out) noexcept {
+        if (key.empty() || out.capacity() == 0) {
+            return false;
+        }
+        auto k = reinterpret_cast<std::uintptr_t>(key.data());
+        auto o = reinterpret_cast<std::uintptr_t>(out.data());
+        return k < o + out.capacity() + 1 && o < k + key.size();
+    }
+
+    std::vector<std::optional<std::string>>
+    multi_get_handles(const std::vector<uint64_t> &cfs, const std::vector<std::string_view> &keys,
+                      const ReadOptions &ro) const {
+        std::vector<std::optional<std::string>> result(keys.size());
+        if (keys.empty()) {
+            return result;
+        }
+        std::string packed;
+        std::vector<std::size_t> lens;
+        lens.reserve(keys.size());
+        std::size_t total = 0;
+        for (std::string_view k : keys) {
+            total += k.size();
+        }
+        packed.reserve(total);
+        for (std::string_view k : keys) {
+            packed.append(k.data() != nullptr ? k.data() : "", k.size());
+            lens.push_back(k.size());
+        }
+        std::vector<rm_value> values(keys.size());
+        std::string &buf = detail::scratch();
+        detail::ScratchGuard guard(buf);
+        rm_error err;
+        for (int attempt = 0;; ++attempt) {
+            std::size_t needed = 0;
+            rm_result rc = rm_multi_get(cfs.data(), cfs.size(), ro.snapshot, ro.flags,
+                                        detail::bytes(packed), lens.data(), keys.size(),
+                                        detail::bytes(buf), buf.size(), values.data(), &needed,
+                                        &err);
+            if (rc == RM_OK) {
+                break;
+            }
+            if (rc != RM_ERR_BUFFER_TOO_SMALL || attempt == detail::kMaxRetries ||
+                needed <= buf.size()) {
+                detail::fail(rc, err, "rm_multi_get");
+            }
+            buf.resize(needed);
+        }
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (values[i].code == RM_OK) {
+                result[i].emplace(buf.data() + values[i].offset, values[i].len);
+            }
+        }
+        return result;
+    }
+
+    std::string name_;
+    std::vector<std::string> names_;
+    std::vector<uint64_t> cfs_;
+};
+
+} // namespace resman
+
+#endif /* RESMAN_HPP */
