@@ -13,22 +13,23 @@ LIB_DIR := $(CARGO_TARGET_DIR)/release
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -Iinclude
 C_LIBS := $(LIB_DIR)/libresman.a -lstdc++ -lm -ldl -lpthread
 
-.PHONY: build run test header-check lint rust-test loom c-test noalloc durability go-test cpp-test clean-example
+.PHONY: build run test header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test
 
 ## Build the shared and static libraries (and regenerate include/resman.h).
 build:
 	$(CARGO) build --release
 
-## Build everything and run the example program on its default data directory.
+## Build everything and start the example key-value service (go-example/) on its embedded
+## default config: http://127.0.0.1:8080, data in ./resman-example-data. Ctrl-C (SIGINT) or
+## SIGTERM shuts it down gracefully. Try: curl -X PUT --data admin localhost:8080/kv/alice
 run: build
-	@mkdir -p $(CARGO_TARGET_DIR)/examples
-	$(CC) $(C_FLAGS) examples/c/quickstart.c $(C_LIBS) -o $(CARGO_TARGET_DIR)/examples/quickstart
-	$(CARGO_TARGET_DIR)/examples/quickstart
+	cd go-example && CGO_LDFLAGS="-L$(LIB_DIR)" go build -o $(CARGO_TARGET_DIR)/go-example .
+	$(CARGO_TARGET_DIR)/go-example -data $(CURDIR)/resman-example-data
 
 ## The whole suite: header freshness, lint, Rust tests, loom model, C tests under valgrind,
-## the allocation check of the read path, the SIGKILL durability test, the Go binding and
-## the C++ wrapper.
-test: build header-check lint rust-test loom c-test noalloc durability go-test cpp-test
+## the allocation check of the read path, the SIGKILL durability test, the Go binding, the
+## C++ wrapper, and the example service's smoke test.
+test: build header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test
 	@echo "make test: all checks passed"
 
 ## The committed header must be what cbindgen generates from the sources (build.rs rewrote it).
@@ -75,3 +76,9 @@ go-test: build
 ## The C++ wrapper (bindings/cpp/resman.hpp): its test, natively and under valgrind.
 cpp-test: build
 	bash tests/cpp/run.sh
+
+## The example service: vet, then the smoke test (put, get, SIGTERM, restart, get again).
+example-test: build
+	@test -z "$$(gofmt -l go-example)" || { gofmt -l go-example; echo "gofmt: files above need formatting"; exit 1; }
+	cd go-example && CGO_LDFLAGS="-L$(LIB_DIR)" go vet ./...
+	cd go-example && CGO_LDFLAGS="-L$(LIB_DIR)" go test -count=1 ./...

@@ -1,0 +1,249 @@
+// Command go-example is a small key-value HTTP service on resman, written the way a real
+// service would use it: a YAML config with a resource_management block, one DB with column
+// families, a background worker registered as a dependent of the DB, /status, and a graceful
+// shutdown on SIGINT/SIGTERM that drains requests and closes everything in dependency order.
+//
+//	PUT    /kv/{key}   body is the value
+//	GET    /kv/{key}
+//	DELETE /kv/{key}
+//	GET    /status     resman's status document (JSON)
+//	GET    /healthz
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	resman "github.com/resman-project/resman/bindings/go"
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed config.yaml
+var defaultConfig []byte
+
+// Config is the service's configuration file.
+type Config struct {
+	Listen             string        `yaml:"listen"`
+	DataDir            string        `yaml:"data_dir"`
+	ColumnFamilies     []string      `yaml:"column_families"`
+	WorkerInterval     time.Duration `yaml:"worker_interval"`
+	ResourceManagement resman.Config `yaml:"resource_management"`
+}
+
+func loadConfig(path string) (Config, error) {
+	var c Config
+	if err := yaml.Unmarshal(defaultConfig, &c); err != nil {
+		return c, fmt.Errorf("embedded config: %w", err)
+	}
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return c, err
+		}
+		if err := yaml.Unmarshal(raw, &c); err != nil {
+			return c, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if c.WorkerInterval <= 0 {
+		return c, errors.New("worker_interval must be positive")
+	}
+	return c, nil
+}
+
+func main() {
+	configPath := flag.String("config", "", "YAML config file (default: the embedded config.yaml)")
+	listen := flag.String("listen", "", "listen address (overrides the config)")
+	dataDir := flag.String("data", "", "data directory (overrides the config)")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(*configPath, *listen, *dataDir, log); err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(configPath, listen, dataDir string, log *slog.Logger) error {
+	cfg, err := loadConfig(configPath)
+	if err != nil {
+		return err
+	}
+	if listen != "" {
+		cfg.Listen = listen
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	mgr, err := resman.NewManager(cfg.ResourceManagement)
+	if err != nil {
+		return err
+	}
+	db, err := mgr.Open("kv", cfg.DataDir, resman.DefaultOptions(cfg.ColumnFamilies...))
+	if err != nil {
+		_ = mgr.Close()
+		return fmt.Errorf("open %s: %w", cfg.DataDir, err)
+	}
+	kv, meta := db.CF(cfg.ColumnFamilies[0]), db.CF(cfg.ColumnFamilies[len(cfg.ColumnFamilies)-1])
+
+	// The worker writes into the DB until it is closed: registered as a dependent of the DB,
+	// it is stopped (and records its last beat) before the DB closes.
+	w := startWorker(meta, cfg.WorkerInterval, log)
+	workerHandle, err := mgr.Register("heartbeat-worker", w, db.Handle())
+	if err != nil {
+		_ = w.Close()
+		_ = mgr.Close()
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = mgr.Shutdown(context.Background())
+		return err
+	}
+	srv := &http.Server{Handler: routes(mgr, kv), ReadHeaderTimeout: 10 * time.Second}
+	// The HTTP server depends on the DB and the worker: cleanup drains it first.
+	if _, err := mgr.Register("http-server", closerFunc(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ResourceManagement.CleanupTimeout)
+		defer cancel()
+		return srv.Shutdown(ctx)
+	}), db.Handle(), workerHandle); err != nil {
+		_ = ln.Close()
+		_ = mgr.Shutdown(context.Background())
+		return err
+	}
+	// The smoke test and operators read the address from this line.
+	fmt.Printf("listening on %s (data in %s)\n", ln.Addr(), cfg.DataDir)
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case sig := <-stop:
+		log.Info("shutting down", "signal", sig.String())
+	case err := <-served:
+		log.Error("server stopped", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ResourceManagement.CleanupTimeout)
+	defer cancel()
+	// Dependency order: HTTP server (drains requests), worker, column families, DB (flushed).
+	if err := mgr.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("shut down cleanly")
+	return nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+func routes(mgr *resman.Manager, kv *resman.ColumnFamily) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		doc, err := mgr.StatusJSON()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	})
+	mux.HandleFunc("GET /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := kv.Get([]byte(r.PathValue("key")), nil)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		_, _ = w.Write(v)
+	})
+	mux.HandleFunc("PUT /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := kv.Put([]byte(r.PathValue("key")), body, &resman.WriteOptions{Sync: true}); err != nil {
+			httpError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
+		if err := kv.Delete([]byte(r.PathValue("key")), &resman.WriteOptions{Sync: true}); err != nil {
+			httpError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+func httpError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, resman.ErrNotFound):
+		http.Error(w, "not found", http.StatusNotFound)
+	case errors.Is(err, resman.ErrClosed):
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	default:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+// worker records a heartbeat counter in the meta column family every interval.
+type worker struct {
+	stop chan struct{}
+	done sync.WaitGroup
+	once sync.Once
+}
+
+func startWorker(meta *resman.ColumnFamily, every time.Duration, log *slog.Logger) *worker {
+	w := &worker{stop: make(chan struct{})}
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		var beats uint64
+		beat := func() {
+			beats++
+			var b [8]byte
+			binary.BigEndian.PutUint64(b[:], beats)
+			if err := meta.Put([]byte("heartbeats"), b[:], nil); err != nil {
+				log.Warn("heartbeat", "err", err)
+			}
+		}
+		for {
+			select {
+			case <-t.C:
+				beat()
+			case <-w.stop:
+				beat() // the last beat, written while the DB is still open
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// Close stops the worker and waits for it (called by the manager, before the DB closes).
+func (w *worker) Close() error {
+	w.once.Do(func() { close(w.stop) })
+	w.done.Wait()
+	return nil
+}

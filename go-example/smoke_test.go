@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// service is the example binary running as a child process.
+type service struct {
+	cmd  *exec.Cmd
+	base string
+	out  *bytes.Buffer
+}
+
+func start(t *testing.T, bin, data string) *service {
+	t.Helper()
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-data", data)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "listening on ") {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("no listening line (%q, %v); logs:\n%s", line, err, logs.String())
+	}
+	addr := strings.Fields(strings.TrimPrefix(line, "listening on "))[0]
+	return &service{cmd: cmd, base: "http://" + addr, out: &logs}
+}
+
+func (s *service) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// stop sends SIGTERM and requires a clean exit (status 0) within the cleanup timeout.
+func (s *service) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v; logs:\n%s", err, s.out.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Fatalf("no exit within 60s of SIGTERM; logs:\n%s", s.out.String())
+	}
+	if !strings.Contains(s.out.String(), "shut down cleanly") {
+		t.Fatalf("logs:\n%s", s.out.String())
+	}
+}
+
+// Put, get, shut down with SIGTERM, restart, get again: the value survived.
+func TestSmoke(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "go-example")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = os.Environ()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+
+	s := start(t, bin, data)
+	if code, _ := s.do(t, "PUT", "/kv/alice", "admin"); code != http.StatusNoContent {
+		t.Fatalf("PUT: %d", code)
+	}
+	if code, body := s.do(t, "GET", "/kv/alice", ""); code != 200 || body != "admin" {
+		t.Fatalf("GET: %d %q", code, body)
+	}
+	if code, _ := s.do(t, "GET", "/kv/bob", ""); code != http.StatusNotFound {
+		t.Fatalf("GET missing: %d", code)
+	}
+	code, body := s.do(t, "GET", "/status", "")
+	var st struct {
+		Resources []struct {
+			Name      string   `json:"name"`
+			DependsOn []string `json:"depends_on"`
+		} `json:"resources"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	names := map[string][]string{}
+	for _, r := range st.Resources {
+		names[r.Name] = r.DependsOn
+	}
+	if deps, ok := names["heartbeat-worker"]; !ok || len(deps) != 1 || deps[0] != "kv" {
+		t.Fatalf("the worker depends on the DB: %v", names)
+	}
+	s.stop(t)
+
+	s = start(t, bin, data)
+	if code, body := s.do(t, "GET", "/kv/alice", ""); code != 200 || body != "admin" {
+		t.Fatalf("GET after restart: %d %q", code, body)
+	}
+	s.stop(t)
+}
