@@ -45,6 +45,26 @@
 #define RM_MAX_DEPENDENCIES 65536
 
 /**
+ * Log levels of `rm_log_fn` events (and the `max_level` of `rm_manager_set_log`).
+ */
+#define RM_LOG_ERROR 1
+
+/**
+ * Something went wrong but was handled: a timeout, a deferred close, leaked iterators.
+ */
+#define RM_LOG_WARN 2
+
+/**
+ * A resource closed.
+ */
+#define RM_LOG_INFO 3
+
+/**
+ * A resource was registered.
+ */
+#define RM_LOG_DEBUG 4
+
+/**
  * Largest number of column families `rm_db_open` and `rm_db_open_cf` take in one call.
  */
 #define RM_MAX_COLUMN_FAMILIES 4096
@@ -270,6 +290,16 @@ typedef struct {
  * from inside a callback (they would wait for the callback itself).
  */
 typedef int32_t (*rm_close_fn)(void *context, char *message, size_t message_cap);
+
+/**
+ * Receives a manager's log events: `level` is one of `RM_LOG_*`; `message` is NUL-terminated
+ * UTF-8, valid only during the call (copy it to keep it). Called on whatever thread the event
+ * happens (the caller of a resman function, or the thread that ran a deferred close), possibly
+ * from several threads at once, and never while resman holds a lock: it may call resman
+ * functions, except that close, cleanup and destroy are refused inside a close callback. It
+ * must not unwind (throw or panic) across this boundary.
+ */
+typedef void (*rm_log_fn)(void *context, int32_t level, const char *message);
 
 /**
  * DB open options. Fill with `rm_db_options_default`, then change what you need.
@@ -561,6 +591,31 @@ rm_result rm_cleanup_timeout(uint64_t manager, uint64_t timeout_ms, bool force, 
  * points to a writable `rm_error`.
  */
 rm_result rm_status(uint64_t manager, char *buf, size_t buf_cap, size_t *out_len, rm_error *err);
+
+/**
+ * Routes manager `manager`'s events (registrations at `RM_LOG_DEBUG`, closes at
+ * `RM_LOG_INFO`, timeouts, deferred closes and leaked iterators/snapshots at `RM_LOG_WARN`,
+ * close failures at `RM_LOG_ERROR`) to `log(context, level, message)`, for events at
+ * `max_level` or more severe (a lower number). `log` NULL removes the receiver. With no
+ * receiver resman writes nothing anywhere. `context` is kept and passed back (resman never
+ * dereferences it): keep what it points to alive until the receiver is replaced or removed,
+ * or the manager destroyed (after `rm_manager_destroy` returns no event is delivered, except
+ * by a call on another thread that was still inside the manager when destroy's deadline
+ * passed).
+ * Thread-safe.
+ *
+ * Errors: `RM_ERR_INVALID_ARGUMENT` (`max_level` outside RM_LOG_ERROR..RM_LOG_DEBUG), handle
+ * errors, `RM_ERR_CLOSED` (manager destroyed).
+ *
+ * # Safety
+ * `log`, if not NULL, must be callable with `context` from any thread, concurrently;
+ * `err` is NULL or points to a writable `rm_error`.
+ */
+rm_result rm_manager_set_log(uint64_t manager,
+                             rm_log_fn log,
+                             void *context,
+                             int32_t max_level,
+                             rm_error *err);
 
 /**
  * Fills `*out` with the default DB options.

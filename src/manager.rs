@@ -222,6 +222,49 @@ struct ManagerInner {
     registry: Mutex<Registry>,
     metrics: Metrics,
     history: Mutex<VecDeque<ClosedRecord>>,
+    logger: parking_lot::RwLock<Option<Logger>>,
+}
+
+/// Severity of a log event (the numbers are the C API's `RM_LOG_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(i32)]
+pub enum LogLevel {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+/// Receives a manager's log events: registrations, closes, failures, timeouts, deferred
+/// closes, leaks. Called on whatever thread the event happens, never under a resman lock, so
+/// it may call back into resman (except close, cleanup and destroy from inside a close).
+pub type LogFn = dyn Fn(LogLevel, &str) + Send + Sync;
+
+#[derive(Clone)]
+struct Logger {
+    f: Arc<LogFn>,
+    max: LogLevel,
+}
+
+impl ManagerInner {
+    /// Emits an event if a logger wants this level; the message is only built then.
+    fn log(&self, level: LogLevel, msg: impl FnOnce() -> String) {
+        let logger = self.logger.read().clone();
+        if let Some(l) = logger {
+            if level <= l.max {
+                (l.f)(level, &msg());
+            }
+        }
+    }
+}
+
+/// Sets (or with None removes) manager `mgr`'s log receiver; events above `max` (less
+/// severe) are not built or delivered. No logger: no output at all.
+pub fn set_logger(mgr: u64, f: Option<Arc<LogFn>>, max: LogLevel) -> Result<()> {
+    with_manager(mgr, |inner| {
+        *inner.logger.write() = f.map(|f| Logger { f, max });
+        Ok(())
+    })
 }
 
 struct Objects {
@@ -308,6 +351,7 @@ pub fn create(config: Config) -> Result<Handle> {
                 registry: Mutex::new(Registry::default()),
                 metrics: Metrics::default(),
                 history: Mutex::new(VecDeque::new()),
+                logger: parking_lot::RwLock::new(None),
             }),
         })
         .map_err(Error::from)
@@ -488,6 +532,14 @@ fn register_in(
     })();
     drop(pins);
     drop(payload);
+    match &result {
+        Ok(h) => inner.log(LogLevel::Debug, || {
+            format!("registered {kind} '{name}' ({h})")
+        }),
+        Err(e) => inner.log(LogLevel::Warn, || {
+            format!("registering {kind} '{name}' failed: {e}")
+        }),
+    }
     result
 }
 
@@ -761,6 +813,13 @@ fn close_set(
     };
     let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline, &begin);
     note_outcomes(inner, &outcomes);
+    for f in &failures {
+        if f.code == rm_result::RM_ERR_TIMEOUT {
+            inner.log(LogLevel::Warn, || {
+                format!("'{}' ({}) timed out: {}", f.name, f.handle, f.message)
+            });
+        }
+    }
     (outcomes, failures)
 }
 
@@ -845,6 +904,15 @@ pub(crate) fn mark_deferred(entry: &Stored<Entry>) {
     info.forced = true;
     if let Some(inner) = entry.value.owner.upgrade() {
         Metrics::bump(&inner.metrics.deferred);
+        inner.log(LogLevel::Warn, || {
+            format!(
+                "{} '{}' ({}) is closed with {} operation(s) or dependent(s) still holding it: the last one runs the close",
+                entry.value.kind,
+                entry.value.name,
+                entry.handle,
+                entry.value.lifecycle.leases()
+            )
+        });
     }
 }
 
@@ -972,6 +1040,31 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
             leaked_iterators: leaked.0,
             leaked_snapshots: leaked.1,
         });
+        drop(history);
+        let what = || format!("{} '{}' ({})", e.kind, e.name, entry.handle);
+        match &error {
+            Some(msg) => inner.log(LogLevel::Error, || {
+                format!("{} failed to close: {msg}", what())
+            }),
+            None => inner.log(LogLevel::Info, || {
+                format!(
+                    "{} {outcome}{} in {:.1} ms",
+                    what(),
+                    if forced { " (forced)" } else { "" },
+                    duration.as_secs_f64() * 1e3
+                )
+            }),
+        }
+        if leaked != (0, 0) {
+            inner.log(LogLevel::Warn, || {
+                format!(
+                    "{} closed with {} iterator(s) and {} snapshot(s) still open: resman closed them (leaked by the caller)",
+                    what(),
+                    leaked.0,
+                    leaked.1
+                )
+            });
+        }
     }
     let removed = OBJECTS.resources.remove(entry.handle);
     drop(removed);

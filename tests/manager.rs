@@ -648,3 +648,69 @@ fn zero_cleanup_timeout_is_refused() {
     .unwrap();
     assert_eq!(err.code(), rm_result::RM_ERR_INVALID_ARGUMENT);
 }
+
+#[test]
+fn log_events_reach_the_receiver_at_the_levels_asked_for() {
+    let f = Fixture::with_timeout(Duration::from_millis(200));
+    let events: Arc<Mutex<Vec<(resman::LogLevel, String)>>> = Arc::default();
+    let sink = Arc::clone(&events);
+    manager::set_logger(
+        f.mgr.handle(),
+        Some(Arc::new(move |level, msg: &str| {
+            sink.lock().unwrap().push((level, msg.to_owned()))
+        })),
+        resman::LogLevel::Debug,
+    )
+    .unwrap();
+    let a = f.add("a", Behaviour::Ok, &[]);
+    let b = f.add("b", Behaviour::Fail, &[]);
+    let busy = f.add("busy", Behaviour::Ok, &[]);
+    let lease = manager::lease(busy, Kind::Foreign).unwrap();
+    f.mgr.close(a).unwrap();
+    assert!(f.mgr.close(b).is_err());
+    assert!(matches!(f.mgr.close(busy), Err(Error::Timeout(_))));
+    drop(lease);
+    let ev = events.lock().unwrap().clone();
+    let has = |level: resman::LogLevel, needle: &str| {
+        ev.iter().any(|(l, m)| *l == level && m.contains(needle))
+    };
+    assert!(
+        has(resman::LogLevel::Debug, "registered foreign 'a'"),
+        "{ev:#?}"
+    );
+    assert!(has(resman::LogLevel::Info, "'a'"), "{ev:#?}");
+    assert!(
+        has(resman::LogLevel::Error, "b refuses to close"),
+        "{ev:#?}"
+    );
+    assert!(
+        has(resman::LogLevel::Warn, "'busy'"),
+        "deferred and timed out: {ev:#?}"
+    );
+    assert!(
+        has(resman::LogLevel::Info, "'busy'"),
+        "closed by the last lease: {ev:#?}"
+    );
+
+    // A higher threshold drops the chatty levels; None removes the receiver.
+    events.lock().unwrap().clear();
+    let sink = Arc::clone(&events);
+    manager::set_logger(
+        f.mgr.handle(),
+        Some(Arc::new(move |level, msg: &str| {
+            sink.lock().unwrap().push((level, msg.to_owned()))
+        })),
+        resman::LogLevel::Warn,
+    )
+    .unwrap();
+    let c = f.add("c", Behaviour::Ok, &[]);
+    f.mgr.close(c).unwrap();
+    assert!(
+        events.lock().unwrap().is_empty(),
+        "debug and info are filtered"
+    );
+    manager::set_logger(f.mgr.handle(), None, resman::LogLevel::Debug).unwrap();
+    let d = f.add("d", Behaviour::Fail, &[]);
+    assert!(f.mgr.close(d).is_err());
+    assert!(events.lock().unwrap().is_empty(), "no receiver, no output");
+}
