@@ -90,6 +90,11 @@ func run(configPath, listen, dataDir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// resman's own events (closes, failures, timeouts, leaks) go to the service's log.
+	if err := mgr.SetLogger(log); err != nil {
+		_ = mgr.Close()
+		return err
+	}
 	db, err := mgr.Open("kv", cfg.DataDir, resman.DefaultOptions(cfg.ColumnFamilies...))
 	if err != nil {
 		_ = mgr.Close()

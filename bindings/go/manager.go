@@ -48,6 +48,8 @@ type Manager struct {
 
 	mu        sync.Mutex
 	destroyed bool
+	logger    cgo.Handle   // the current slog receiver's handle (0: none)
+	retired   []cgo.Handle // replaced receivers, released when the manager finishes
 }
 
 // NewManager creates a manager. A zero field of cfg takes its default.
@@ -137,6 +139,7 @@ func (m *Manager) finish(timeout time.Duration, force bool) error {
 	first := check(C.rm_cleanup_timeout(m.h, C.uint64_t(timeout/time.Millisecond), C.bool(force), &e), &e)
 	var e2 cerr
 	second := check(C.rm_manager_destroy(m.h, &e2), &e2)
+	m.releaseLoggers()
 	if first != nil {
 		return first
 	}
