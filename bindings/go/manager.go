@@ -13,6 +13,8 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"runtime/cgo"
 	"sync"
@@ -135,8 +137,12 @@ func (m *Manager) finish(timeout time.Duration, force bool) error {
 	}
 	m.destroyed = true
 	m.mu.Unlock()
+	before, _ := m.Status() // to name what failed (best effort)
 	var e cerr
 	first := check(C.rm_cleanup_timeout(m.h, C.uint64_t(timeout/time.Millisecond), C.bool(force), &e), &e)
+	if first != nil && before != nil {
+		first = m.perResource(first, before)
+	}
 	var e2 cerr
 	second := check(C.rm_manager_destroy(m.h, &e2), &e2)
 	m.releaseLoggers()
@@ -144,6 +150,42 @@ func (m *Manager) finish(timeout time.Duration, force bool) error {
 		return first
 	}
 	return second
+}
+
+// ResourceError is one resource's failure in a Shutdown or Close: errors.Is sees its code
+// (ErrCloseFailed, ErrTimeout) and errors.As finds the resource's name.
+type ResourceError struct {
+	Name   string
+	Handle Handle
+	Err    *Error
+}
+
+func (e *ResourceError) Error() string { return fmt.Sprintf("%s: %v", e.Name, e.Err) }
+func (e *ResourceError) Unwrap() error { return e.Err }
+
+// perResource joins the aggregated error with one ResourceError per resource that failed or
+// did not finish, read from the status document.
+func (m *Manager) perResource(all error, before *Status) error {
+	after, err := m.Status()
+	if err != nil {
+		return all
+	}
+	live := make(map[uint64]string, len(before.Resources))
+	for _, r := range before.Resources {
+		live[r.Handle] = r.Name
+	}
+	errs := []error{all}
+	for _, r := range after.RecentlyClosed {
+		if _, ok := live[r.Handle]; ok && r.Outcome == "failed" && r.Error != nil {
+			errs = append(errs, &ResourceError{r.Name, Handle(r.Handle), &Error{Code: CodeCloseFailed, Message: *r.Error}})
+		}
+	}
+	for _, r := range after.Resources {
+		if _, ok := live[r.Handle]; ok && r.State == "closing" {
+			errs = append(errs, &ResourceError{r.Name, Handle(r.Handle), &Error{Code: CodeTimeout, Message: "still closing at the deadline"}})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Status is the manager's status document (see rm_status in include/resman.h).

@@ -189,6 +189,19 @@ func TestGoResourcesCloseInDependencyOrderAndFailuresAreReported(t *testing.T) {
 	if !errors.Is(err, ErrCleanupFailed) || !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "boom in panicking") {
 		t.Fatalf("shutdown: %v", err)
 	}
+	var re *ResourceError
+	if !errors.As(err, &re) {
+		t.Fatalf("no ResourceError in %v", err)
+	}
+	named := map[string]bool{}
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		if errors.As(e, &re) && errors.Is(re, ErrCloseFailed) {
+			named[re.Name] = true
+		}
+	}
+	if !named["failing"] || !named["panicking"] || len(named) != 2 {
+		t.Fatalf("each failure names its resource: %v", named)
+	}
 	pos := func(n string) int {
 		for i, x := range order {
 			if x == n {
