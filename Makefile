@@ -66,12 +66,15 @@ noalloc: build
 durability: build
 	bash tests/c/durability.sh
 
-## The Go binding: gofmt, go vet, and its tests under the race detector with cgocheck2.
+## The Go binding and its Prometheus collector (own module): gofmt, go vet, and the tests
+## under the race detector with cgocheck2.
 ## libresman.a is linked statically from $(LIB_DIR) (see bindings/go/cgo.go for the link line).
 go-test: build
 	@test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; echo "gofmt: files above need formatting"; exit 1; }
 	cd bindings/go && CGO_LDFLAGS="-L$(LIB_DIR)" go vet ./...
 	cd bindings/go && CGO_LDFLAGS="-L$(LIB_DIR)" GOEXPERIMENT=cgocheck2 go test -race -count=1 ./...
+	cd bindings/go/prometheus && CGO_LDFLAGS="-L$(LIB_DIR)" go vet ./...
+	cd bindings/go/prometheus && CGO_LDFLAGS="-L$(LIB_DIR)" GOEXPERIMENT=cgocheck2 go test -race -count=1 ./...
 
 ## The C++ wrapper (bindings/cpp/resman.hpp): its test, natively and under valgrind.
 cpp-test: build
