@@ -7,6 +7,7 @@
 //	GET    /kv/{key}
 //	DELETE /kv/{key}
 //	GET    /status     resman's status document (JSON)
+//	GET    /metrics    Prometheus metrics (resman's, and Go's)
 //	GET    /healthz
 package main
 
@@ -27,7 +28,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	resman "github.com/resman-project/resman/bindings/go"
+	resmanprom "github.com/resman-project/resman/bindings/go/prometheus"
 	"gopkg.in/yaml.v3"
 )
 
@@ -157,6 +161,9 @@ func (f closerFunc) Close() error { return f() }
 
 func routes(mgr *resman.Manager, kv *resman.ColumnFamily) http.Handler {
 	mux := http.NewServeMux()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(resmanprom.NewCollector(mgr), prometheus.NewGoCollector())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})

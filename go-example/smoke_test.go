@@ -119,6 +119,10 @@ func TestSmoke(t *testing.T) {
 	if deps, ok := names["heartbeat-worker"]; !ok || len(deps) != 1 || deps[0] != "kv" {
 		t.Fatalf("the worker depends on the DB: %v", names)
 	}
+	code, body = s.do(t, "GET", "/metrics", "")
+	if code != 200 || !strings.Contains(body, "resman_up 1") || !strings.Contains(body, `resman_db_memtable_bytes{db="kv"}`) {
+		t.Fatalf("metrics: %d\n%s", code, body)
+	}
 	s.stop(t)
 
 	s = start(t, bin, data)
