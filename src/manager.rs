@@ -252,7 +252,8 @@ impl ManagerInner {
         let logger = self.logger.read().clone();
         if let Some(l) = logger {
             if level <= l.max {
-                (l.f)(level, &msg());
+                // A receiver that panics loses its event, never the close it reports on.
+                let _ = catch_unwind(AssertUnwindSafe(|| (l.f)(level, &msg())));
             }
         }
     }
@@ -536,7 +537,8 @@ fn register_in(
         Ok(h) => inner.log(LogLevel::Debug, || {
             format!("registered {kind} '{name}' ({h})")
         }),
-        Err(e) => inner.log(LogLevel::Warn, || {
+        // Debug: the caller gets the error; a DB closing under a busy service refuses many.
+        Err(e) => inner.log(LogLevel::Debug, || {
             format!("registering {kind} '{name}' failed: {e}")
         }),
     }
