@@ -22,6 +22,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=../lib.sh
+source "$repo/tests/lib.sh"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 lib="$target/release/libresman.a"
 build="$here/build"
@@ -29,12 +31,7 @@ cc="${CC:-gcc}"
 cycles="${RESMAN_DURABILITY_CYCLES:-60}"
 seed="${RESMAN_DURABILITY_SEED:-}"
 
-if [[ ! -f "$lib" ]]; then
-    echo "durability.sh: $lib not found." >&2
-    echo "  build it:  cd $repo && CARGO_TARGET_DIR=$target cargo build --release" >&2
-    echo "  or set CARGO_TARGET_DIR to where it was built." >&2
-    exit 2
-fi
+require_lib durability.sh "$lib" "$repo" "$target"
 if ! [[ "$cycles" =~ ^[1-9][0-9]*$ ]]; then
     echo "durability.sh: RESMAN_DURABILITY_CYCLES must be a positive integer, got '$cycles'" >&2
     exit 2
@@ -62,7 +59,6 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/resman-durability-XXXXXX")"
 out="$work/output.txt"
 echo "== durability: $cycles cycles, seed $seed, dir $work"
 
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
 start=$(ms)
 set +e
 "$bin" "$work/data" "$cycles" "$seed" 2>&1 | tee "$out"

@@ -18,6 +18,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=../lib.sh
+source "$repo/tests/lib.sh"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 lib="$target/release/libresman.a"
 build="$here/build"
@@ -26,17 +28,7 @@ cc="${CC:-gcc}"
 if [[ "${RESMAN_CARGO_BUILD:-0}" == 1 ]]; then
     (cd "$repo" && CARGO_TARGET_DIR="$target" cargo build --release)
 fi
-if [[ ! -f "$lib" ]]; then
-    echo "run.sh: $lib not found." >&2
-    echo "  build it:  cd $repo && CARGO_TARGET_DIR=$target cargo build --release" >&2
-    echo "  or set CARGO_TARGET_DIR to where it was built (or RESMAN_CARGO_BUILD=1)." >&2
-    exit 2
-fi
-stale="$(find "$repo/src" "$repo/Cargo.toml" "$repo/Cargo.lock" -newer "$lib" -print -quit)"
-if [[ -n "$stale" ]]; then
-    echo "run.sh: WARNING: $stale is newer than $lib: testing an old build" \
-         "(RESMAN_CARGO_BUILD=1 rebuilds)" >&2
-fi
+require_lib run.sh "$lib" "$repo" "$target" " (or RESMAN_CARGO_BUILD=1)"
 
 mkdir -p "$build"
 cflags=(-std=c11 -Wall -Wextra -Werror -g -I"$repo/include")
@@ -57,7 +49,6 @@ rm -rf /tmp/resman-quickstart
 "$build/quickstart"
 rm -rf /tmp/resman-quickstart
 
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
 failed=()
 
 for prog in "${programs[@]}"; do
@@ -87,68 +78,8 @@ if ! command -v valgrind >/dev/null; then
     exit 2
 fi
 
-# Runs one program under valgrind; returns non-zero on a failed check, an error in the
-# error summary or a definitely-lost byte.
-run_valgrind() {
-    local prog="$1"
-    local log="$build/valgrind-$prog.log"
-    local out="$build/valgrind-$prog.stdout" err="$build/valgrind-$prog.stderr"
-    local vg=(valgrind --leak-check=full --errors-for-leak-kinds=definite
-              --show-leak-kinds=definite --error-exitcode=99 --log-file="$log")
-    if [[ -f "$here/valgrind.supp" ]]; then
-        vg+=(--suppressions="$here/valgrind.supp")
-    fi
-    echo "== $prog (valgrind)"
-    local start status elapsed
-    start=$(ms)
-    set +e
-    "${vg[@]}" "$build/$prog" >"$out" 2>"$err"
-    status=$?
-    set -e
-    elapsed=$(( $(ms) - start ))
-    tail -n 1 "$out"
-    echo "$prog valgrind run: $elapsed ms (log: $log)"
-
-    local definite lost_bytes errors
-    definite="$(grep -E 'definitely lost:' "$log" | tail -n 1 | sed -E 's/^==[0-9]+== +//' || true)"
-    if [[ -z "$definite" ]]; then
-        # With no leak at all valgrind prints no leak table, only this line.
-        definite="$(grep -E 'All heap blocks were freed' "$log" | sed -E 's/^==[0-9]+== +//' || true)"
-        lost_bytes=0
-    else
-        lost_bytes="$(sed -E 's/.*definitely lost: ([0-9,]+) bytes.*/\1/' <<<"$definite" | tr -d ,)"
-    fi
-    errors="$(grep -E 'ERROR SUMMARY:' "$log" | tail -n 1 | sed -E 's/^==[0-9]+== +//' || true)"
-    echo "valgrind: ${definite:-<no leak summary found>}"
-    echo "valgrind: ${errors:-<no error summary found>}"
-    if grep -qE 'definitely lost in loss record' "$log"; then
-        echo "valgrind: definitely-lost blocks (first stack of each):"
-        grep -A 8 -E 'definitely lost in loss record' "$log" | sed -E 's/^==[0-9]+== ?/    /'
-    fi
-
-    local fail=0
-    if [[ $status -ne 0 ]]; then
-        if [[ $status -eq 99 ]]; then
-            echo "run.sh: valgrind reported errors in $prog (exit 99); see $log" >&2
-        else
-            echo "run.sh: $prog failed under valgrind (exit $status)" >&2
-            grep -E '^(FAIL|XPASS)' "$err" >&2 || true
-        fi
-        fail=1
-    fi
-    if [[ -z "$definite" || "$lost_bytes" != 0 ]]; then
-        echo "run.sh: definitely-lost bytes (or no leak summary) under valgrind in $prog; see $log" >&2
-        fail=1
-    fi
-    if ! grep -qE 'ERROR SUMMARY: 0 errors' "$log"; then
-        echo "run.sh: valgrind error summary of $prog is not zero; see $log" >&2
-        fail=1
-    fi
-    return $fail
-}
-
 for prog in "${programs[@]}"; do
-    if ! run_valgrind "$prog"; then
+    if ! run_valgrind run.sh "$prog" "$build/$prog" "$build/valgrind-$prog" "$here/valgrind.supp"; then
         failed+=("$prog (valgrind)")
     fi
 done
