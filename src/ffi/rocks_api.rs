@@ -948,12 +948,8 @@ pub unsafe extern "C" fn rm_iter_seek(
     out_valid: *mut bool,
     err: *mut rm_error,
 ) -> rm_result {
-    boundary(err, || {
-        // SAFETY: readable per the contract (checked for NULL inside).
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        // SAFETY: forwarded contract.
-        unsafe { put_valid(out_valid, iter::seek(iter, Seek::To(key))) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { seek_key(iter, key, key_len, |k| Seek::To(k), out_valid, err) }
 }
 
 /// Positions the iterator on the last key at or before `key`; see `rm_iter_seek_to_first`.
@@ -968,11 +964,27 @@ pub unsafe extern "C" fn rm_iter_seek_for_prev(
     out_valid: *mut bool,
     err: *mut rm_error,
 ) -> rm_result {
+    // SAFETY: forwarded contract.
+    unsafe { seek_key(iter, key, key_len, |k| Seek::ForPrev(k), out_valid, err) }
+}
+
+/// The body of the two seeks that take a key.
+///
+/// # Safety
+/// As for `rm_iter_seek`.
+unsafe fn seek_key(
+    iter: u64,
+    key: *const u8,
+    key_len: usize,
+    how: for<'k> fn(&'k [u8]) -> Seek<'k>,
+    out_valid: *mut bool,
+    err: *mut rm_error,
+) -> rm_result {
     boundary(err, || {
         // SAFETY: readable per the contract (checked for NULL inside).
         let key = unsafe { bytes(key, key_len, "key") }?;
         // SAFETY: forwarded contract.
-        unsafe { put_valid(out_valid, iter::seek(iter, Seek::ForPrev(key))) }
+        unsafe { put_valid(out_valid, iter::seek(iter, how(key))) }
     })
 }
 
