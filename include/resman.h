@@ -45,12 +45,17 @@
 #define RM_MAX_DEPENDENCIES 65536
 
 /**
+ * Buckets of an `rm_histogram`.
+ */
+#define RM_HISTOGRAM_BUCKETS 12
+
+/**
  * Log levels of `rm_log_fn` events (and the `max_level` of `rm_manager_set_log`).
  */
 #define RM_LOG_ERROR 1
 
 /**
- * Something went wrong but was handled: a timeout, a deferred close, leaked iterators.
+ * Something went wrong but was handled: a retry, a timeout, a deferred close, leaks.
  */
 #define RM_LOG_WARN 2
 
@@ -249,14 +254,37 @@ typedef enum {
 } rm_result;
 
 /**
- * Manager settings. Fill with `rm_config_default`, then change what you need.
+ * Manager settings. Fill with `rm_config_default`, then change what you need;
+ * `rm_manager_create` (and `rm_config_validate`) refuse a value outside its range with
+ * `RM_ERR_INVALID_ARGUMENT` and a message naming it.
  */
 typedef struct {
     /**
-     * Bound of `rm_cleanup`, `rm_close` and `rm_manager_destroy`, in milliseconds.
-     * Default 30000. Must be greater than 0.
+     * Bound of the graceful phase of `rm_cleanup`, `rm_close` and `rm_manager_destroy`
+     * (waiting for in-flight operations and closing with every courtesy), in milliseconds.
+     * Default 30000; 1 to 86400000 (24 h).
      */
     uint64_t cleanup_timeout_ms;
+    /**
+     * Bound of the forced phase: what the graceful phase left unfinished is forced, and what
+     * has not finished this long after is reported as timed out.
+     * Default 5000; 1 to 3600000 (1 h).
+     */
+    uint64_t force_cleanup_timeout_ms;
+    /**
+     * How often the monitor thread refreshes the memory figures and logs closes that are
+     * stuck. Default 10000; 10 to 86400000.
+     */
+    uint64_t monitor_interval_ms;
+    /**
+     * Pause between two attempts at a close that failed. Default 1000; 1 to 60000.
+     */
+    uint64_t retry_delay_ms;
+    /**
+     * Further attempts after a close fails (then the resource is marked failed with every
+     * attempt's error). Default 3; 0 (no retry) to 100.
+     */
+    uint32_t max_retries;
 } rm_config;
 
 /**
@@ -278,18 +306,154 @@ typedef struct {
 /**
  * Close callback of a resource registered with `rm_register`.
  *
- * Called at most once (never after `rm_unregister`), on whatever thread runs the close: the
- * caller of `rm_close`/`rm_cleanup`/`rm_manager_destroy`, or, when the close was deferred, the
- * thread that released the last dependent. Never called concurrently with itself.
- * `context` is the pointer given to `rm_register`. Return 0 on success; on failure return any
- * other value and optionally write a NUL-terminated message of at most `message_cap` bytes
- * (including the NUL) into `message`, which is only valid during the call. The callback must
- * not unwind (throw a C++ exception or panic) across this boundary. It may call resman's data
- * functions and `rm_register`, but `rm_close`, `rm_close_timeout`, `rm_cleanup`,
- * `rm_cleanup_timeout` and `rm_manager_destroy` are refused with `RM_ERR_INVALID_ARGUMENT`
- * from inside a callback (they would wait for the callback itself).
+ * Called on a thread of resman's close pool (never on the caller of `rm_close`,
+ * `rm_cleanup` or `rm_manager_destroy`, so a callback that hangs cannot hold them past their
+ * deadline), after every resource that depends on this one has finished closing. Callbacks
+ * of resources that do not depend on each other may run at the same time on different
+ * threads; one resource's callback never runs twice at once. `context` is the pointer given
+ * to `rm_register`. Return 0 on success; on failure return any other value and optionally
+ * write a NUL-terminated message of at most `message_cap` bytes (including the NUL) into
+ * `message`, which is only valid during the call. A failure is retried up to the manager's
+ * `max_retries` times, `retry_delay_ms` apart (while the next attempt would start before the
+ * run's deadline); after the last failure the resource is marked failed with every
+ * attempt's message, what it depends on goes on closing, and the callback is never called
+ * again. The callback must not unwind (throw a C++ exception or panic) across this boundary.
+ * It may call resman's data functions and `rm_register`, but `rm_close`,
+ * `rm_close_timeout`, `rm_cleanup`, `rm_cleanup_timeout` and `rm_manager_destroy` are
+ * refused with `RM_ERR_INVALID_ARGUMENT` from inside a callback (they would wait for the
+ * callback itself).
  */
 typedef int32_t (*rm_close_fn)(void *context, char *message, size_t message_cap);
+
+/**
+ * A duration histogram, Prometheus style.
+ */
+typedef struct {
+    /**
+     * Observations.
+     */
+    uint64_t count;
+    /**
+     * Their sum, in seconds.
+     */
+    double sum_seconds;
+    /**
+     * Upper bounds of the buckets in seconds, ascending (0.001 .. 30); the +Inf bucket is
+     * `count`.
+     */
+    double le[RM_HISTOGRAM_BUCKETS];
+    /**
+     * `buckets[i]`: observations of at most `le[i]` seconds (cumulative).
+     */
+    uint64_t buckets[RM_HISTOGRAM_BUCKETS];
+} rm_histogram;
+
+/**
+ * A manager's counters, for cheap polling with `rm_metrics`. Counters (`*_total` in
+ * Prometheus terms) only grow; `active`, `closing` and the memory figures are gauges.
+ */
+typedef struct {
+    /**
+     * Resources registered since the manager was created (the monitor, DBs, column
+     * families, iterators, snapshots, batches, `rm_register`ed resources).
+     */
+    uint64_t registered;
+    /**
+     * Registered and accepting operations now.
+     */
+    uint64_t active;
+    /**
+     * Registered, close begun, native close not finished yet.
+     */
+    uint64_t closing;
+    /**
+     * Closed successfully (possibly after retries).
+     */
+    uint64_t closed;
+    /**
+     * Marked failed: every attempt at closing failed.
+     */
+    uint64_t failed;
+    /**
+     * Handed back with `rm_unregister`.
+     */
+    uint64_t unregistered;
+    /**
+     * Closes that were forced (asked for, or after the graceful phase ended).
+     */
+    uint64_t forced;
+    /**
+     * Closes left to the last in-flight operation.
+     */
+    uint64_t deferred;
+    /**
+     * Resources reported as not finished by a run's deadline.
+     */
+    uint64_t timed_out;
+    /**
+     * Close attempts made after a failed one.
+     */
+    uint64_t retries;
+    /**
+     * Close attempts that failed (retried or not).
+     */
+    uint64_t close_errors;
+    /**
+     * Cleanup runs: `rm_cleanup*`, `rm_close*`, `rm_manager_destroy`.
+     */
+    uint64_t cleanups;
+    /**
+     * Of those, the ones that returned an error (success rate: 1 - failed / cleanups).
+     */
+    uint64_t cleanups_failed;
+    /**
+     * Runs whose graceful phase ended with something unfinished, which was then forced.
+     */
+    uint64_t escalations;
+    /**
+     * Iterators still open when what they read from was closed (closed by resman).
+     */
+    uint64_t leaked_iterators;
+    /**
+     * Snapshots still open when their DB was closed (released by resman).
+     */
+    uint64_t leaked_snapshots;
+    /**
+     * Seconds per cleanup run, from its start to its return.
+     */
+    rm_histogram cleanup_duration;
+    /**
+     * Seconds per resource close, from its begin to its native close's end.
+     */
+    rm_histogram close_duration;
+    /**
+     * Resources whose memory the monitor's last sample counted (the open DBs).
+     */
+    uint64_t memory_reporting;
+    /**
+     * Sums of RocksDB's figures over those DBs, in bytes (as `rm_db_memory`).
+     */
+    uint64_t mem_table_total;
+    uint64_t mem_table_unflushed;
+    uint64_t table_readers;
+    uint64_t block_cache;
+    /**
+     * Estimate of the manager's own bookkeeping, in bytes.
+     */
+    uint64_t registry_bytes;
+    /**
+     * Age of that sample in milliseconds; UINT64_MAX before the first.
+     */
+    uint64_t memory_age_ms;
+    /**
+     * Samples taken by the monitor.
+     */
+    uint64_t memory_samples;
+    /**
+     * Threads running close work now, across the process.
+     */
+    uint64_t close_threads;
+} rm_metrics;
 
 /**
  * Receives a manager's log events: `level` is one of `RM_LOG_*`; `message` is NUL-terminated
@@ -434,14 +598,29 @@ uint64_t rm_live_objects(void);
 rm_result rm_config_default(rm_config *out);
 
 /**
+ * Checks `*config` as `rm_manager_create` would, without creating anything: RM_OK, or
+ * `RM_ERR_INVALID_ARGUMENT` with a message naming the first setting out of range (a
+ * service can refuse a bad configuration file at start-up). Thread-safe.
+ *
+ * # Safety
+ * `config` is NULL (rejected) or points to a readable `rm_config`; `err` is NULL or points
+ * to a writable `rm_error`.
+ */
+rm_result rm_config_validate(const rm_config *config, rm_error *err);
+
+/**
  * Creates a manager and writes its handle to `*out_manager`.
  *
  * `config` may be NULL for the defaults; it is read during the call only. The manager owns
  * every resource registered in it until they are closed; destroy it with
- * `rm_manager_destroy`. Thread-safe: a manager may be used from any number of threads.
+ * `rm_manager_destroy`. It starts a monitor thread, registered as its resource
+ * "resman.monitor" (kind "monitor"; the name is taken), which `rm_cleanup` and
+ * `rm_manager_destroy` stop and join like any resource. Thread-safe: a manager may be used
+ * from any number of threads.
  *
- * Errors: `RM_ERR_NULL_POINTER` (out_manager), `RM_ERR_INVALID_ARGUMENT` (a zero timeout),
- * `RM_ERR_CAPACITY`.
+ * Errors: `RM_ERR_NULL_POINTER` (out_manager), `RM_ERR_INVALID_ARGUMENT` (a setting out of
+ * range, named in the message), `RM_ERR_CAPACITY` (too many managers, or no thread for the
+ * monitor).
  *
  * # Safety
  * `config` is NULL or points to a readable `rm_config`; `out_manager` to a writable `uint64_t`;
@@ -450,8 +629,9 @@ rm_result rm_config_default(rm_config *out);
 rm_result rm_manager_create(const rm_config *config, uint64_t *out_manager, rm_error *err);
 
 /**
- * Closes everything the manager owns, like `rm_cleanup` (graceful, bounded by the cleanup
- * timeout, forced past it), then the manager itself. The manager handle is dead afterwards,
+ * Closes everything the manager owns, like `rm_cleanup` (the graceful phase bounded by
+ * `cleanup_timeout_ms`, including the wait for calls still inside the manager, then the
+ * forced phase), stops its monitor, then destroys the manager itself. The manager handle is dead afterwards,
  * even when an error is returned (the error lists what did not close cleanly). A second call
  * returns `RM_ERR_ALREADY_CLOSED`; calls in flight on other threads are waited for (up to the
  * cleanup timeout), later calls return `RM_ERR_CLOSED` (`RM_ERR_STALE_HANDLE` once a newer
@@ -460,7 +640,8 @@ rm_result rm_manager_create(const rm_config *config, uint64_t *out_manager, rm_e
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
  */
-rm_result rm_manager_destroy(uint64_t manager, rm_error *err);
+rm_result rm_manager_destroy(uint64_t manager,
+                             rm_error *err);
 
 /**
  * Registers a resource of the caller's as `name`, closed by `close(context, ...)`, and writes
@@ -520,14 +701,16 @@ rm_result rm_add_dependency(uint64_t manager,
 rm_result rm_unregister(uint64_t manager, uint64_t handle, rm_error *err);
 
 /**
- * Closes a resource gracefully, after everything that depends on it, waiting for in-flight
- * operations up to the manager's cleanup timeout (forced past it). The handle is dead
- * afterwards, whatever the result: later operations return `RM_ERR_CLOSED`, a second close
+ * Closes a resource and everything that (transitively) depends on it, like `rm_cleanup`
+ * does for the whole manager: dependents first, graceful for up to the manager's
+ * `cleanup_timeout_ms`, then forced for up to `force_cleanup_timeout_ms`. Returns when all
+ * of them have finished closing or that bound has passed. The handle is dead afterwards,
+ * whatever the result: later operations return `RM_ERR_CLOSED`, a second close
  * `RM_ERR_ALREADY_CLOSED` (`RM_ERR_STALE_HANDLE` once its slot is reused). Thread-safe.
  *
- * Errors: `RM_ERR_ALREADY_CLOSED`, `RM_ERR_CLOSE_FAILED` (the message says why),
- * `RM_ERR_TIMEOUT` (names what was still in use; it closes when that use ends),
- * `RM_ERR_CLEANUP_FAILED` (several), handle errors.
+ * Errors: `RM_ERR_ALREADY_CLOSED`, `RM_ERR_CLOSE_FAILED` (the message has every attempt's
+ * error), `RM_ERR_TIMEOUT` (names what had not finished and its state; it closes when what
+ * holds it lets go), `RM_ERR_CLEANUP_FAILED` (several), handle errors.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -535,10 +718,12 @@ rm_result rm_unregister(uint64_t manager, uint64_t handle, rm_error *err);
 rm_result rm_close(uint64_t manager, uint64_t handle, rm_error *err);
 
 /**
- * Like `rm_close` with an explicit bound. `force` non-zero: do not wait at all: new operations
- * are refused at once and the native close runs now, or when the last in-flight operation
- * ends (this returns immediately either way). `timeout_ms` 0 with `force` 0: graceful where
- * nothing is in flight, forced where something is. Thread-safe.
+ * Like `rm_close` with an explicit bound. `force` 0: the graceful phase lasts `timeout_ms`
+ * (0: forced at once), then the forced phase `force_cleanup_timeout_ms`. `force` non-zero:
+ * no graceful phase: new operations are refused at once, in-flight operations are not
+ * waited for (the last one to end starts the native close), and the call returns when every
+ * close has finished or `timeout_ms` has passed, reporting what had not finished as
+ * `RM_ERR_TIMEOUT`. Thread-safe.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -550,11 +735,21 @@ rm_result rm_close_timeout(uint64_t manager,
                            rm_error *err);
 
 /**
- * Closes every resource of the manager: dependents before what they depend on, among
- * independent resources the most recently registered first; graceful, bounded by the
- * manager's cleanup timeout (30 s by default), forced past it. Goes on past failures; the
- * error aggregates every failure and names every resource that did not finish. The manager
- * stays usable. Thread-safe.
+ * Closes every resource of the manager, the monitor included.
+ *
+ * Order: a resource's close begins only after everything that depends on it has finished
+ * closing; resources that do not depend on each other close concurrently on resman's close
+ * threads (started most recently registered first). Graceful phase (up to
+ * `cleanup_timeout_ms`, 30 s by default): each close waits for the resource's in-flight
+ * operations, then closes with every courtesy (a DB flushes its memtables and syncs its WAL).
+ * Forced phase: whatever is unfinished when the graceful phase ends is forced (no more
+ * waiting for operations; the last one starts the close) and given `force_cleanup_timeout_ms`
+ * (5 s) more. A close that fails is retried (`max_retries`, `retry_delay_ms`). Whatever is
+ * still unfinished then, a hung close callback or a resource held by it, is reported as
+ * timed out with its name and state, and closes when what holds it lets go. So this returns
+ * within `cleanup_timeout_ms + force_cleanup_timeout_ms`, whatever a callback does. Goes on
+ * past failures; the error aggregates every failure. The order used is in the status
+ * document (`last_cleanup`). The manager stays usable. Thread-safe.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -562,8 +757,9 @@ rm_result rm_close_timeout(uint64_t manager,
 rm_result rm_cleanup(uint64_t manager, rm_error *err);
 
 /**
- * `rm_cleanup` with an explicit bound, and `force` to skip waiting entirely (see
- * `rm_close_timeout`). Thread-safe.
+ * `rm_cleanup` with an explicit bound: `force` 0: the graceful phase lasts `timeout_ms`, then
+ * the forced phase `force_cleanup_timeout_ms`; `force` non-zero: the forced phase alone,
+ * bounded by `timeout_ms` (see `rm_close_timeout`). Thread-safe.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -572,14 +768,23 @@ rm_result rm_cleanup_timeout(uint64_t manager, uint64_t timeout_ms, bool force, 
 
 /**
  * Writes the manager's status as a NUL-terminated JSON document into `buf`:
- * `{"version", "manager", "uptime_ms", "cleanup_timeout_ms", "totals": {registered, active,
- * closing, closed, failed, unregistered, forced, deferred, timed_out, cleanups,
- * leaked_iterators, leaked_snapshots}, "resources": [{handle, name, kind, state, leases,
- * depends_on, dependents, age_ms, close_duration_ms, close_deferred, last_error, details}],
- * "recently_closed": [{handle, name, kind, outcome, close_duration_ms, forced, error,
- * leaked_iterators, leaked_snapshots}]}`. A DB's `details` are its path, its column
- * families and `memory` (RocksDB's figures, as `rm_db_memory`). Iterators and snapshots still
- * open when what they read from was closed are counted as leaked.
+ * `{"version", "manager", "uptime_ms", "cleanup_timeout_ms", "config": {cleanup_timeout_ms,
+ * force_cleanup_timeout_ms, monitor_interval_ms, max_retries, retry_delay_ms}, "totals":
+ * {the counters of `rm_metrics`}, "cleanup_duration" and "close_duration": {count,
+ * sum_seconds, le, buckets}, "memory": {reporting, mem_table_total, mem_table_unflushed,
+ * table_readers, block_cache, registry_bytes, age_ms, samples}, "close_threads",
+ * "last_cleanup": null or {operation, target, mode, graceful_timeout_ms, force_timeout_ms,
+ * age_ms, duration_ms, escalated, resources, order, steps: [{name, kind, handle, started_ms,
+ * finished_ms, outcome, attempts, forced, errors}], errors}, "resources": [{handle, name,
+ * kind, state, leases, depends_on, dependents, age_ms, close_duration_ms, close_deferred,
+ * last_error, details}], "recently_closed": [{handle, name, kind, outcome,
+ * close_duration_ms, forced, attempts, error, leaked_iterators, leaked_snapshots}]}`.
+ * `last_cleanup.order` is the order in which the last run's native closes started; in
+ * `steps`, a dependent's `finished_ms` is never later than the `started_ms` of what it
+ * depends on. A DB's `details` are its path, its column families and `memory` (RocksDB's
+ * figures, as `rm_db_memory`, read now; the top-level `memory` is the monitor's last sample).
+ * Iterators and snapshots still open when what they read from was closed are counted as
+ * leaked.
  *
  * `*out_len` receives the document's length without the NUL. When `buf_cap <= *out_len` the
  * result is `RM_ERR_BUFFER_TOO_SMALL` and nothing is written: call again with at least
@@ -593,9 +798,22 @@ rm_result rm_cleanup_timeout(uint64_t manager, uint64_t timeout_ms, bool force, 
 rm_result rm_status(uint64_t manager, char *buf, size_t buf_cap, size_t *out_len, rm_error *err);
 
 /**
+ * Fills `*out` with manager `manager`'s counters: a few atomic loads, no allocation and no
+ * walk over the resources, so it can be polled often (Prometheus scrapes). The memory
+ * figures are the monitor's last sample (`monitor_interval_ms`). Thread-safe.
+ *
+ * Errors: `RM_ERR_NULL_POINTER`, handle errors, `RM_ERR_CLOSED` (manager destroyed).
+ *
+ * # Safety
+ * `out` points to a writable `rm_metrics`; `err` is NULL or points to a writable `rm_error`.
+ */
+rm_result rm_metrics(uint64_t manager, rm_metrics *out, rm_error *err);
+
+/**
  * Routes manager `manager`'s events (registrations at `RM_LOG_DEBUG`, closes at
- * `RM_LOG_INFO`, timeouts, deferred closes and leaked iterators/snapshots at `RM_LOG_WARN`,
- * close failures at `RM_LOG_ERROR`) to `log(context, level, message)`, for events at
+ * `RM_LOG_INFO`; retries, timeouts, escalations, deferred closes, closes stuck for longer
+ * than the monitor interval and leaked iterators/snapshots at `RM_LOG_WARN`; close failures
+ * at `RM_LOG_ERROR`) to `log(context, level, message)`, for events at
  * `max_level` or more severe (a lower number). `log` NULL removes the receiver. With no
  * receiver resman writes nothing anywhere. `context` is kept and passed back (resman never
  * dereferences it): keep what it points to alive until the receiver is replaced or removed,

@@ -1,29 +1,23 @@
-//! Ordered closing: the order (dependents first), one close with its deadline, and a sequence
-//! of closes that goes on past failures and collects every error.
+//! Ordered closing: the order (dependents first), and the scheduler of a cleanup run.
+//!
+//! A run has two phases. In the graceful phase (until `cleanup_timeout`) a resource's close
+//! begins only when every resource that depends on it has finished closing, so a dependent's
+//! close may still use what it depends on; resources that do not depend on each other close
+//! at the same time, each on a thread of [`crate::executor`], so a close that hangs holds up
+//! only what depends on it. Whatever is unfinished when the graceful phase ends is forced:
+//! every resource not begun yet begins at once (the lease protocol still makes each native
+//! close wait for its dependents'), and the run waits `force_cleanup_timeout` more. What is
+//! still unfinished then is reported as timed out, by name and state, and closes whenever
+//! what holds it lets go. A forced run is the forced phase alone.
 
-use crate::error::{rm_result, Failure};
+use crate::error::Failure;
 use crate::handle::{Handle, Stored};
-use crate::lifecycle::Claim;
 use crate::manager::{self, CloseMode, Entry};
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use crate::monitor::{CleanupRecord, CleanupStep};
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
-
-/// What happened to one resource.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Natively closed by this call.
-    Closed,
-    /// The native close ran and failed (the message says why).
-    Failed(String),
-    /// Forced while operations were in flight: the last one runs the native close.
-    Deferred,
-    /// Graceful, and operations were still in flight at the deadline: forced, and the last
-    /// operation runs the native close.
-    TimedOut,
-    /// Someone else had already begun closing it.
-    AlreadyClosing,
-}
+use std::time::{Duration, Instant};
 
 /// Orders `set` so that every resource comes before the resources it depends on; among
 /// resources that are ready together, the most recently registered comes first. `node` gives
@@ -76,44 +70,7 @@ pub(crate) fn dependents_first(
     order
 }
 
-/// Closes one resource whose close the caller began (`won`: it was the one `begin_close`
-/// winner). A graceful close whose deadline has already passed is forced.
-pub(crate) fn close_one(
-    entry: &Stored<Entry>,
-    won: bool,
-    mode: CloseMode,
-    deadline: Option<Instant>,
-) -> Outcome {
-    let life = manager::lifecycle(entry);
-    if !won {
-        return Outcome::AlreadyClosing;
-    }
-    let effective = match deadline {
-        Some(d) if mode == CloseMode::Graceful && Instant::now() >= d => CloseMode::Forced,
-        _ => mode,
-    };
-    manager::begin(entry, effective == CloseMode::Forced);
-    if effective == CloseMode::Graceful {
-        life.wait_drained(deadline);
-    }
-    match life.claim_close() {
-        Claim::RunNow => match manager::run_close(entry, effective) {
-            None => Outcome::Closed,
-            Some(e) => Outcome::Failed(e),
-        },
-        Claim::Deferred => {
-            manager::mark_deferred(entry);
-            if mode == CloseMode::Graceful {
-                Outcome::TimedOut
-            } else {
-                Outcome::Deferred
-            }
-        }
-    }
-}
-
-/// How the closer may proceed with one resource, decided under the registry lock by
-/// [`close_sequence`]'s `begin`.
+/// How one resource's close may begin, decided under the registry lock by a [`Closer`].
 pub(crate) enum Begin {
     /// The caller won the close: it now refuses new leases and new dependents.
     Won,
@@ -124,81 +81,409 @@ pub(crate) enum Begin {
     Late(Vec<Arc<Stored<Entry>>>),
 }
 
-/// Closes `entries` in the given order (dependents first), going on past failures. `begin`
-/// starts one resource's close (see [`Begin`]): a dependent that appeared after the order was
-/// computed is closed before what it depends on, like every other. A graceful sequence then
-/// waits (until the deadline) for closes left to in-flight operations or begun by someone
-/// else, and reports each one still unfinished as timed out.
-pub(crate) fn close_sequence(
-    entries: &[Arc<Stored<Entry>>],
+/// What the scheduler needs from the manager.
+pub(crate) trait Closer {
+    /// Under the registry lock: begins `e`'s close, or names late dependents (see [`Begin`]);
+    /// `attempt` counts earlier `Late` answers for `e`.
+    fn begin(&self, e: &Stored<Entry>, attempt: u32) -> Begin;
+    /// The registered dependencies of `h`.
+    fn deps(&self, h: Handle) -> Vec<Handle>;
+}
+
+/// The bounds of a run: the graceful phase, then the forced phase.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    pub graceful: Duration,
+    pub forced: Duration,
+}
+
+#[derive(Default)]
+struct RunLog {
+    steps: Vec<CleanupStep>,
+    escalated: bool,
+    resources: u64,
+    duration: Option<Duration>,
+    errors: Vec<String>,
+}
+
+/// One cleanup run: its deadlines, the channel by which finished closes reach the scheduler,
+/// and the record shown in the status document. Shared (`Arc`) with the resources it
+/// closes, so a close that finishes after the run returned still lands in its record.
+pub(crate) struct Run {
+    operation: &'static str,
+    target: Option<String>,
     mode: CloseMode,
-    deadline: Option<Instant>,
-    begin: &dyn Fn(&Stored<Entry>, u32) -> Begin,
-) -> (Vec<(Handle, Outcome)>, Vec<Failure>) {
-    let mut run = Run {
-        mode,
-        deadline,
-        begin,
-        outcomes: Vec::with_capacity(entries.len()),
-        failures: Vec::new(),
-        pending: Vec::new(),
-    };
-    for e in entries {
-        run.close(e);
+    bounds: Bounds,
+    pub(crate) started: Instant,
+    /// End of the graceful phase (None: no bound). For a forced run, its start.
+    pub(crate) graceful_deadline: Option<Instant>,
+    /// End of the forced phase (None: no bound).
+    pub(crate) final_deadline: Option<Instant>,
+    finished: Mutex<Vec<Handle>>,
+    cv: Condvar,
+    log: Mutex<RunLog>,
+}
+
+impl Run {
+    pub(crate) fn new(
+        operation: &'static str,
+        target: Option<String>,
+        mode: CloseMode,
+        bounds: Bounds,
+    ) -> Arc<Run> {
+        let started = Instant::now();
+        let graceful = match mode {
+            CloseMode::Graceful => bounds.graceful,
+            CloseMode::Forced => Duration::ZERO,
+        };
+        let graceful_deadline = started.checked_add(graceful);
+        let final_deadline = graceful_deadline.and_then(|g| g.checked_add(bounds.forced));
+        Arc::new(Run {
+            operation,
+            target,
+            mode,
+            bounds,
+            started,
+            graceful_deadline,
+            final_deadline,
+            finished: Mutex::new(Vec::new()),
+            cv: Condvar::new(),
+            log: Mutex::new(RunLog::default()),
+        })
     }
-    for e in std::mem::take(&mut run.pending) {
-        let life = manager::lifecycle(&e);
-        if !life.wait_done(deadline) {
-            run.failures.push(manager::failure(
-                &e,
-                rm_result::RM_ERR_TIMEOUT,
-                format!(
-                    "did not finish closing by the deadline ({} operation(s) or dependent(s) still holding it; it closes when they end)",
-                    life.leases()
-                ),
-            ));
+
+    /// Milliseconds from the run's start to `t`.
+    pub(crate) fn offset_ms(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.started).as_secs_f64() * 1e3
+    }
+
+    /// Records a finished close (called by whoever ran it, after the dependencies were let
+    /// go) and wakes the scheduler.
+    pub(crate) fn finished(&self, handle: Handle, step: Option<CleanupStep>) {
+        if let Some(step) = step {
+            self.log.lock().steps.push(step);
+        }
+        self.finished.lock().push(handle);
+        self.cv.notify_all();
+    }
+
+    /// The record for the status document.
+    pub(crate) fn record(&self) -> CleanupRecord {
+        let log = self.log.lock();
+        let mut steps = log.steps.clone();
+        steps.sort_by(|a, b| a.started_ms.total_cmp(&b.started_ms));
+        CleanupRecord {
+            operation: self.operation,
+            target: self.target.clone(),
+            mode: match self.mode {
+                CloseMode::Graceful => "graceful",
+                CloseMode::Forced => "forced",
+            },
+            graceful_timeout_ms: match self.mode {
+                CloseMode::Graceful => millis(self.bounds.graceful),
+                CloseMode::Forced => 0,
+            },
+            force_timeout_ms: millis(self.bounds.forced),
+            age_ms: millis(self.started.elapsed()),
+            duration_ms: log.duration.map(|d| d.as_secs_f64() * 1e3),
+            escalated: log.escalated,
+            resources: log.resources,
+            order: steps.iter().map(|s| s.name.clone()).collect(),
+            steps,
+            errors: log.errors.clone(),
         }
     }
-    (run.outcomes, run.failures)
 }
 
-struct Run<'a> {
-    mode: CloseMode,
-    deadline: Option<Instant>,
-    begin: &'a dyn Fn(&Stored<Entry>, u32) -> Begin,
-    outcomes: Vec<(Handle, Outcome)>,
-    failures: Vec<Failure>,
-    pending: Vec<Arc<Stored<Entry>>>,
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Run<'_> {
-    fn close(&mut self, e: &Arc<Stored<Entry>>) {
-        let mut attempt = 0;
-        let won = loop {
-            match (self.begin)(e, attempt) {
-                Begin::Won => break true,
-                Begin::Lost => break false,
-                Begin::Late(late) => {
-                    for d in &late {
-                        self.close(d);
+/// What a run reports.
+pub(crate) struct Report {
+    pub failures: Vec<Failure>,
+    /// The run escalated to the forced phase with something unfinished.
+    pub escalated: bool,
+    /// `lost` was someone else's close already (for `rm_close`: "already closed").
+    pub lost: Vec<Handle>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NodeState {
+    Pending,
+    /// This run began its close.
+    Begun,
+    /// Someone else is closing it; this run waits for it.
+    Watching,
+    Done,
+}
+
+struct Node {
+    entry: Arc<Stored<Entry>>,
+    /// Its dependencies inside the run.
+    deps: Vec<Handle>,
+    /// Its dependents inside the run that have not finished.
+    waiting: usize,
+    state: NodeState,
+    attempts: u32,
+}
+
+/// Closes `entries` (given dependents first, each with its dependencies inside the set), as
+/// the module documentation describes, and returns when all have finished or the run's final
+/// deadline has passed.
+pub(crate) fn run_closes(
+    run: &Arc<Run>,
+    entries: Vec<(Arc<Stored<Entry>>, Vec<Handle>)>,
+    closer: &dyn Closer,
+) -> Report {
+    let mut s = Sched {
+        run,
+        closer,
+        nodes: HashMap::with_capacity(entries.len()),
+        order: Vec::with_capacity(entries.len()),
+        ready: VecDeque::new(),
+        escalated: false,
+        lost: Vec::new(),
+        done: 0,
+    };
+    for (e, deps) in entries {
+        s.order.push(e.handle);
+        s.nodes.insert(
+            e.handle,
+            Node {
+                entry: e,
+                deps,
+                waiting: 0,
+                state: NodeState::Pending,
+                attempts: 0,
+            },
+        );
+    }
+    let edges: Vec<Handle> = s.nodes.values().flat_map(|n| n.deps.clone()).collect();
+    for d in edges {
+        if let Some(n) = s.nodes.get_mut(&d) {
+            n.waiting += 1;
+        }
+    }
+    s.ready = s
+        .order
+        .iter()
+        .copied()
+        .filter(|h| s.nodes[h].waiting == 0)
+        .collect();
+    s.drive();
+    s.report()
+}
+
+struct Sched<'a> {
+    run: &'a Arc<Run>,
+    closer: &'a dyn Closer,
+    nodes: HashMap<Handle, Node>,
+    /// Dependents first: the order of escalation.
+    order: Vec<Handle>,
+    ready: VecDeque<Handle>,
+    escalated: bool,
+    lost: Vec<Handle>,
+    done: usize,
+}
+
+impl Sched<'_> {
+    fn drive(&mut self) {
+        let run = Arc::clone(self.run);
+        loop {
+            let now = Instant::now();
+            if !self.escalated && run.graceful_deadline.is_some_and(|g| now >= g) {
+                self.escalate();
+            }
+            while let Some(h) = self.ready.pop_front() {
+                self.start(h);
+            }
+            self.collect();
+            if self.done == self.nodes.len() {
+                return;
+            }
+            if !self.ready.is_empty() {
+                continue;
+            }
+            let until = if self.escalated {
+                run.final_deadline
+            } else {
+                run.graceful_deadline
+            };
+            let mut finished = run.finished.lock();
+            if finished.is_empty() {
+                match until {
+                    None => run.cv.wait(&mut finished),
+                    Some(t) => {
+                        if Instant::now() >= t {
+                            if self.escalated {
+                                return;
+                            }
+                            continue;
+                        }
+                        let _ = run.cv.wait_until(&mut finished, t);
                     }
-                    attempt += 1;
                 }
             }
-        };
-        let outcome = close_one(e, won, self.mode, self.deadline);
-        match &outcome {
-            Outcome::Failed(msg) => self.failures.push(manager::failure(
-                e,
-                rm_result::RM_ERR_CLOSE_FAILED,
-                msg.clone(),
-            )),
-            Outcome::TimedOut | Outcome::AlreadyClosing if self.mode == CloseMode::Graceful => {
-                self.pending.push(Arc::clone(e))
-            }
-            _ => {}
         }
-        self.outcomes.push((e.handle, outcome));
+    }
+
+    /// Takes the finished closes the run has been told about.
+    fn collect(&mut self) {
+        let finished = std::mem::take(&mut *self.run.finished.lock());
+        for h in finished {
+            self.mark_done(h);
+        }
+    }
+
+    fn mark_done(&mut self, h: Handle) {
+        let Some(node) = self.nodes.get_mut(&h) else {
+            return;
+        };
+        if node.state == NodeState::Done {
+            return;
+        }
+        node.state = NodeState::Done;
+        self.done += 1;
+        let deps = node.deps.clone();
+        for d in deps {
+            if let Some(n) = self.nodes.get_mut(&d) {
+                n.waiting = n.waiting.saturating_sub(1);
+                if n.waiting == 0 && n.state == NodeState::Pending && !self.escalated {
+                    self.ready.push_back(d);
+                }
+            }
+        }
+    }
+
+    /// The graceful phase is over: everything not begun begins now, forced.
+    fn escalate(&mut self) {
+        self.escalated = true;
+        if self.run.mode == CloseMode::Graceful && self.done < self.nodes.len() {
+            self.run.log.lock().escalated = true;
+        }
+        self.ready = self
+            .order
+            .iter()
+            .copied()
+            .filter(|h| self.nodes[h].state == NodeState::Pending)
+            .collect();
+    }
+
+    fn start(&mut self, h: Handle) {
+        let Some(node) = self.nodes.get(&h) else {
+            return;
+        };
+        if node.state != NodeState::Pending {
+            return;
+        }
+        let entry = Arc::clone(&node.entry);
+        match self.closer.begin(&entry, node.attempts) {
+            Begin::Late(late) => {
+                if let Some(n) = self.nodes.get_mut(&h) {
+                    n.attempts += 1;
+                }
+                for l in late {
+                    self.add_late(l);
+                }
+                if self.escalated {
+                    // Started after the late dependents, which are ahead of it in `ready`.
+                    self.ready.push_back(h);
+                }
+            }
+            Begin::Won => {
+                self.set_state(h, NodeState::Begun);
+                if self.escalated {
+                    manager::start_forced(entry, self.run);
+                } else {
+                    manager::start_graceful(entry, self.run);
+                }
+            }
+            Begin::Lost => {
+                self.set_state(h, NodeState::Watching);
+                self.lost.push(h);
+                manager::watch(&entry, self.run);
+            }
+        }
+    }
+
+    fn set_state(&mut self, h: Handle, state: NodeState) {
+        if let Some(n) = self.nodes.get_mut(&h) {
+            n.state = state;
+        }
+    }
+
+    /// A dependent registered after the run chose its set: it joins the run, ahead of what
+    /// it depends on.
+    fn add_late(&mut self, e: Arc<Stored<Entry>>) {
+        if self.nodes.contains_key(&e.handle) {
+            return;
+        }
+        let deps: Vec<Handle> = self
+            .closer
+            .deps(e.handle)
+            .into_iter()
+            .filter(|d| self.nodes.contains_key(d))
+            .collect();
+        for d in &deps {
+            if let Some(n) = self.nodes.get_mut(d) {
+                if n.state != NodeState::Done {
+                    n.waiting += 1;
+                }
+            }
+        }
+        let h = e.handle;
+        self.order.insert(0, h);
+        self.nodes.insert(
+            h,
+            Node {
+                entry: e,
+                deps,
+                waiting: 0,
+                state: NodeState::Pending,
+                attempts: 0,
+            },
+        );
+        self.ready.push_front(h);
+    }
+
+    fn report(self) -> Report {
+        let mut failures = Vec::new();
+        for h in &self.order {
+            let n = &self.nodes[h];
+            if n.state == NodeState::Done {
+                if let Some(f) = manager::close_failure(&n.entry) {
+                    failures.push(f);
+                }
+            } else {
+                failures.push(manager::timeout_failure(&n.entry, self.waiting_on(n)));
+            }
+        }
+        let mut log = self.run.log.lock();
+        log.resources = self.nodes.len() as u64;
+        log.errors = failures
+            .iter()
+            .map(|f| format!("{}: {}", f.name, f.message))
+            .collect();
+        log.duration = Some(self.run.started.elapsed());
+        drop(log);
+        Report {
+            failures,
+            escalated: self.run.log.lock().escalated,
+            lost: self.lost,
+        }
+    }
+
+    /// Names of the unfinished dependents of `n` inside the run.
+    fn waiting_on(&self, n: &Node) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .nodes
+            .values()
+            .filter(|d| d.state != NodeState::Done && d.deps.contains(&n.entry.handle))
+            .map(|d| d.entry.value.name().to_owned())
+            .collect();
+        names.sort();
+        names
     }
 }
 

@@ -62,6 +62,7 @@ pub enum Kind {
     Iterator = 5,
     Snapshot = 6,
     Batch = 7,
+    Monitor = 8,
 }
 
 impl Kind {
@@ -74,6 +75,7 @@ impl Kind {
             5 => Kind::Iterator,
             6 => Kind::Snapshot,
             7 => Kind::Batch,
+            8 => Kind::Monitor,
             _ => return None,
         })
     }
@@ -87,6 +89,7 @@ impl Kind {
             Kind::Iterator => "iterator",
             Kind::Snapshot => "snapshot",
             Kind::Batch => "batch",
+            Kind::Monitor => "monitor",
         }
     }
 }

@@ -7,15 +7,17 @@
 //! * [`handle`]: the table of slots with generations and kinds;
 //! * [`lifecycle`]: one resource's leases and close protocol;
 //! * [`manager`] and [`cleanup`]: names, dependencies, ordered close with deadlines, errors;
-//! * [`monitor`]: counters and the status document;
+//! * [`executor`]: the threads close work runs on;
+//! * [`monitor`]: counters, the status document, the monitor thread;
 //! * [`rocks`]: RocksDB resources on top of the above;
 //! * [`ffi`]: the C ABI (`include/resman.h`).
 //!
-//! The core (`handle`, `lifecycle`, `manager`, `cleanup`, `monitor`) knows nothing of RocksDB;
+//! The core (`handle`, `lifecycle`, `manager`, `cleanup`, `executor`, `monitor`) knows nothing of RocksDB;
 //! all `unsafe` code lives in `ffi` and `rocks`.
 
 pub mod cleanup;
 pub mod error;
+pub mod executor;
 pub mod ffi;
 pub mod handle;
 pub mod lifecycle;

@@ -13,15 +13,18 @@
 //! Locking: the registry lock (names and graph) is never held while a resource does its work,
 //! while a lease is dropped, or while a removed entry is dropped.
 
-use crate::cleanup::{self, Outcome};
+use crate::cleanup;
 use crate::error::{rm_result, Error, Failure, Result};
+use crate::executor;
 use crate::handle::{tags, Handle, HandleError, HandleTable, Kind, Ref, Stored};
-use crate::lifecycle::{Lifecycle, Release, State};
-use crate::monitor::{ClosedRecord, Metrics, ResourceStatus, Status, Totals};
+use crate::lifecycle::{Claim, Lifecycle, Release, State};
+use crate::monitor::{
+    CleanupStep, ClosedRecord, ConfigStatus, MemorySample, Metrics, MonitorResource,
+    ResourceMemory, ResourceStatus, Status, Totals,
+};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use std::any::Any;
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -55,10 +58,35 @@ pub enum CloseMode {
 /// Anything the manager can own. Implemented by the RocksDB resources, by foreign resources
 /// registered through the C ABI, and by test doubles.
 pub trait Resource: Send + Sync + 'static {
-    /// Releases the native resource. The manager calls this exactly once, when no lease is
-    /// held and none can be taken any more, on whatever thread ends the last lease. An error
-    /// (or a panic) marks the resource failed; it is never called again either way.
+    /// Releases the native resource. The manager calls this when no lease is held and none
+    /// can be taken any more, on a thread of the close pool (or the closer's own thread when
+    /// no pool thread can be had), never twice at once. An error is retried up to the
+    /// manager's `max_retries` with `retry_delay` between attempts (later attempts forced
+    /// once the graceful phase is over); a panic is not retried. After a success or the last
+    /// failure it is never called again, and the resource is dropped.
     fn close(&self, mode: CloseMode) -> std::result::Result<(), String>;
+
+    /// Whether what this resource depends on may still close after this resource's close
+    /// failed for good. Yes by default: a failed foreign resource is forgotten and its
+    /// parent goes on. resman's own children of a DB say no, so a DB is never closed under
+    /// an iterator, snapshot or batch it could not destroy: the DB then stays open (and is
+    /// reported as timed out) rather than risk freeing memory still in use.
+    fn releases_dependencies_on_failure(&self) -> bool {
+        true
+    }
+
+    /// True for a part of what it depends on (a column family of its DB): its close begins
+    /// only after everything else that depends on the same resource has finished closing, so
+    /// a dependent of the DB (a worker flushing at shutdown) may still use the DB's column
+    /// families in its own close, although the two do not depend on each other.
+    fn part_of_dependencies(&self) -> bool {
+        false
+    }
+
+    /// Memory figures (a DB's, from RocksDB), or None. Called by the monitor under a lease.
+    fn memory(&self) -> Option<ResourceMemory> {
+        None
+    }
 
     /// True if `unregister` may hand this resource back to its owner without closing it. Only
     /// resources that the caller registered itself say yes; resman's own (a DB, a column
@@ -77,24 +105,107 @@ pub trait Resource: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// Manager settings.
+/// Manager settings. Start from [`Config::default`]; [`create`] validates them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Bound of a graceful cleanup, and of a close that is given no timeout. Default 30 s.
+    /// Bound of the graceful phase of a cleanup or close (waiting for in-flight operations and
+    /// closing with every courtesy). Default 30 s; 1 ms to 24 h.
     pub cleanup_timeout: Duration,
+    /// Bound of the forced phase that follows: what the graceful phase left unfinished is
+    /// forced, and what has not finished this long after is reported as timed out. Also the
+    /// bound of a forced cleanup that is given no timeout. Default 5 s; 1 ms to 1 h.
+    pub force_cleanup_timeout: Duration,
+    /// How often the monitor samples memory and looks for closes that are stuck. Default
+    /// 10 s; 10 ms to 24 h.
+    pub monitor_interval: Duration,
+    /// Further attempts after a close fails. Default 3; 0 (no retry) to 100.
+    pub max_retries: u32,
+    /// Pause between close attempts. Default 1 s; 1 ms to 1 min.
+    pub retry_delay: Duration,
 }
+
+/// Default bound of the forced phase.
+pub const DEFAULT_FORCE_CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default monitor interval.
+pub const DEFAULT_MONITOR_INTERVAL: Duration = Duration::from_secs(10);
+/// Default retries after a failed close.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Default pause between close attempts.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             cleanup_timeout: DEFAULT_CLEANUP_TIMEOUT,
+            force_cleanup_timeout: DEFAULT_FORCE_CLEANUP_TIMEOUT,
+            monitor_interval: DEFAULT_MONITOR_INTERVAL,
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_delay: DEFAULT_RETRY_DELAY,
         }
     }
 }
 
+impl Config {
+    /// Checks every setting against its documented range; the error names the setting, its
+    /// value and the range.
+    pub fn validate(&self) -> Result<()> {
+        const MS: Duration = Duration::from_millis(1);
+        const MINUTE: Duration = Duration::from_secs(60);
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86400);
+        let check = |name: &str, v: Duration, min: Duration, max: Duration| {
+            if v < min || v > max {
+                Err(Error::InvalidArgument(format!(
+                    "{name} is {} ms; it must be from {} ms to {} ms",
+                    v.as_millis(),
+                    min.as_millis(),
+                    max.as_millis()
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        check("cleanup_timeout", self.cleanup_timeout, MS, DAY)?;
+        check(
+            "force_cleanup_timeout",
+            self.force_cleanup_timeout,
+            MS,
+            HOUR,
+        )?;
+        check(
+            "monitor_interval",
+            self.monitor_interval,
+            Duration::from_millis(10),
+            DAY,
+        )?;
+        check("retry_delay", self.retry_delay, MS, MINUTE)?;
+        if self.max_retries > MAX_RETRIES {
+            return Err(Error::InvalidArgument(format!(
+                "max_retries is {}; it must be from 0 to {MAX_RETRIES}",
+                self.max_retries
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Largest accepted `max_retries`.
+pub const MAX_RETRIES: u32 = 100;
+
 #[derive(Default)]
 struct CloseInfo {
+    /// When its close began (the winner's begin).
     started: Option<Instant>,
+    /// When its native close started.
+    running_since: Option<Instant>,
+    /// The bounds of the run that began it (None: unbounded).
+    graceful_deadline: Option<Instant>,
+    final_deadline: Option<Instant>,
+    /// Runs to tell when the close finishes.
+    runs: Vec<Arc<cleanup::Run>>,
+    /// The native close has finished (runs that attach later are told at once).
+    done: bool,
+    attempts: u32,
     duration: Option<Duration>,
     forced: bool,
     deferred: bool,
@@ -223,6 +334,10 @@ struct ManagerInner {
     metrics: Metrics,
     history: Mutex<VecDeque<ClosedRecord>>,
     logger: parking_lot::RwLock<Option<Logger>>,
+    /// The most recent cleanup run (for the status document).
+    last_run: Mutex<Option<Arc<cleanup::Run>>>,
+    /// The monitor's last sample and when it was taken.
+    memory: Mutex<(MemorySample, Option<Instant>)>,
 }
 
 /// Severity of a log event (the numbers are the C API's `RM_LOG_*`).
@@ -336,12 +451,8 @@ pub fn live_resources() -> u32 {
 
 /// Creates a manager and returns its handle.
 pub fn create(config: Config) -> Result<Handle> {
-    if config.cleanup_timeout.is_zero() {
-        return Err(Error::InvalidArgument(
-            "cleanup_timeout must be greater than zero".into(),
-        ));
-    }
-    OBJECTS
+    config.validate()?;
+    let handle = OBJECTS
         .managers
         .insert_with(Kind::Manager, |handle| ManagerObj {
             lifecycle: Lifecycle::new(),
@@ -353,9 +464,102 @@ pub fn create(config: Config) -> Result<Handle> {
                 metrics: Metrics::default(),
                 history: Mutex::new(VecDeque::new()),
                 logger: parking_lot::RwLock::new(None),
+                last_run: Mutex::new(None),
+                memory: Mutex::new((MemorySample::default(), None)),
             }),
         })
-        .map_err(Error::from)
+        .map_err(Error::from)?;
+    if let Err(e) = start_monitor(handle) {
+        let _ = destroy(handle.raw());
+        return Err(e);
+    }
+    Ok(handle)
+}
+
+/// Name of the monitor resource every manager registers at creation.
+pub const MONITOR_NAME: &str = "resman.monitor";
+
+/// Starts manager `mgr`'s monitor and registers it as a resource (closed by cleanup).
+fn start_monitor(mgr: Handle) -> Result<()> {
+    with_manager(mgr.raw(), |inner| {
+        // The first sample now, so the figures exist from the start.
+        sample(inner);
+        let weak = Arc::downgrade(inner);
+        let monitor = MonitorResource::start(inner.config.monitor_interval, move || {
+            match weak.upgrade() {
+                Some(inner) => {
+                    sample(&inner);
+                    true
+                }
+                None => false,
+            }
+        })
+        .map_err(|e| Error::Capacity(format!("cannot start the monitor thread: {e}")))?;
+        register_in(inner, MONITOR_NAME, Kind::Monitor, Box::new(monitor), &[]).map(|_| ())
+    })
+}
+
+/// One monitor tick: refreshes the memory figures and logs closes that are stuck.
+fn sample(inner: &Arc<ManagerInner>) {
+    let (entries, registry_bytes) = {
+        let reg = inner.registry.lock();
+        let mut bytes = std::mem::size_of::<Registry>() as u64;
+        let entries: Vec<Arc<Stored<Entry>>> = reg
+            .nodes
+            .iter()
+            .filter_map(|(h, n)| {
+                let r = OBJECTS.resources.get(h.raw(), None).ok()?;
+                bytes += (std::mem::size_of::<Stored<Entry>>()
+                    + std::mem::size_of::<Node>()
+                    + 2 * r.value.name.len()
+                    + 16 * (n.deps.len() + n.dependents.len())
+                    + 64) as u64;
+                Some(r.to_arc())
+            })
+            .collect();
+        (entries, bytes)
+    };
+    let mut total = ResourceMemory::default();
+    let mut reporting = 0;
+    let stuck_after = inner.config.monitor_interval;
+    for e in &entries {
+        if let Ok(lease) = acquire(Arc::clone(e)) {
+            if let Some(m) = lease.entry().resource.memory() {
+                reporting += 1;
+                total.mem_table_total += m.mem_table_total;
+                total.mem_table_unflushed += m.mem_table_unflushed;
+                total.table_readers += m.table_readers;
+                total.block_cache += m.block_cache;
+            }
+            continue;
+        }
+        let started = e.value.info.lock().started;
+        if let Some(since) = started.filter(|s| s.elapsed() >= stuck_after) {
+            inner.log(LogLevel::Warn, || {
+                format!(
+                    "{} '{}' ({}) has been closing for {:.1} s ({} operation(s) or dependent(s) still hold it)",
+                    e.value.kind,
+                    e.value.name,
+                    e.handle,
+                    since.elapsed().as_secs_f64(),
+                    e.value.lifecycle.leases()
+                )
+            });
+        }
+    }
+    drop(entries);
+    let mut mem = inner.memory.lock();
+    let samples = mem.0.samples + 1;
+    *mem = (
+        MemorySample {
+            reporting,
+            total,
+            registry_bytes,
+            age_ms: None,
+            samples,
+        },
+        Some(Instant::now()),
+    );
 }
 
 /// Runs `f` on a live manager, holding a lease on it so destroy waits for the call.
@@ -409,7 +613,14 @@ pub fn destroy(mgr: u64) -> Result<()> {
     // Let calls already inside the manager (a register, a close) finish first.
     obj.value.lifecycle.wait_drained(deadline);
     let _ = obj.value.lifecycle.claim_close();
-    let result = cleanup_until(inner, deadline, CloseMode::Graceful);
+    let graceful = deadline.map_or(inner.config.cleanup_timeout, |d| {
+        d.saturating_duration_since(Instant::now())
+    });
+    let bounds = cleanup::Bounds {
+        graceful,
+        forced: inner.config.force_cleanup_timeout,
+    };
+    let result = cleanup_all(inner, "destroy", bounds, CloseMode::Graceful);
     obj.value.lifecycle.finish(result.is_ok());
     let removed = OBJECTS.managers.remove(obj.handle);
     drop(obj);
@@ -529,6 +740,7 @@ fn register_in(
             },
         );
         Metrics::bump(&inner.metrics.registered);
+        Metrics::bump(&inner.metrics.live);
         Ok(handle)
     })();
     drop(pins);
@@ -663,7 +875,7 @@ pub fn unregister(mgr: u64, raw: u64) -> Result<()> {
                     )));
                 }
             }
-            if !entry.value.lifecycle.begin_close() {
+            if !begin_entry(inner, &entry) {
                 return Err(Error::AlreadyClosed(describe_closed(&entry)));
             }
             entry.value.info.lock().unregistering = true;
@@ -695,9 +907,24 @@ fn already_closed(e: Error) -> Error {
     }
 }
 
-/// Closes one resource after everything that (transitively) depends on it. Graceful closes
-/// wait for in-flight operations up to `timeout` (default: the manager's cleanup timeout) and
-/// are forced past it; forced closes return at once. Errors of every resource are aggregated.
+/// The bounds of a close or cleanup given `timeout` (None: the manager's). Graceful: the
+/// graceful phase is `timeout`, the forced phase `force_cleanup_timeout`. Forced: the forced
+/// phase alone, bounded by `timeout` (None: `force_cleanup_timeout`).
+fn bounds(config: &Config, mode: CloseMode, timeout: Option<Duration>) -> cleanup::Bounds {
+    match mode {
+        CloseMode::Graceful => cleanup::Bounds {
+            graceful: timeout.unwrap_or(config.cleanup_timeout),
+            forced: config.force_cleanup_timeout,
+        },
+        CloseMode::Forced => cleanup::Bounds {
+            graceful: Duration::ZERO,
+            forced: timeout.unwrap_or(config.force_cleanup_timeout),
+        },
+    }
+}
+
+/// Closes one resource after everything that (transitively) depends on it, as a cleanup run
+/// of that subtree (see [`cleanup_timeout`]). Errors of every resource are aggregated.
 pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> Result<()> {
     refuse_inside_close("rm_close")?;
     with_manager(mgr, |inner| {
@@ -705,8 +932,13 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
         if target.value.lifecycle.is_closing() {
             return Err(Error::AlreadyClosed(describe_closed(&target)));
         }
-        let deadline = deadline_after(timeout.unwrap_or(inner.config.cleanup_timeout));
-        let (outcomes, failures) = close_set(inner, mode, deadline, Some(target.handle), |reg| {
+        let run = cleanup::Run::new(
+            "close",
+            Some(target.value.name.clone()),
+            mode,
+            bounds(&inner.config, mode, timeout),
+        );
+        let report = close_set(inner, &run, Some(target.handle), |reg| {
             // The target and everything that (transitively) depends on it.
             let mut set = HashSet::new();
             let mut stack = vec![target.handle];
@@ -719,65 +951,63 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
             }
             set
         });
-        if outcomes.last().map(|(h, o)| (*h, o)) == Some((target.handle, &Outcome::AlreadyClosing))
-        {
+        if report.lost.contains(&target.handle) {
             return Err(Error::AlreadyClosed(describe_closed(&target)));
         }
-        Error::from_failures(failures).map_or(Ok(()), Err)
+        Error::from_failures(report.failures).map_or(Ok(()), Err)
     })
 }
 
-/// Closes every resource of the manager, dependents first, bounded by the manager's cleanup
-/// timeout. See [`cleanup_timeout`].
+/// Closes every resource of the manager, graceful with the manager's timeouts. See
+/// [`cleanup_timeout`].
 pub fn cleanup(mgr: u64) -> Result<()> {
     cleanup_with(mgr, None, CloseMode::Graceful)
 }
 
-/// Closes every resource of the manager in reverse dependency order (dependents first, and
-/// among independent resources the most recently registered first). Graceful: waits for
-/// in-flight operations until the deadline, then forces what is left and reports what did not
-/// finish by name. Forced: no waiting. Continues past failures and aggregates every error.
+/// Closes every resource of the manager (the monitor included), dependents before what they
+/// depend on and independent resources concurrently. Graceful: a graceful phase bounded by
+/// `timeout`, then what is unfinished is forced and given `force_cleanup_timeout` more.
+/// Forced: the forced phase alone, bounded by `timeout`. Every resource still unfinished at
+/// the end is reported as timed out; the error aggregates every failure.
 pub fn cleanup_timeout(mgr: u64, timeout: Duration, mode: CloseMode) -> Result<()> {
     cleanup_with(mgr, Some(timeout), mode)
 }
 
-/// `timeout` None: the manager's cleanup timeout.
+/// `timeout` None: the manager's.
 fn cleanup_with(mgr: u64, timeout: Option<Duration>, mode: CloseMode) -> Result<()> {
     refuse_inside_close("cleanup")?;
     with_manager(mgr, |inner| {
-        let deadline = deadline_after(timeout.unwrap_or(inner.config.cleanup_timeout));
-        cleanup_until(inner, deadline, mode)
+        cleanup_all(inner, "cleanup", bounds(&inner.config, mode, timeout), mode)
     })
 }
 
-fn cleanup_until(
+fn cleanup_all(
     inner: &Arc<ManagerInner>,
-    deadline: Option<Instant>,
+    operation: &'static str,
+    bounds: cleanup::Bounds,
     mode: CloseMode,
 ) -> Result<()> {
-    let (_, failures) = close_set(inner, mode, deadline, None, |reg| {
-        reg.nodes.keys().copied().collect()
-    });
-    Metrics::bump(&inner.metrics.cleanups);
-    Error::from_failures(failures).map_or(Ok(()), Err)
+    let run = cleanup::Run::new(operation, None, mode, bounds);
+    let report = close_set(inner, &run, None, |reg| reg.nodes.keys().copied().collect());
+    Error::from_failures(report.failures).map_or(Ok(()), Err)
 }
 
-/// Closes the resources `pick` chooses (under the registry lock), dependents first, and counts
-/// what timed out. Each resource stops granting leases only when its own turn comes, so a
-/// dependent's close (a worker flushing into its DB) may still use what it depends on. A
+/// Runs `run` over the resources `pick` chooses (under the registry lock): see
+/// [`crate::cleanup`]. Each resource stops granting leases only when its own close begins, so
+/// a dependent's close (a worker flushing into its DB) may still use what it depends on. A
 /// dependent registered after the set was chosen is closed before what it depends on too:
 /// each resource's close begins under the registry lock, after checking that no dependent is
 /// still open, and registration pins its dependencies under the same lock.
 /// `target` is the resource the caller asked to close (None: a cleanup of everything); the
 /// iterators and snapshots swept along are counted as leaked.
 fn close_set(
-    inner: &ManagerInner,
-    mode: CloseMode,
-    deadline: Option<Instant>,
+    inner: &Arc<ManagerInner>,
+    run: &Arc<cleanup::Run>,
     target: Option<Handle>,
     pick: impl FnOnce(&Registry) -> HashSet<Handle>,
-) -> (Vec<(Handle, Outcome)>, Vec<Failure>) {
-    let entries: Vec<Arc<Stored<Entry>>> = {
+) -> cleanup::Report {
+    *inner.last_run.lock() = Some(Arc::clone(run));
+    let entries: Vec<(Arc<Stored<Entry>>, Vec<Handle>)> = {
         let reg = inner.registry.lock();
         let set = pick(&reg);
         let order =
@@ -788,9 +1018,82 @@ fn close_set(
             .map(|r| r.to_arc())
             .collect();
         count_leaks(inner, &reg, &set, &entries, target);
+        let mut deps: HashMap<Handle, Vec<Handle>> = entries
+            .iter()
+            .map(|e| {
+                let d = reg.nodes.get(&e.handle).map_or_else(Vec::new, |n| {
+                    n.deps.iter().copied().filter(|d| set.contains(d)).collect()
+                });
+                (e.handle, d)
+            })
+            .collect();
+        // A part (a column family) closes after its whole's other dependents: in scheduling
+        // terms each of them "depends on" the part.
+        let parts: HashSet<Handle> = entries
+            .iter()
+            .filter(|e| e.value.resource.part_of_dependencies())
+            .map(|e| e.handle)
+            .collect();
+        for p in &parts {
+            let wholes = deps.get(p).cloned().unwrap_or_default();
+            for whole in wholes {
+                let Some(node) = reg.nodes.get(&whole) else {
+                    continue;
+                };
+                for x in &node.dependents {
+                    // Outside the run, another part, or something the part depends on.
+                    if parts.contains(x) || !deps.contains_key(x) || deps[p].contains(x) {
+                        continue;
+                    }
+                    if let Some(d) = deps.get_mut(x) {
+                        if !d.contains(p) {
+                            d.push(*p);
+                        }
+                    }
+                }
+            }
+        }
         entries
+            .into_iter()
+            .map(|e| {
+                let d = deps.remove(&e.handle).unwrap_or_default();
+                (e, d)
+            })
+            .collect()
     };
-    let begin = |e: &Stored<Entry>, attempt: u32| {
+    let report = cleanup::run_closes(run, entries, &RegistryCloser(inner));
+    let m = &inner.metrics;
+    Metrics::bump(&m.cleanups);
+    m.cleanup_duration.observe(run.started.elapsed());
+    if !report.failures.is_empty() {
+        Metrics::bump(&m.cleanups_failed);
+    }
+    if report.escalated {
+        Metrics::bump(&m.escalations);
+        inner.log(LogLevel::Warn, || {
+            format!(
+                "{} did not finish gracefully within its bound: the rest was forced",
+                run.record().operation
+            )
+        });
+    }
+    for f in &report.failures {
+        if f.code == rm_result::RM_ERR_TIMEOUT {
+            Metrics::bump(&m.timed_out);
+            inner.log(LogLevel::Warn, || {
+                format!("'{}' ({}) timed out: {}", f.name, f.handle, f.message)
+            });
+        }
+    }
+    report
+}
+
+/// The scheduler's view of the registry.
+struct RegistryCloser<'a>(&'a Arc<ManagerInner>);
+
+impl cleanup::Closer for RegistryCloser<'_> {
+    fn begin(&self, e: &Stored<Entry>, attempt: u32) -> cleanup::Begin {
+        let inner = self.0;
         let reg = inner.registry.lock();
         // Bounded, so a caller registering dependents in a loop cannot stall the close.
         if attempt < 64 {
@@ -807,22 +1110,26 @@ fn close_set(
                 return cleanup::Begin::Late(late);
             }
         }
-        if e.value.lifecycle.begin_close() {
+        if begin_entry(inner, e) {
             cleanup::Begin::Won
         } else {
             cleanup::Begin::Lost
         }
-    };
-    let (outcomes, failures) = cleanup::close_sequence(&entries, mode, deadline, &begin);
-    note_outcomes(inner, &outcomes);
-    for f in &failures {
-        if f.code == rm_result::RM_ERR_TIMEOUT {
-            inner.log(LogLevel::Warn, || {
-                format!("'{}' ({}) timed out: {}", f.name, f.handle, f.message)
-            });
-        }
     }
-    (outcomes, failures)
+
+    fn deps(&self, h: Handle) -> Vec<Handle> {
+        let reg = self.0.registry.lock();
+        reg.nodes.get(&h).map_or_else(Vec::new, |n| n.deps.clone())
+    }
+}
+
+/// Stops `e` granting leases; true for the one caller that won its close.
+fn begin_entry(inner: &ManagerInner, e: &Stored<Entry>) -> bool {
+    let won = e.value.lifecycle.begin_close();
+    if won {
+        Metrics::bump(&inner.metrics.closing);
+    }
+    won
 }
 
 /// Counts the iterators and snapshots this close sweeps along with what they depend on (a
@@ -880,35 +1187,81 @@ fn count_leaks(
     }
 }
 
-fn note_outcomes(inner: &ManagerInner, outcomes: &[(Handle, Outcome)]) {
-    for (_, o) in outcomes {
-        if *o == Outcome::TimedOut {
-            Metrics::bump(&inner.metrics.timed_out);
-        }
+/// Runs `job` on the close pool, or here when no pool thread can be had.
+fn dispatch(job: impl FnOnce() + Send + 'static) {
+    if let Some(job) = executor::submit(Box::new(job)) {
+        job();
     }
 }
 
-/// Called by the closer that won: marks the close started, decides who runs the native close.
-pub(crate) fn begin(entry: &Stored<Entry>, forced: bool) {
+/// Marks a close begun by `run` (the run that won it) and makes `run` hear when it finishes.
+fn note_begin(entry: &Stored<Entry>, run: &Arc<cleanup::Run>, forced: bool) {
     let mut info = entry.value.info.lock();
     info.started = Some(Instant::now());
     info.forced = forced;
+    info.graceful_deadline = run.graceful_deadline;
+    info.final_deadline = run.final_deadline;
+    info.runs.push(Arc::clone(run));
 }
 
-pub(crate) fn lifecycle(entry: &Stored<Entry>) -> &Lifecycle {
-    &entry.value.lifecycle
+/// Makes `run` hear when `entry`'s close (begun by someone else) finishes; at once if it has.
+pub(crate) fn watch(entry: &Stored<Entry>, run: &Arc<cleanup::Run>) {
+    let mut info = entry.value.info.lock();
+    if info.done {
+        drop(info);
+        run.finished(entry.handle, None);
+    } else {
+        info.runs.push(Arc::clone(run));
+    }
+}
+
+/// Won in the graceful phase: on a pool thread, wait for in-flight operations until the end
+/// of the graceful phase, then run the native close (graceful if drained in time, forced
+/// otherwise) or leave it to the last operation.
+pub(crate) fn start_graceful(entry: Arc<Stored<Entry>>, run: &Arc<cleanup::Run>) {
+    note_begin(&entry, run, false);
+    let graceful_end = run.graceful_deadline;
+    dispatch(move || {
+        let life = &entry.value.lifecycle;
+        let drained = life.wait_drained(graceful_end);
+        let in_time = graceful_end.is_none_or(|g| Instant::now() < g);
+        match life.claim_close() {
+            Claim::RunNow => {
+                let mode = if drained && in_time {
+                    CloseMode::Graceful
+                } else {
+                    CloseMode::Forced
+                };
+                run_close(&entry, mode);
+            }
+            Claim::Deferred => mark_deferred(&entry),
+        }
+    });
+}
+
+/// Won in the forced phase: the native close runs now on a pool thread, or is left to the
+/// last operation (or dependent) still holding the resource.
+pub(crate) fn start_forced(entry: Arc<Stored<Entry>>, run: &Arc<cleanup::Run>) {
+    note_begin(&entry, run, true);
+    match entry.value.lifecycle.claim_close() {
+        Claim::RunNow => dispatch(move || {
+            run_close(&entry, CloseMode::Forced);
+        }),
+        Claim::Deferred => mark_deferred(&entry),
+    }
 }
 
 /// Marks a close as left to the last in-flight operation.
-pub(crate) fn mark_deferred(entry: &Stored<Entry>) {
+fn mark_deferred(entry: &Stored<Entry>) {
     let mut info = entry.value.info.lock();
     info.deferred = true;
     info.forced = true;
+    drop(info);
     if let Some(inner) = entry.value.owner.upgrade() {
         Metrics::bump(&inner.metrics.deferred);
         inner.log(LogLevel::Warn, || {
             format!(
-                "{} '{}' ({}) is closed with {} operation(s) or dependent(s) still holding it: the last one runs the close",
+                "{} '{}' ({}) is closed with {} operation(s) or dependent(s) still holding it: the last one to let go starts the close",
                 entry.value.kind,
                 entry.value.name,
                 entry.handle,
@@ -934,74 +1287,157 @@ fn refuse_inside_close(what: &str) -> Result<()> {
     Ok(())
 }
 
-thread_local! {
-    /// Deferred closes queued while this thread is already running one (a chain of
-    /// dependencies whose last pins are released one inside the other): run iteratively,
-    /// never recursively, so a long chain cannot overflow the stack.
-    static DEFERRED: RefCell<Option<Vec<Arc<Stored<Entry>>>>> = const { RefCell::new(None) };
-}
-
+/// The last lease of a resource whose close was deferred was just released: the native close
+/// runs on a pool thread, so the operation that let go returns at once.
 fn run_deferred(entry: Arc<Stored<Entry>>) {
-    let queued = DEFERRED.with(|d| {
-        let mut d = d.borrow_mut();
-        match d.as_mut() {
-            Some(queue) => {
-                queue.push(Arc::clone(&entry));
-                true
-            }
-            None => {
-                *d = Some(Vec::new());
-                false
-            }
-        }
+    dispatch(move || {
+        run_close(&entry, CloseMode::Forced);
     });
-    if queued {
-        return;
-    }
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            DEFERRED.with(|d| *d.borrow_mut() = None);
+}
+
+/// Calls the resource's close, retrying a failure up to `max_retries` times with
+/// `retry_delay` between attempts while the next attempt would still start before the run's
+/// final deadline. Attempts made after the graceful phase ended are forced. A panic is not
+/// retried. Returns every failed attempt's error and whether the last attempt succeeded.
+fn close_attempts(
+    entry: &Stored<Entry>,
+    owner: Option<&Arc<ManagerInner>>,
+    mode: CloseMode,
+    graceful_end: Option<Instant>,
+    final_end: Option<Instant>,
+) -> (Vec<String>, bool, bool) {
+    let e = &entry.value;
+    let (max_retries, delay) = owner.map_or((DEFAULT_MAX_RETRIES, DEFAULT_RETRY_DELAY), |i| {
+        (i.config.max_retries, i.config.retry_delay)
+    });
+    let mut errors = Vec::new();
+    let mut forced = mode == CloseMode::Forced;
+    loop {
+        let attempt_mode = if forced {
+            CloseMode::Forced
+        } else {
+            CloseMode::Graceful
+        };
+        IN_CLOSE.with(|c| c.set(c.get() + 1));
+        let result = catch_unwind(AssertUnwindSafe(|| e.resource.close(attempt_mode)));
+        IN_CLOSE.with(|c| c.set(c.get() - 1));
+        let (msg, panicked) = match result {
+            Ok(Ok(())) => return (errors, true, forced),
+            Ok(Err(msg)) => (msg, false),
+            Err(panic) => (format!("close panicked: {}", panic_message(&*panic)), true),
+        };
+        if let Some(inner) = owner {
+            Metrics::bump(&inner.metrics.close_errors);
         }
-    }
-    let _reset = Reset;
-    let mut next = Some(entry);
-    while let Some(e) = next {
-        run_close(&e, CloseMode::Forced);
-        next = DEFERRED.with(|d| d.borrow_mut().as_mut().and_then(|q| q.pop()));
+        errors.push(msg);
+        let attempts = errors.len() as u32;
+        let next = Instant::now().checked_add(delay);
+        let out_of_time = match (next, final_end) {
+            (Some(n), Some(f)) => n >= f,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if panicked || attempts > max_retries || out_of_time {
+            return (errors, false, forced);
+        }
+        if let Some(inner) = owner {
+            Metrics::bump(&inner.metrics.retries);
+            inner.log(LogLevel::Warn, || {
+                format!(
+                    "{} '{}' ({}): close attempt {attempts} of {} failed: {}; retrying in {} ms",
+                    e.kind,
+                    e.name,
+                    entry.handle,
+                    max_retries + 1,
+                    errors.last().map_or("", String::as_str),
+                    delay.as_millis()
+                )
+            });
+        }
+        // The configured pause between attempts (policy, not synchronisation).
+        std::thread::sleep(delay);
+        if graceful_end.is_some_and(|g| Instant::now() >= g) {
+            forced = true;
+        }
     }
 }
 
-/// Runs the native close (exactly once per entry: the lifecycle protocol guarantees it), then
-/// forgets the entry and releases its pins. Returns the close error, if any.
+/// One error text for all failed attempts.
+fn attempts_error(errors: &[String]) -> String {
+    match errors {
+        [one] => one.clone(),
+        many => format!(
+            "failed {} times: {}",
+            many.len(),
+            many.iter()
+                .enumerate()
+                .map(|(i, m)| format!("[attempt {}] {m}", i + 1))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// Runs the native close (exactly once per entry, with retries: the lifecycle protocol
+/// guarantees one caller), then forgets the entry, lets go of what it depends on (unless a
+/// failure forbids it, see [`Resource::releases_dependencies_on_failure`]) and tells the runs
+/// waiting for it. Returns the close error, if any.
 pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String> {
     let e = &entry.value;
-    let unregistering = e.info.lock().unregistering;
-    let error = if unregistering {
-        None
-    } else {
-        IN_CLOSE.with(|c| c.set(c.get() + 1));
-        let result = catch_unwind(AssertUnwindSafe(|| e.resource.close(mode)));
-        IN_CLOSE.with(|c| c.set(c.get() - 1));
-        match result {
-            Ok(Ok(())) => None,
-            Ok(Err(msg)) => Some(msg),
-            Err(panic) => Some(format!("close panicked: {}", panic_message(&*panic))),
-        }
-    };
-    let forced = mode == CloseMode::Forced;
-    let (duration, leaked) = {
+    let (unregistering, graceful_end, final_end) = {
         let mut info = e.info.lock();
-        let started = *info.started.get_or_insert_with(Instant::now);
-        let d = started.elapsed();
+        info.running_since = Some(Instant::now());
+        (
+            info.unregistering,
+            info.graceful_deadline,
+            info.final_deadline,
+        )
+    };
+    let owner = e.owner.upgrade();
+    let native_start = Instant::now();
+    let (errors, ok, forced) = if unregistering {
+        (Vec::new(), true, true)
+    } else {
+        close_attempts(entry, owner.as_ref(), mode, graceful_end, final_end)
+    };
+    let native_end = Instant::now();
+    let error = (!ok).then(|| attempts_error(&errors));
+    let attempts = if unregistering {
+        0
+    } else {
+        errors.len() as u32 + u32::from(ok)
+    };
+    let (duration, leaked, runs) = {
+        let mut info = e.info.lock();
+        let started = *info.started.get_or_insert(native_start);
+        let d = native_end.saturating_duration_since(started);
         info.duration = Some(d);
         info.forced |= forced;
         info.error.clone_from(&error);
-        (d, (info.leaked_iterators, info.leaked_snapshots))
+        info.attempts = attempts;
+        info.done = true;
+        (
+            d,
+            (info.leaked_iterators, info.leaked_snapshots),
+            std::mem::take(&mut info.runs),
+        )
     };
     e.lifecycle.finish(error.is_none());
-    let pins = std::mem::take(&mut *e.pins.lock());
-    if let Some(inner) = e.owner.upgrade() {
+    let mut pins = std::mem::take(&mut *e.pins.lock());
+    let hold = error.is_some() && !e.resource.releases_dependencies_on_failure();
+    if hold {
+        // What it depends on stays open for good (a DB is never closed under an iterator it
+        // could not destroy): the pins are never released.
+        std::mem::forget(std::mem::take(&mut pins));
+    }
+    let outcome = if unregistering {
+        "unregistered"
+    } else if error.is_some() {
+        "failed"
+    } else {
+        "closed"
+    };
+    if let Some(inner) = &owner {
         {
             let mut reg = inner.registry.lock();
             if reg.names.get(&e.name) == Some(&entry.handle) {
@@ -1016,16 +1452,18 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
             }
         }
         let m = &inner.metrics;
-        let (outcome, counter) = if unregistering {
-            ("unregistered", &m.unregistered)
-        } else if error.is_some() {
-            ("failed", &m.failed)
-        } else {
-            ("closed", &m.closed)
-        };
-        Metrics::bump(counter);
-        if forced && !unregistering {
-            Metrics::bump(&m.forced);
+        Metrics::drop_one(&m.live);
+        Metrics::drop_one(&m.closing);
+        Metrics::bump(match outcome {
+            "unregistered" => &m.unregistered,
+            "failed" => &m.failed,
+            _ => &m.closed,
+        });
+        if !unregistering {
+            m.close_duration.observe(duration);
+            if forced {
+                Metrics::bump(&m.forced);
+            }
         }
         let mut history = inner.history.lock();
         if history.len() == HISTORY {
@@ -1038,40 +1476,80 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
             outcome,
             close_duration_ms: duration.as_secs_f64() * 1e3,
             forced,
+            attempts,
             error: error.clone(),
             leaked_iterators: leaked.0,
             leaked_snapshots: leaked.1,
         });
         drop(history);
-        let what = || format!("{} '{}' ({})", e.kind, e.name, entry.handle);
-        match &error {
-            Some(msg) => inner.log(LogLevel::Error, || {
-                format!("{} failed to close: {msg}", what())
-            }),
-            None => inner.log(LogLevel::Info, || {
-                format!(
-                    "{} {outcome}{} in {:.1} ms",
-                    what(),
-                    if forced { " (forced)" } else { "" },
-                    duration.as_secs_f64() * 1e3
-                )
-            }),
-        }
-        if leaked != (0, 0) {
-            inner.log(LogLevel::Warn, || {
-                format!(
-                    "{} closed with {} iterator(s) and {} snapshot(s) still open: resman closed them (leaked by the caller)",
-                    what(),
-                    leaked.0,
-                    leaked.1
-                )
-            });
-        }
+        log_close(
+            inner, entry, outcome, forced, duration, &error, hold, leaked,
+        );
     }
     let removed = OBJECTS.resources.remove(entry.handle);
     drop(removed);
     drop(pins);
+    for run in runs {
+        let step = (!unregistering).then(|| CleanupStep {
+            name: e.name.clone(),
+            kind: e.kind.as_str(),
+            handle: entry.handle.raw(),
+            started_ms: run.offset_ms(native_start),
+            finished_ms: run.offset_ms(native_end),
+            outcome,
+            attempts,
+            forced,
+            errors: errors.clone(),
+        });
+        run.finished(entry.handle, step);
+    }
     error
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log_close(
+    inner: &ManagerInner,
+    entry: &Stored<Entry>,
+    outcome: &str,
+    forced: bool,
+    duration: Duration,
+    error: &Option<String>,
+    hold: bool,
+    leaked: (u64, u64),
+) {
+    let e = &entry.value;
+    let what = || format!("{} '{}' ({})", e.kind, e.name, entry.handle);
+    match error {
+        Some(msg) => inner.log(LogLevel::Error, || {
+            format!(
+                "{} failed to close: {msg}{}",
+                what(),
+                if hold {
+                    "; what it depends on stays open"
+                } else {
+                    ""
+                }
+            )
+        }),
+        None => inner.log(LogLevel::Info, || {
+            format!(
+                "{} {outcome}{} in {:.1} ms",
+                what(),
+                if forced { " (forced)" } else { "" },
+                duration.as_secs_f64() * 1e3
+            )
+        }),
+    }
+    if leaked != (0, 0) {
+        inner.log(LogLevel::Warn, || {
+            format!(
+                "{} closed with {} iterator(s) and {} snapshot(s) still open: resman closed them (leaked by the caller)",
+                what(),
+                leaked.0,
+                leaked.1
+            )
+        });
+    }
 }
 
 pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
@@ -1082,6 +1560,48 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     } else {
         "(non-string panic payload)".to_owned()
     }
+}
+
+/// The failure of a finished close, if it failed.
+pub(crate) fn close_failure(entry: &Stored<Entry>) -> Option<Failure> {
+    let message = entry.value.info.lock().error.clone()?;
+    Some(failure(entry, rm_result::RM_ERR_CLOSE_FAILED, message))
+}
+
+/// The failure of a close unfinished at a run's final deadline: its name and state, and what
+/// it waits for (`waiting_on`: unfinished dependents in the run).
+pub(crate) fn timeout_failure(entry: &Stored<Entry>, waiting_on: Vec<String>) -> Failure {
+    let e = &entry.value;
+    let state = e.lifecycle.state();
+    let running = e.info.lock().running_since;
+    let detail = if let Some(since) = running {
+        format!(
+            "its close has been running for {:.0} ms",
+            since.elapsed().as_secs_f64() * 1e3
+        )
+    } else if !waiting_on.is_empty() {
+        format!(
+            "waiting for {} to finish closing first",
+            waiting_on
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!(
+            "{} operation(s) or dependent(s) still hold it; it closes when they let go",
+            e.lifecycle.leases()
+        )
+    };
+    failure(
+        entry,
+        rm_result::RM_ERR_TIMEOUT,
+        format!(
+            "did not finish closing by the deadline (state {}: {detail})",
+            state.as_str()
+        ),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1114,7 +1634,6 @@ pub fn status(mgr: u64) -> Result<Status> {
         let mut sorted = nodes;
         sorted.sort_by_key(|n| n.0);
         let mut resources = Vec::with_capacity(sorted.len());
-        let (mut active, mut closing) = (0, 0);
         for (_, h, deps, dependents) in &sorted {
             let Ok(r) = OBJECTS.resources.get(h.raw(), None) else {
                 continue;
@@ -1125,10 +1644,6 @@ pub fn status(mgr: u64) -> Result<Status> {
                 .ok()
                 .and_then(|lease| lease.entry().resource.details());
             let state = e.lifecycle.state();
-            match state {
-                State::Active => active += 1,
-                _ => closing += 1,
-            }
             let info = e.info.lock();
             let mut dependents: Vec<String> = dependents.iter().map(name_of).collect();
             dependents.sort();
@@ -1150,16 +1665,58 @@ pub fn status(mgr: u64) -> Result<Status> {
                 details,
             });
         }
+        let c = &inner.config;
         Ok(Status {
             version: crate::VERSION,
             manager: inner.handle.raw(),
             uptime_ms: inner.created.elapsed().as_millis() as u64,
-            cleanup_timeout_ms: inner.config.cleanup_timeout.as_millis() as u64,
-            totals: Totals::from_metrics(&inner.metrics, active, closing),
+            cleanup_timeout_ms: c.cleanup_timeout.as_millis() as u64,
+            config: ConfigStatus {
+                cleanup_timeout_ms: c.cleanup_timeout.as_millis() as u64,
+                force_cleanup_timeout_ms: c.force_cleanup_timeout.as_millis() as u64,
+                monitor_interval_ms: c.monitor_interval.as_millis() as u64,
+                max_retries: c.max_retries,
+                retry_delay_ms: c.retry_delay.as_millis() as u64,
+            },
+            totals: Totals::from_metrics(&inner.metrics),
+            cleanup_duration: inner.metrics.cleanup_duration.snapshot(),
+            close_duration: inner.metrics.close_duration.snapshot(),
+            memory: memory_sample(inner),
+            close_threads: executor::workers().0 as u64,
+            last_cleanup: inner.last_run.lock().as_ref().map(|r| r.record()),
             resources,
             recently_closed: inner.history.lock().iter().cloned().collect(),
         })
     })
+}
+
+fn memory_sample(inner: &ManagerInner) -> MemorySample {
+    let (mut m, at) = inner.memory.lock().clone();
+    m.age_ms = at.map(|t| t.elapsed().as_millis() as u64);
+    m
+}
+
+/// The manager's counters, cheap to poll (no allocation, no walk over the resources).
+pub fn metrics(mgr: u64) -> Result<MetricsSnapshot> {
+    with_manager(mgr, |inner| {
+        Ok(MetricsSnapshot {
+            totals: Totals::from_metrics(&inner.metrics),
+            cleanup_duration: inner.metrics.cleanup_duration.snapshot(),
+            close_duration: inner.metrics.close_duration.snapshot(),
+            memory: memory_sample(inner),
+            close_threads: executor::workers().0 as u64,
+        })
+    })
+}
+
+/// What [`metrics`] returns.
+#[derive(Clone, Debug)]
+pub struct MetricsSnapshot {
+    pub totals: Totals,
+    pub cleanup_duration: crate::monitor::HistogramSnapshot,
+    pub close_duration: crate::monitor::HistogramSnapshot,
+    pub memory: MemorySample,
+    pub close_threads: u64,
 }
 
 /// The failure entry for one resource (used by the cleanup layer).

@@ -75,9 +75,19 @@ impl Fixture {
     fn new() -> Fixture {
         Fixture::with_timeout(Duration::from_secs(30))
     }
+    /// A graceful bound of `t`, a short forced phase, and no retries (tests of retries set
+    /// their own).
     fn with_timeout(t: Duration) -> Fixture {
+        Fixture::with(Config {
+            cleanup_timeout: t,
+            force_cleanup_timeout: Duration::from_millis(100),
+            max_retries: 0,
+            ..Config::default()
+        })
+    }
+    fn with(config: Config) -> Fixture {
         Fixture {
-            mgr: Manager::with_config(Config { cleanup_timeout: t }).unwrap(),
+            mgr: Manager::with_config(config).unwrap(),
             log: Arc::new(Log::default()),
         }
     }
@@ -189,8 +199,8 @@ fn graceful_close_times_out_and_the_last_operation_closes() {
     assert!(err.to_string().contains("slow"), "{err}");
     assert_eq!(f.state(h).as_deref(), Some("closing"));
     assert!(f.order().is_empty());
-    drop(op); // the last lease runs the deferred close, on this thread
-    assert_eq!(f.order(), vec!["slow"]);
+    drop(op); // the last lease starts the deferred close (on a close thread)
+    wait_until(|| f.order() == vec!["slow"]);
     assert!(!f.log.closed_in_use.load(Ordering::SeqCst));
     assert!(matches!(f.mgr.close(h), Err(Error::AlreadyClosed(_))));
     let st = f.mgr.status().unwrap();
@@ -200,19 +210,39 @@ fn graceful_close_times_out_and_the_last_operation_closes() {
 }
 
 #[test]
-fn forced_close_returns_at_once_and_defers_to_the_operation() {
+fn forced_close_does_not_wait_for_operations_and_the_last_one_closes() {
     let f = Fixture::new();
     let h = f.add("forced", Behaviour::Ok, &[]);
     let op = f.use_it(h);
-    f.mgr.close_with(h, CloseMode::Forced, None).unwrap();
+    // The operation outlives the forced bound: reported as timed out, by name and state.
+    let err = f
+        .mgr
+        .close_with(h, CloseMode::Forced, Some(Duration::from_millis(20)))
+        .unwrap_err();
+    assert_eq!(err.code(), rm_result::RM_ERR_TIMEOUT);
+    assert!(err.to_string().starts_with("forced ("), "{err}");
+    assert!(err.to_string().contains("state closing"), "{err}");
     assert!(f.order().is_empty());
     assert!(matches!(
         manager::lease(h, Kind::Foreign),
         Err(Error::Closed(_))
     ));
     drop(op);
-    assert_eq!(f.order(), vec!["forced"]);
+    wait_until(|| f.order() == vec!["forced"]);
     assert_eq!(f.mgr.status().unwrap().totals.forced, 1);
+
+    // An operation that ends within the bound: the forced close returns once it has run.
+    let h = f.add("forced-2", Behaviour::Ok, &[]);
+    let op = f.use_it(h);
+    let ender = std::thread::spawn(move || {
+        wait_until(|| manager::lease(h, Kind::Foreign).is_err());
+        drop(op);
+    });
+    f.mgr
+        .close_with(h, CloseMode::Forced, Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(f.order(), vec!["forced", "forced-2"]);
+    ender.join().unwrap();
 }
 
 #[test]
@@ -244,7 +274,7 @@ fn failing_and_panicking_closes_are_reported_and_not_retried_by_a_second_close()
 }
 
 #[test]
-fn cleanup_closes_dependents_first_and_newest_first() {
+fn cleanup_closes_dependents_first() {
     let f = Fixture::new();
     let db = f.add("db", Behaviour::Ok, &[]);
     let cache = f.add("cache", Behaviour::Ok, &[]);
@@ -257,8 +287,8 @@ fn cleanup_closes_dependents_first_and_newest_first() {
     assert_eq!(order.len(), 5);
     assert!(pos("worker") < pos("cf") && pos("cf") < pos("db"));
     assert!(pos("worker") < pos("cache"));
-    assert_eq!(order[0], "metrics", "newest independent resource first");
-    assert_eq!(f.mgr.status().unwrap().totals.closed, 5);
+    // The five, and the monitor.
+    assert_eq!(f.mgr.status().unwrap().totals.closed, 6);
 }
 
 #[test]
@@ -290,8 +320,9 @@ fn cleanup_goes_on_past_failures_and_aggregates_them() {
     assert_eq!(names, vec!["fails-1", "fails-2"]);
     // Every resource was closed exactly once, the base after its dependents.
     let order = f.order();
+    let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
     assert_eq!(order.len(), 4);
-    assert_eq!(order.last().unwrap(), "base");
+    assert!(pos("base") > pos("fails-1") && pos("base") > pos("fine"));
 }
 
 #[test]
@@ -315,9 +346,9 @@ fn cleanup_timeout_names_what_did_not_finish_and_closes_the_rest() {
     assert!(!msg.contains("free"), "{msg}");
     assert_eq!(f.order(), vec!["free"]);
     drop(op2); // child closes, then its pin on parent ends: parent closes
-    assert_eq!(f.order(), vec!["free", "child", "parent"]);
+    wait_until(|| f.order() == vec!["free", "child", "parent"]);
     drop(op1);
-    assert_eq!(f.order(), vec!["free", "child", "parent", "stuck"]);
+    wait_until(|| f.order() == vec!["free", "child", "parent", "stuck"]);
     assert!(!f.log.closed_in_use.load(Ordering::SeqCst));
     let _ = (stuck, child);
 }
@@ -352,13 +383,20 @@ fn bad_registrations_are_refused_and_leave_nothing() {
     // A dependency that is closing.
     let closing = f.add("closing", Behaviour::Ok, &[]);
     let op = f.use_it(closing);
-    f.mgr.close_with(closing, CloseMode::Forced, None).unwrap();
+    assert_eq!(
+        f.mgr
+            .close_with(closing, CloseMode::Forced, Some(Duration::ZERO))
+            .unwrap_err()
+            .code(),
+        rm_result::RM_ERR_TIMEOUT
+    );
     assert_eq!(
         e(f.mgr
             .register("x", Kind::Foreign, f.probe("x", Behaviour::Ok), &[closing])),
         rm_result::RM_ERR_DEPENDENCY_CLOSED
     );
     drop(op);
+    wait_until(|| f.order() == vec!["closing"]);
     // A dependency that is closed and gone.
     assert_eq!(
         e(f.mgr
@@ -407,10 +445,10 @@ fn bad_registrations_are_refused_and_leave_nothing() {
         manager::status(a).unwrap_err().code(),
         rm_result::RM_ERR_WRONG_KIND
     );
-    // Only "a" and "closing" were ever registered; nothing else was created.
+    // Only the monitor, "a" and "closing" were ever registered; nothing else was created.
     let st = f.mgr.status().unwrap();
-    assert_eq!(st.totals.registered, 2);
-    assert_eq!(st.resources.len(), 1);
+    assert_eq!(st.totals.registered, 3);
+    assert_eq!(st.resources.len(), 2);
     assert!(f.order().iter().all(|n| n == "closing"));
 }
 
@@ -493,14 +531,19 @@ fn a_long_chain_of_deferred_closes_runs_without_recursion() {
         prev = Some(leaf);
     }
     let op = f.use_it(leaf);
-    f.mgr
-        .cleanup_timeout(Duration::from_secs(30), CloseMode::Forced)
-        .unwrap();
-    assert!(
-        f.order().is_empty(),
-        "every close waits on the leaf's operation"
-    );
+    let f = Arc::new(f);
+    let cleaner = {
+        let f = Arc::clone(&f);
+        std::thread::spawn(move || {
+            f.mgr
+                .cleanup_timeout(Duration::from_secs(600), CloseMode::Forced)
+        })
+    };
+    // Every close begins, and waits on the leaf's operation.
+    wait_until(|| f.mgr.status().unwrap().totals.closing == 20_000);
+    assert!(f.order().is_empty());
     drop(op); // 20,000 closes cascade from here
+    cleaner.join().unwrap().unwrap();
     let order = f.order();
     assert_eq!(order.len(), 20_000);
     assert_eq!(order[0], "r19999");
@@ -558,10 +601,13 @@ fn status_lists_resources_and_serialises_to_json() {
     f.add("beta", Behaviour::Ok, &[a]);
     let st = f.mgr.status().unwrap();
     let json: serde_json::Value = serde_json::from_str(&st.to_json()).unwrap();
-    assert_eq!(json["totals"]["registered"], 2);
-    assert_eq!(json["totals"]["active"], 2);
+    // With the monitor.
+    assert_eq!(json["totals"]["registered"], 3);
+    assert_eq!(json["totals"]["active"], 3);
     assert_eq!(json["cleanup_timeout_ms"], 30_000);
-    let res = json["resources"].as_array().unwrap();
+    assert_eq!(json["config"]["force_cleanup_timeout_ms"], 100);
+    let res = &json["resources"].as_array().unwrap()[1..];
+    assert_eq!(json["resources"][0]["kind"], "monitor");
     assert_eq!(res[0]["name"], "alpha");
     assert_eq!(res[0]["kind"], "foreign");
     assert_eq!(res[0]["state"], "active");
@@ -625,7 +671,7 @@ fn close_callbacks_cannot_wait_for_themselves() {
 
 #[test]
 fn huge_timeouts_mean_no_deadline_not_an_overflow() {
-    let f = Fixture::with_timeout(Duration::MAX);
+    let f = Fixture::new();
     let a = f.add("a", Behaviour::Ok, &[]);
     f.mgr
         .close_with(a, CloseMode::Graceful, Some(Duration::MAX))
@@ -635,7 +681,13 @@ fn huge_timeouts_mean_no_deadline_not_an_overflow() {
         .cleanup_timeout(Duration::MAX, CloseMode::Graceful)
         .unwrap();
     f.add("c", Behaviour::Ok, &[]);
-    f.mgr.cleanup().unwrap();
+    f.mgr
+        .close_with(
+            f.mgr.status().unwrap().resources.last().unwrap().handle,
+            CloseMode::Forced,
+            Some(Duration::MAX),
+        )
+        .unwrap();
     assert_eq!(f.order(), vec!["a", "b", "c"]);
 }
 
@@ -643,6 +695,7 @@ fn huge_timeouts_mean_no_deadline_not_an_overflow() {
 fn zero_cleanup_timeout_is_refused() {
     let err = Manager::with_config(Config {
         cleanup_timeout: Duration::ZERO,
+        ..Config::default()
     })
     .err()
     .unwrap();
@@ -670,6 +723,14 @@ fn log_events_reach_the_receiver_at_the_levels_asked_for() {
     assert!(f.mgr.close(b).is_err());
     assert!(matches!(f.mgr.close(busy), Err(Error::Timeout(_))));
     drop(lease);
+    // The deferred close runs on a close thread: wait for its event.
+    wait_until(|| {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(l, m)| *l == resman::LogLevel::Info && m.contains("'busy'"))
+    });
     let ev = events.lock().unwrap().clone();
     let has = |level: resman::LogLevel, needle: &str| {
         ev.iter().any(|(l, m)| *l == level && m.contains(needle))

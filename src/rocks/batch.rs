@@ -24,6 +24,11 @@ impl Resource for BatchResource {
         Ok(())
     }
 
+    /// A DB is never closed under a child it could not destroy (see `Resource`).
+    fn releases_dependencies_on_failure(&self) -> bool {
+        false
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -4,6 +4,7 @@ use super::raw::{self, ReadOpts, Target, WriteOpts};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Resource, MAX_NAME_LEN};
+use crate::monitor::ResourceMemory;
 use rocksdb::{
     AsColumnFamilyRef, AsRawPtr, BlockBasedOptions, Cache, ColumnFamilyDescriptor,
     DBCompressionType, Options, DB,
@@ -227,18 +228,20 @@ pub(crate) struct DbResource(pub(crate) Arc<DbInner>);
 
 impl Resource for DbResource {
     fn close(&self, mode: CloseMode) -> std::result::Result<(), String> {
-        // SAFETY: the manager calls `close` exactly once, when no lease on this DB is held and
-        // none can be taken; every dependent pins the DB until its own close. Nothing else can
-        // be reading the cell (see `crate::rocks`).
-        let Some(db) = (unsafe { (*self.0.db.get()).take() }) else {
+        // SAFETY: the manager calls `close` when no lease on this DB is held and none can be
+        // taken, never twice at once; every dependent pins the DB until its own close.
+        // Nothing else can be reading the cell (see `crate::rocks`).
+        let cell = unsafe { &mut *self.0.db.get() };
+        let Some(db) = cell.as_ref() else {
             return Ok(());
         };
-        let mut errors = Vec::new();
         match mode {
             CloseMode::Graceful => {
                 // Close does not flush memtables when the WAL is on, and does not sync the WAL:
-                // do both, for every column family, so a reopen replays nothing. Then let the
-                // running background jobs finish (and start no new ones) before the close.
+                // do both, for every column family, so a reopen replays nothing. On failure
+                // the DB stays open for the manager's retry; if every attempt fails, the
+                // manager drops it unflushed (its writes are in the WAL).
+                let mut errors = Vec::new();
                 for name in &self.0.all_cfs {
                     if let Some(cf) = db.cf_handle(name) {
                         if let Err(e) = db.flush_cf(cf) {
@@ -249,22 +252,33 @@ impl Resource for DbResource {
                 if let Err(e) = db.flush_wal(true) {
                     errors.push(format!("WAL sync: {e}"));
                 }
+                if !errors.is_empty() {
+                    return Err(format!(
+                        "DB at {}: {} (still open: the close is retried, and if every attempt fails the DB is closed unflushed, its writes kept in the WAL)",
+                        self.0.path.display(),
+                        errors.join("; ")
+                    ));
+                }
+                // Let running background jobs finish, and start no new ones.
                 db.cancel_all_background_work(true);
             }
             // Acknowledged writes are in the WAL already (the WAL was on) or were asked to
             // skip it; background work is told to stop without waiting for it.
             CloseMode::Forced => db.cancel_all_background_work(false),
         }
-        drop(db);
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "DB at {} closed with errors: {}",
-                self.0.path.display(),
-                errors.join("; ")
-            ))
-        }
+        drop(cell.take());
+        Ok(())
+    }
+
+    fn memory(&self) -> Option<ResourceMemory> {
+        // SAFETY: the manager calls `memory` under a lease on this DB's entry.
+        let m = unsafe { self.0.memory() }.ok()?;
+        Some(ResourceMemory {
+            mem_table_total: m.mem_table_total,
+            mem_table_unflushed: m.mem_table_unflushed,
+            table_readers: m.table_readers,
+            block_cache: m.block_cache,
+        })
     }
 
     fn details(&self) -> Option<serde_json::Value> {
@@ -323,6 +337,16 @@ impl Resource for CfResource {
         // The native handle belongs to the DB, which destroys it when it closes; this entry's
         // pin on the DB is released by the manager right after this returns.
         Ok(())
+    }
+
+    /// Part of its DB: stays usable until the DB's other dependents have closed.
+    fn part_of_dependencies(&self) -> bool {
+        true
+    }
+
+    /// A DB is never closed under a child it could not destroy (see `Resource`).
+    fn releases_dependencies_on_failure(&self) -> bool {
+        false
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -29,6 +29,11 @@ impl Resource for IterResource {
         Ok(())
     }
 
+    /// A DB is never closed under a child it could not destroy (see `Resource`).
+    fn releases_dependencies_on_failure(&self) -> bool {
+        false
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -43,6 +43,11 @@ impl Resource for SnapshotResource {
         Ok(())
     }
 
+    /// A DB is never closed under a child it could not destroy (see `Resource`).
+    fn releases_dependencies_on_failure(&self) -> bool {
+        false
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
