@@ -810,6 +810,25 @@ rm_result rm_status(uint64_t manager, char *buf, size_t buf_cap, size_t *out_len
 rm_result rm_metrics(uint64_t manager, rm_metrics *out, rm_error *err);
 
 /**
+ * Writes the monitor's last memory sample as NUL-terminated JSON into `buf`:
+ * `{"reporting", "mem_table_total", "mem_table_unflushed", "table_readers", "block_cache",
+ * "registry_bytes", "resources": [{"name", "handle", "mem_table_total",
+ * "mem_table_unflushed", "table_readers", "block_cache"}], "age_ms", "samples"}`: the sums
+ * and each open DB's RocksDB figures in bytes, as sampled every `monitor_interval_ms` (no
+ * RocksDB call and no walk over the resources happens here). Buffer protocol as
+ * `rm_status`. Thread-safe.
+ *
+ * # Safety
+ * `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
+ * points to a writable `rm_error`.
+ */
+rm_result rm_memory_sample(uint64_t manager,
+                           char *buf,
+                           size_t buf_cap,
+                           size_t *out_len,
+                           rm_error *err);
+
+/**
  * Routes manager `manager`'s events (registrations at `RM_LOG_DEBUG`, closes at
  * `RM_LOG_INFO`; retries, timeouts, escalations, deferred closes, closes stuck for longer
  * than the monitor interval and leaked iterators/snapshots at `RM_LOG_WARN`; close failures

@@ -19,7 +19,7 @@ use crate::executor;
 use crate::handle::{tags, Handle, HandleError, HandleTable, Kind, Ref, Stored};
 use crate::lifecycle::{Claim, Lifecycle, Release, State};
 use crate::monitor::{
-    CleanupStep, ClosedRecord, ConfigStatus, MemorySample, Metrics, MonitorResource,
+    CleanupStep, ClosedRecord, ConfigStatus, MemorySample, Metrics, MonitorResource, NamedMemory,
     ResourceMemory, ResourceStatus, Status, Totals,
 };
 use once_cell::sync::Lazy;
@@ -521,11 +521,17 @@ fn sample(inner: &Arc<ManagerInner>) {
     };
     let mut total = ResourceMemory::default();
     let mut reporting = 0;
+    let mut per_resource = Vec::new();
     let stuck_after = inner.config.monitor_interval;
     for e in &entries {
         if let Ok(lease) = acquire(Arc::clone(e)) {
             if let Some(m) = lease.entry().resource.memory() {
                 reporting += 1;
+                per_resource.push(NamedMemory {
+                    name: e.value.name.clone(),
+                    handle: e.handle.raw(),
+                    memory: m,
+                });
                 total.mem_table_total += m.mem_table_total;
                 total.mem_table_unflushed += m.mem_table_unflushed;
                 total.table_readers += m.table_readers;
@@ -555,6 +561,7 @@ fn sample(inner: &Arc<ManagerInner>) {
             reporting,
             total,
             registry_bytes,
+            resources: per_resource,
             age_ms: None,
             samples,
         },
@@ -1694,6 +1701,11 @@ fn memory_sample(inner: &ManagerInner) -> MemorySample {
     let (mut m, at) = inner.memory.lock().clone();
     m.age_ms = at.map(|t| t.elapsed().as_millis() as u64);
     m
+}
+
+/// The monitor's last memory sample (per DB and in total), without building the status.
+pub fn memory_sample_of(mgr: u64) -> Result<MemorySample> {
+    with_manager(mgr, |inner| Ok(memory_sample(inner)))
 }
 
 /// The manager's counters, cheap to poll (no allocation, no walk over the resources).

@@ -134,6 +134,15 @@ pub struct ResourceMemory {
     pub block_cache: u64,
 }
 
+/// One resource's memory figures in a sample.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NamedMemory {
+    pub name: String,
+    pub handle: u64,
+    #[serde(flatten)]
+    pub memory: ResourceMemory,
+}
+
 /// The monitor's last memory sample of one manager.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct MemorySample {
@@ -144,6 +153,8 @@ pub struct MemorySample {
     pub total: ResourceMemory,
     /// Estimate of what the manager's own bookkeeping (entries, names, graph) takes.
     pub registry_bytes: u64,
+    /// Each reporting resource's figures (one per open DB).
+    pub resources: Vec<NamedMemory>,
     /// Milliseconds since the sample was taken (None: never sampled).
     pub age_ms: Option<u64>,
     /// Samples taken since the manager was created.
@@ -381,6 +392,12 @@ pub struct Status {
     pub resources: Vec<ResourceStatus>,
     /// The most recently finished closes, newest last.
     pub recently_closed: Vec<ClosedRecord>,
+}
+
+impl MemorySample {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
 }
 
 impl Status {

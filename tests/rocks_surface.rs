@@ -892,3 +892,53 @@ fn a_dependent_registered_during_a_cleanup_is_closed_before_what_it_depends_on()
         "{kinds:?}"
     );
 }
+
+#[test]
+fn the_monitor_samples_each_open_db_and_a_forced_cleanup_returns_with_everything_closed() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mgr = Manager::with_config(resman::Config {
+        monitor_interval: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .unwrap();
+    let a = open(&mgr, "a", dirs[0].path(), &["default"]);
+    let b = open(&mgr, "b", dirs[1].path(), &["default", "x"]);
+    for i in 0..1000u32 {
+        rocks::put(a.column_families[0], &i.to_be_bytes(), &[7u8; 100]).unwrap();
+    }
+    let sampled = |m: &resman::monitor::MemorySample| {
+        m.reporting == 2
+            && m.resources
+                .iter()
+                .any(|r| r.name == "a" && r.memory.mem_table_total > 0)
+    };
+    let mut sample = resman::manager::memory_sample_of(mgr.handle()).unwrap();
+    for _ in 0..1_000_000 {
+        if sampled(&sample) {
+            break;
+        }
+        std::thread::yield_now();
+        sample = resman::manager::memory_sample_of(mgr.handle()).unwrap();
+    }
+    assert!(sampled(&sample), "{sample:?}");
+    let names: Vec<&str> = sample.resources.iter().map(|r| r.name.as_str()).collect();
+    assert!(names.contains(&"a") && names.contains(&"b"), "{names:?}");
+    let sum: u64 = sample
+        .resources
+        .iter()
+        .map(|r| r.memory.mem_table_total)
+        .sum();
+    assert_eq!(sum, sample.total.mem_table_total);
+    assert!(sample.registry_bytes > 0);
+    // A forced cleanup with nothing in flight: every close ran when it returns.
+    mgr.cleanup_timeout(Duration::from_secs(30), CloseMode::Forced)
+        .unwrap();
+    let st = mgr.status().unwrap();
+    assert!(st.resources.is_empty(), "monitor included");
+    let rec = st.last_cleanup.unwrap();
+    assert_eq!(rec.mode, "forced");
+    assert!(rec.steps.iter().all(|s| s.forced));
+    let pos = |n: &str| rec.order.iter().position(|x| x == n).unwrap();
+    assert!(pos("b/x") < pos("b") && pos("a/default") < pos("a"));
+    let _ = (a.db, b.db);
+}

@@ -460,16 +460,25 @@ pub unsafe extern "C" fn rm_status(
         let buf = unsafe { buffer(buf.cast::<u8>(), buf_cap, "buf") }?;
         let json = manager::status(manager)?.to_json();
         // SAFETY: checked non-NULL; writable per the contract.
-        unsafe { put_out(out_len, json.len()) };
-        if buf.len() <= json.len() {
-            return Err(Error::BufferTooSmall {
-                needed: json.len() + 1,
-            });
-        }
-        buf[..json.len()].copy_from_slice(json.as_bytes());
-        buf[json.len()] = 0;
-        Ok(())
+        unsafe { put_json(buf, out_len, &json) }
     })
+}
+
+/// Writes `json`'s length to `*out_len` and, if it fits with its NUL, the text into `buf`.
+///
+/// # Safety
+/// `out_len` is non-NULL and writable.
+unsafe fn put_json(buf: &mut [u8], out_len: *mut usize, json: &str) -> Result<(), Error> {
+    // SAFETY: per this function's contract.
+    unsafe { put_out(out_len, json.len()) };
+    if buf.len() <= json.len() {
+        return Err(Error::BufferTooSmall {
+            needed: json.len() + 1,
+        });
+    }
+    buf[..json.len()].copy_from_slice(json.as_bytes());
+    buf[json.len()] = 0;
+    Ok(())
 }
 
 /// Buckets of an `rm_histogram`.
@@ -608,6 +617,35 @@ pub unsafe extern "C" fn rm_metrics(
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { put_out(out, value) };
         Ok(())
+    })
+}
+
+/// Writes the monitor's last memory sample as NUL-terminated JSON into `buf`:
+/// `{"reporting", "mem_table_total", "mem_table_unflushed", "table_readers", "block_cache",
+/// "registry_bytes", "resources": [{"name", "handle", "mem_table_total",
+/// "mem_table_unflushed", "table_readers", "block_cache"}], "age_ms", "samples"}`: the sums
+/// and each open DB's RocksDB figures in bytes, as sampled every `monitor_interval_ms` (no
+/// RocksDB call and no walk over the resources happens here). Buffer protocol as
+/// `rm_status`. Thread-safe.
+///
+/// # Safety
+/// `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
+/// points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_memory_sample(
+    manager: u64,
+    buf: *mut c_char,
+    buf_cap: usize,
+    out_len: *mut usize,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        let out_len = out_ptr(out_len, "out_len")?;
+        // SAFETY: `buf_cap` writable bytes per the contract (checked for NULL inside).
+        let buf = unsafe { buffer(buf.cast::<u8>(), buf_cap, "buf") }?;
+        let json = manager::memory_sample_of(manager)?.to_json();
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { put_json(buf, out_len, &json) }
     })
 }
 
