@@ -314,10 +314,10 @@ typedef struct {
  * to `rm_register`. Return 0 on success; on failure return any other value and optionally
  * write a NUL-terminated message of at most `message_cap` bytes (including the NUL) into
  * `message`, which is only valid during the call. A failure is retried up to the manager's
- * `max_retries` times, `retry_delay_ms` apart (while the next attempt would start before the
- * run's deadline); after the last failure the resource is marked failed with every
- * attempt's message, what it depends on goes on closing, and the callback is never called
- * again. The callback must not unwind (throw a C++ exception or panic) across this boundary.
+ * `max_retries` times, `retry_delay_ms` apart, even past the deadline of the cleanup that
+ * began it (which reports it as timed out and returns on time); after the last failure the
+ * resource is marked failed with every attempt's message, what it depends on goes on
+ * closing, and the callback is never called again. The callback must not unwind (throw a C++ exception or panic) across this boundary.
  * It may call resman's data functions and `rm_register`, but `rm_close`,
  * `rm_close_timeout`, `rm_cleanup`, `rm_cleanup_timeout` and `rm_manager_destroy` are
  * refused with `RM_ERR_INVALID_ARGUMENT` from inside a callback (they would wait for the
@@ -349,7 +349,7 @@ typedef struct {
 } rm_histogram;
 
 /**
- * A manager's counters, for cheap polling with `rm_metrics`. Counters (`*_total` in
+ * A manager's counters, for cheap polling with `rm_manager_metrics`. Counters (`*_total` in
  * Prometheus terms) only grow; `active`, `closing` and the memory figures are gauges.
  */
 typedef struct {
@@ -450,7 +450,8 @@ typedef struct {
      */
     uint64_t memory_samples;
     /**
-     * Threads running close work now, across the process.
+     * Threads of resman's close pool now, across the process (busy, stalled on a hung
+     * callback, or idle; idle ones exit after 2 s).
      */
     uint64_t close_threads;
 } rm_metrics;
@@ -644,6 +645,21 @@ rm_result rm_manager_destroy(uint64_t manager,
                              rm_error *err);
 
 /**
+ * `rm_manager_destroy` with explicit bounds, as `rm_cleanup_timeout` takes them: `force` 0:
+ * the graceful phase lasts `timeout_ms` (including the wait for calls still inside the
+ * manager), then the forced phase `force_cleanup_timeout_ms`; `force` non-zero: the forced
+ * phase alone, bounded by `timeout_ms`. A resource an earlier cleanup already reported as
+ * timed out is not waited for gracefully again: only the forced phase. Thread-safe.
+ *
+ * # Safety
+ * `err` is NULL or points to a writable `rm_error`.
+ */
+rm_result rm_manager_destroy_timeout(uint64_t manager,
+                                     uint64_t timeout_ms,
+                                     bool force,
+                                     rm_error *err);
+
+/**
  * Registers a resource of the caller's as `name`, closed by `close(context, ...)`, and writes
  * its handle to `*out_handle`.
  *
@@ -651,7 +667,9 @@ rm_result rm_manager_destroy(uint64_t manager,
  * on: it is closed before any of them, and none of them is closed before it. `depends_on` may
  * be NULL when `n_deps` is 0. `name` and `depends_on` are read during the call only;
  * `context` is kept and passed back to `close` (resman never dereferences it): keep what it
- * points to alive until the callback ran or the resource was unregistered.
+ * points to alive until resman is done with it, which is when the callback has returned 0,
+ * or has returned non-zero `1 + max_retries` times (it is called exactly that often, never
+ * fewer), or the resource was unregistered.
  * On error nothing is registered and `close` is never called. Thread-safe.
  *
  * Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty or
@@ -770,9 +788,9 @@ rm_result rm_cleanup_timeout(uint64_t manager, uint64_t timeout_ms, bool force, 
  * Writes the manager's status as a NUL-terminated JSON document into `buf`:
  * `{"version", "manager", "uptime_ms", "cleanup_timeout_ms", "config": {cleanup_timeout_ms,
  * force_cleanup_timeout_ms, monitor_interval_ms, max_retries, retry_delay_ms}, "totals":
- * {the counters of `rm_metrics`}, "cleanup_duration" and "close_duration": {count,
- * sum_seconds, le, buckets}, "memory": {reporting, mem_table_total, mem_table_unflushed,
- * table_readers, block_cache, registry_bytes, age_ms, samples}, "close_threads",
+ * {the counters of `rm_manager_metrics`}, "cleanup_duration" and "close_duration": {count,
+ * sum_seconds, le, buckets}, "memory": {the monitor's last sample, as `rm_memory_sample`},
+ * "close_threads",
  * "last_cleanup": null or {operation, target, mode, graceful_timeout_ms, force_timeout_ms,
  * age_ms, duration_ms, escalated, resources, order, steps: [{name, kind, handle, started_ms,
  * finished_ms, outcome, attempts, forced, errors}], errors}, "resources": [{handle, name,
@@ -807,7 +825,7 @@ rm_result rm_status(uint64_t manager, char *buf, size_t buf_cap, size_t *out_len
  * # Safety
  * `out` points to a writable `rm_metrics`; `err` is NULL or points to a writable `rm_error`.
  */
-rm_result rm_metrics(uint64_t manager, rm_metrics *out, rm_error *err);
+rm_result rm_manager_metrics(uint64_t manager, rm_metrics *out, rm_error *err);
 
 /**
  * Writes the monitor's last memory sample as NUL-terminated JSON into `buf`:

@@ -245,6 +245,8 @@ pub(crate) fn run_closes(
         escalated: false,
         lost: Vec::new(),
         done: 0,
+        watching: 0,
+        final_deadline: run.final_deadline,
     };
     for (e, deps) in entries {
         s.order.push(e.handle);
@@ -285,14 +287,23 @@ struct Sched<'a> {
     escalated: bool,
     lost: Vec<Handle>,
     done: usize,
+    /// Nodes in state Watching.
+    watching: usize,
+    /// End of the forced phase (set when it begins).
+    final_deadline: Option<Instant>,
 }
 
 impl Sched<'_> {
     fn drive(&mut self) {
         let run = Arc::clone(self.run);
         loop {
+            self.collect();
             let now = Instant::now();
-            if !self.escalated && run.graceful_deadline.is_some_and(|g| now >= g) {
+            // Past the graceful phase, or nothing left but closes begun by someone else (an
+            // earlier run that timed out): no graceful work remains to wait for.
+            let only_watched = self.watching > 0 && self.watching == self.nodes.len() - self.done;
+            if !self.escalated && (run.graceful_deadline.is_some_and(|g| now >= g) || only_watched)
+            {
                 self.escalate();
             }
             while let Some(h) = self.ready.pop_front() {
@@ -306,7 +317,7 @@ impl Sched<'_> {
                 continue;
             }
             let until = if self.escalated {
-                run.final_deadline
+                self.final_deadline
             } else {
                 run.graceful_deadline
             };
@@ -343,6 +354,9 @@ impl Sched<'_> {
         if node.state == NodeState::Done {
             return;
         }
+        if node.state == NodeState::Watching {
+            self.watching -= 1;
+        }
         node.state = NodeState::Done;
         self.done += 1;
         let deps = node.deps.clone();
@@ -356,9 +370,15 @@ impl Sched<'_> {
         }
     }
 
-    /// The graceful phase is over: everything not begun begins now, forced.
+    /// The graceful phase is over: everything not begun begins now, forced. The forced phase
+    /// lasts its bound from now (earlier than planned when the graceful phase ended early).
     fn escalate(&mut self) {
         self.escalated = true;
+        let early = Instant::now().checked_add(self.run.bounds.forced);
+        self.final_deadline = match (self.run.final_deadline, early) {
+            (Some(planned), Some(e)) => Some(planned.min(e)),
+            (planned, e) => planned.or(e),
+        };
         if self.run.mode == CloseMode::Graceful && self.done < self.nodes.len() {
             self.run.log.lock().escalated = true;
         }
@@ -401,6 +421,7 @@ impl Sched<'_> {
             }
             Begin::Lost => {
                 self.set_state(h, NodeState::Watching);
+                self.watching += 1;
                 self.lost.push(h);
                 manager::watch(&entry, self.run);
             }

@@ -198,9 +198,8 @@ struct CloseInfo {
     started: Option<Instant>,
     /// When its native close started.
     running_since: Option<Instant>,
-    /// The bounds of the run that began it (None: unbounded).
+    /// The end of the graceful phase of the run that began it (None: unbounded).
     graceful_deadline: Option<Instant>,
-    final_deadline: Option<Instant>,
     /// Runs to tell when the close finishes.
     runs: Vec<Arc<cleanup::Run>>,
     /// The native close has finished (runs that attach later are told at once).
@@ -601,6 +600,15 @@ fn manager_error(mgr: u64, e: Error) -> Error {
 /// Closes everything the manager owns (gracefully, bounded by its cleanup timeout, forced
 /// past it), then the manager itself. A second call returns `AlreadyClosed`.
 pub fn destroy(mgr: u64) -> Result<()> {
+    destroy_with(mgr, None, CloseMode::Graceful)
+}
+
+/// [`destroy`] with explicit bounds, as [`cleanup_timeout`] takes them.
+pub fn destroy_timeout(mgr: u64, timeout: Duration, mode: CloseMode) -> Result<()> {
+    destroy_with(mgr, Some(timeout), mode)
+}
+
+fn destroy_with(mgr: u64, timeout: Option<Duration>, mode: CloseMode) -> Result<()> {
     refuse_inside_close("rm_manager_destroy")?;
     let obj = get_manager(mgr).map_err(|e| match e {
         Error::Closed(_) => Error::AlreadyClosed(format!(
@@ -616,18 +624,20 @@ pub fn destroy(mgr: u64) -> Result<()> {
         )));
     }
     let inner = &obj.value.inner;
-    let deadline = deadline_after(inner.config.cleanup_timeout);
-    // Let calls already inside the manager (a register, a close) finish first.
+    let mut bounds = bounds(&inner.config, mode, timeout);
+    // Let calls already inside the manager (a register, a close) finish first, within the
+    // first phase's bound (graceful; for a forced destroy, the forced one).
+    let first = match mode {
+        CloseMode::Graceful => &mut bounds.graceful,
+        CloseMode::Forced => &mut bounds.forced,
+    };
+    let deadline = deadline_after(*first);
     obj.value.lifecycle.wait_drained(deadline);
     let _ = obj.value.lifecycle.claim_close();
-    let graceful = deadline.map_or(inner.config.cleanup_timeout, |d| {
-        d.saturating_duration_since(Instant::now())
-    });
-    let bounds = cleanup::Bounds {
-        graceful,
-        forced: inner.config.force_cleanup_timeout,
-    };
-    let result = cleanup_all(inner, "destroy", bounds, CloseMode::Graceful);
+    if let Some(d) = deadline {
+        *first = d.saturating_duration_since(Instant::now());
+    }
+    let result = cleanup_all(inner, "destroy", bounds, mode);
     obj.value.lifecycle.finish(result.is_ok());
     let removed = OBJECTS.managers.remove(obj.handle);
     drop(obj);
@@ -1207,7 +1217,6 @@ fn note_begin(entry: &Stored<Entry>, run: &Arc<cleanup::Run>, forced: bool) {
     info.started = Some(Instant::now());
     info.forced = forced;
     info.graceful_deadline = run.graceful_deadline;
-    info.final_deadline = run.final_deadline;
     info.runs.push(Arc::clone(run));
 }
 
@@ -1303,15 +1312,17 @@ fn run_deferred(entry: Arc<Stored<Entry>>) {
 }
 
 /// Calls the resource's close, retrying a failure up to `max_retries` times with
-/// `retry_delay` between attempts while the next attempt would still start before the run's
-/// final deadline. Attempts made after the graceful phase ended are forced. A panic is not
-/// retried. Returns every failed attempt's error and whether the last attempt succeeded.
+/// `retry_delay` between attempts, so a close callback is called exactly until it succeeds or
+/// has failed `1 + max_retries` times (its caller can tell when resman is done with its
+/// context). Retries go on past the run's deadline: the run reports the resource as timed out
+/// and returns on time. Attempts made after the graceful phase ended are forced. A panic is
+/// not retried. Returns every failed attempt's error, whether the last attempt succeeded, and
+/// whether the close ended forced.
 fn close_attempts(
     entry: &Stored<Entry>,
     owner: Option<&Arc<ManagerInner>>,
     mode: CloseMode,
     graceful_end: Option<Instant>,
-    final_end: Option<Instant>,
 ) -> (Vec<String>, bool, bool) {
     let e = &entry.value;
     let (max_retries, delay) = owner.map_or((DEFAULT_MAX_RETRIES, DEFAULT_RETRY_DELAY), |i| {
@@ -1338,13 +1349,7 @@ fn close_attempts(
         }
         errors.push(msg);
         let attempts = errors.len() as u32;
-        let next = Instant::now().checked_add(delay);
-        let out_of_time = match (next, final_end) {
-            (Some(n), Some(f)) => n >= f,
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
-        if panicked || attempts > max_retries || out_of_time {
+        if panicked || attempts > max_retries {
             return (errors, false, forced);
         }
         if let Some(inner) = owner {
@@ -1391,21 +1396,17 @@ fn attempts_error(errors: &[String]) -> String {
 /// waiting for it. Returns the close error, if any.
 pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String> {
     let e = &entry.value;
-    let (unregistering, graceful_end, final_end) = {
+    let (unregistering, graceful_end) = {
         let mut info = e.info.lock();
         info.running_since = Some(Instant::now());
-        (
-            info.unregistering,
-            info.graceful_deadline,
-            info.final_deadline,
-        )
+        (info.unregistering, info.graceful_deadline)
     };
     let owner = e.owner.upgrade();
     let native_start = Instant::now();
     let (errors, ok, forced) = if unregistering {
         (Vec::new(), true, true)
     } else {
-        close_attempts(entry, owner.as_ref(), mode, graceful_end, final_end)
+        close_attempts(entry, owner.as_ref(), mode, graceful_end)
     };
     let native_end = Instant::now();
     let error = (!ok).then(|| attempts_error(&errors));
@@ -1414,7 +1415,7 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
     } else {
         errors.len() as u32 + u32::from(ok)
     };
-    let (duration, leaked, runs) = {
+    let (duration, leaked) = {
         let mut info = e.info.lock();
         let started = *info.started.get_or_insert(native_start);
         let d = native_end.saturating_duration_since(started);
@@ -1422,12 +1423,7 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
         info.forced |= forced;
         info.error.clone_from(&error);
         info.attempts = attempts;
-        info.done = true;
-        (
-            d,
-            (info.leaked_iterators, info.leaked_snapshots),
-            std::mem::take(&mut info.runs),
-        )
+        (d, (info.leaked_iterators, info.leaked_snapshots))
     };
     e.lifecycle.finish(error.is_none());
     let mut pins = std::mem::take(&mut *e.pins.lock());
@@ -1445,19 +1441,6 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
         "closed"
     };
     if let Some(inner) = &owner {
-        {
-            let mut reg = inner.registry.lock();
-            if reg.names.get(&e.name) == Some(&entry.handle) {
-                reg.names.remove(&e.name);
-            }
-            if let Some(node) = reg.nodes.remove(&entry.handle) {
-                for d in &node.deps {
-                    if let Some(n) = reg.nodes.get_mut(d) {
-                        n.dependents.remove(&entry.handle);
-                    }
-                }
-            }
-        }
         let m = &inner.metrics;
         Metrics::drop_one(&m.live);
         Metrics::drop_one(&m.closing);
@@ -1493,9 +1476,30 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
             inner, entry, outcome, forced, duration, &error, hold, leaked,
         );
     }
+    // Every effect is visible before anyone waiting is told: the log event is delivered,
+    // the handle is gone (rm_live_objects), what it depends on is let go. A run that picks its
+    // resources later either finds the node (and so waits on `done` below) or finds nothing.
     let removed = OBJECTS.resources.remove(entry.handle);
     drop(removed);
     drop(pins);
+    if let Some(inner) = &owner {
+        let mut reg = inner.registry.lock();
+        if reg.names.get(&e.name) == Some(&entry.handle) {
+            reg.names.remove(&e.name);
+        }
+        if let Some(node) = reg.nodes.remove(&entry.handle) {
+            for d in &node.deps {
+                if let Some(n) = reg.nodes.get_mut(d) {
+                    n.dependents.remove(&entry.handle);
+                }
+            }
+        }
+    }
+    let runs = {
+        let mut info = e.info.lock();
+        info.done = true;
+        std::mem::take(&mut info.runs)
+    };
     for run in runs {
         let step = (!unregistering).then(|| CleanupStep {
             name: e.name.clone(),
@@ -1595,6 +1599,8 @@ pub(crate) fn timeout_failure(entry: &Stored<Entry>, waiting_on: Vec<String>) ->
                 .collect::<Vec<_>>()
                 .join(", ")
         )
+    } else if e.lifecycle.leases() == 0 {
+        "its close has not started yet (waiting for a close thread)".to_owned()
     } else {
         format!(
             "{} operation(s) or dependent(s) still hold it; it closes when they let go",
@@ -1711,11 +1717,23 @@ pub fn memory_sample_of(mgr: u64) -> Result<MemorySample> {
 /// The manager's counters, cheap to poll (no allocation, no walk over the resources).
 pub fn metrics(mgr: u64) -> Result<MetricsSnapshot> {
     with_manager(mgr, |inner| {
+        // The scalars of the sample only: copying its per-DB list would allocate.
+        let memory = {
+            let m = inner.memory.lock();
+            MemorySample {
+                reporting: m.0.reporting,
+                total: m.0.total,
+                registry_bytes: m.0.registry_bytes,
+                resources: Vec::new(),
+                age_ms: m.1.map(|t| t.elapsed().as_millis() as u64),
+                samples: m.0.samples,
+            }
+        };
         Ok(MetricsSnapshot {
             totals: Totals::from_metrics(&inner.metrics),
             cleanup_duration: inner.metrics.cleanup_duration.snapshot(),
             close_duration: inner.metrics.close_duration.snapshot(),
-            memory: memory_sample(inner),
+            memory,
             close_threads: executor::workers().0 as u64,
         })
     })

@@ -380,21 +380,50 @@ fn failed_closes_are_retried_up_to_max_retries_and_report_every_attempt() {
 }
 
 #[test]
-fn retries_stop_at_the_deadline() {
-    // A retry delay longer than the whole run: one attempt only.
+fn retries_go_on_past_the_deadline_which_is_reported_and_stop_at_max_retries() {
+    // Retries outlast the run: it returns on time, reporting the resource as timed out; the
+    // callback is still called exactly 1 + max_retries times (its context's lifetime rule).
     let fx = Fx::new(Config {
-        retry_delay: Duration::from_secs(50),
-        ..config(50, 50, 100)
+        retry_delay: Duration::from_millis(100),
+        ..config(20, 20, 3)
     });
     fx.add("broken", Act::FailTimes(u32::MAX), &[]);
-    let started = Instant::now();
     let err = fx.mgr.cleanup().unwrap_err();
+    let f = failures(&err);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].1, rm_result::RM_ERR_TIMEOUT, "{f:?}");
+    assert!(f[0].2.contains("running for"), "{f:?}");
+    wait_until(|| fx.status().totals.failed == 1);
+    assert_eq!(fx.calls().len(), 4);
+    let rec = fx.status().recently_closed;
+    let broken = rec.iter().find(|r| r.name == "broken").unwrap();
+    assert_eq!((broken.attempts, broken.outcome), (4, "failed"));
+}
+
+#[test]
+fn a_destroy_after_a_timed_out_cleanup_waits_only_the_forced_phase_for_it() {
+    let fx = Fx::new(config(60_000, 100, 0));
+    let (release, rx) = mpsc::channel();
+    let hung = fx.add("hung", Act::Hang(Mutex::new(rx)), &[]);
+    // A forced close reports it as timed out; the destroy that follows does not give it a
+    // second graceful minute.
+    let err = fx
+        .mgr
+        .close_with(hung, CloseMode::Forced, Some(Duration::from_millis(50)))
+        .unwrap_err();
+    assert_eq!(err.code(), rm_result::RM_ERR_TIMEOUT);
+    let started = Instant::now();
+    let h = fx.mgr.handle();
+    let err = manager::destroy(h).unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_secs(40),
-        "did not wait for a retry"
+        started.elapsed() < Duration::from_secs(30),
+        "not the graceful minute"
     );
-    assert_eq!(err.code(), rm_result::RM_ERR_CLOSE_FAILED);
-    assert_eq!(fx.calls(), vec!["broken"]);
+    assert_eq!(err.code(), rm_result::RM_ERR_TIMEOUT);
+    assert!(err.to_string().contains("hung"), "{err}");
+    release.send(()).unwrap();
+    wait_until(|| fx.calls() == vec!["hung"]);
+    std::mem::forget(fx.mgr); // destroyed above
 }
 
 #[test]

@@ -15,17 +15,19 @@ pub(crate) struct ForeignResource {
 }
 
 // SAFETY: resman never dereferences `context`; it only hands it back to `close`, which the
-// caller promised (rm_register's contract) may be called from any thread, once.
+// caller promised (rm_register's contract) may be called from any thread, up to
+// 1 + max_retries times, never twice at once.
 unsafe impl Send for ForeignResource {}
-// SAFETY: no `&self` method touches the context except `close`, which the manager calls
-// exactly once; sharing the pointer value between threads is harmless.
+// SAFETY: no `&self` method touches the context except `close`, which the manager never
+// calls twice at once; sharing the pointer value between threads is harmless.
 unsafe impl Sync for ForeignResource {}
 
 impl Resource for ForeignResource {
     fn close(&self, _mode: CloseMode) -> Result<(), String> {
         let mut message = [0 as c_char; MESSAGE_CAP];
         // SAFETY: `close` and `context` come from rm_register, whose contract makes the call
-        // valid once; the buffer is writable for MESSAGE_CAP bytes.
+        // valid until it succeeds or has failed 1 + max_retries times (the manager stops
+        // there); the buffer is writable for MESSAGE_CAP bytes.
         let rc = unsafe { (self.close)(self.context, message.as_mut_ptr(), MESSAGE_CAP) };
         if rc == 0 {
             return Ok(());
