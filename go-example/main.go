@@ -64,6 +64,13 @@ func loadConfig(path string) (Config, error) {
 	if c.WorkerInterval <= 0 {
 		return c, errors.New("worker_interval must be positive")
 	}
+	if len(c.ColumnFamilies) == 0 {
+		return c, errors.New("column_families must name at least one column family")
+	}
+	// Refuse a bad resource_management block now, naming the key, rather than at NewManager.
+	if err := c.ResourceManagement.Validate(); err != nil {
+		return c, fmt.Errorf("resource_management: %w", err)
+	}
 	return c, nil
 }
 
@@ -94,6 +101,9 @@ func run(configPath, listen, dataDir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	rm := mgr.Config() // the settings in use, defaults filled in
+	log.Info("resource management", "cleanup_timeout", rm.CleanupTimeout, "force_cleanup_timeout", rm.ForceCleanupTimeout,
+		"monitor_interval", rm.MonitorInterval, "max_retries", *rm.MaxRetries, "retry_delay", rm.RetryDelay)
 	// resman's own events (closes, failures, timeouts, leaks) go to the service's log.
 	if err := mgr.SetLogger(log); err != nil {
 		_ = mgr.Close()
@@ -123,8 +133,9 @@ func run(configPath, listen, dataDir string, log *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: routes(mgr, kv), ReadHeaderTimeout: 10 * time.Second}
 	// The HTTP server depends on the DB and the worker: cleanup drains it first.
+	// Its close runs on a resman thread, within the cleanup's graceful phase.
 	if _, err := mgr.Register("http-server", closerFunc(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.ResourceManagement.CleanupTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), rm.CleanupTimeout)
 		defer cancel()
 		return srv.Shutdown(ctx)
 	}), db.Handle(), workerHandle); err != nil {
@@ -145,10 +156,10 @@ func run(configPath, listen, dataDir string, log *slog.Logger) error {
 	case err := <-served:
 		log.Error("server stopped", "err", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.ResourceManagement.CleanupTimeout)
-	defer cancel()
 	// Dependency order: HTTP server (drains requests), worker, column families, DB (flushed).
-	if err := mgr.Shutdown(ctx); err != nil {
+	// Graceful for up to cleanup_timeout, then forced for up to force_cleanup_timeout: a close
+	// that hangs is reported as timed out (resman.ErrTimeout), it does not keep the service up.
+	if err := mgr.Shutdown(context.Background()); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("shut down cleanly")

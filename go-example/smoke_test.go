@@ -22,9 +22,9 @@ type service struct {
 	out  *bytes.Buffer
 }
 
-func start(t *testing.T, bin, data string) *service {
+func start(t *testing.T, bin, data, config string) *service {
 	t.Helper()
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-data", data)
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-data", data, "-config", config)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +91,14 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	data := filepath.Join(dir, "data")
+	// The embedded config, but the monitor samples memory every 50ms (not 10s), so the DB's
+	// memory series appear at once.
+	config := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(config, []byte("resource_management:\n  monitor_interval: 50ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
-	s := start(t, bin, data)
+	s := start(t, bin, data, config)
 	if code, _ := s.do(t, "PUT", "/kv/alice", "admin"); code != http.StatusNoContent {
 		t.Fatalf("PUT: %d", code)
 	}
@@ -119,13 +125,37 @@ func TestSmoke(t *testing.T) {
 	if deps, ok := names["heartbeat-worker"]; !ok || len(deps) != 1 || deps[0] != "kv" {
 		t.Fatalf("the worker depends on the DB: %v", names)
 	}
-	code, body = s.do(t, "GET", "/metrics", "")
-	if code != 200 || !strings.Contains(body, "resman_up 1") || !strings.Contains(body, `resman_db_memtable_bytes{db="kv"}`) {
-		t.Fatalf("metrics: %d\n%s", code, body)
+	if _, ok := names["resman.monitor"]; !ok {
+		t.Fatalf("no monitor resource: %v", names)
+	}
+	// The DB's memory figures, per DB, from the monitor's sample.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body = s.do(t, "GET", "/metrics", "")
+		if code == 200 && strings.Contains(body, `resman_rocksdb_memtable_bytes{db="kv"}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no memory series for the DB kv (%d):\n%s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{
+		"resman_up 1",
+		"# TYPE resman_resources_registered_total counter",
+		`resman_resources{state="active"}`,
+		"resman_registry_bytes ",
+		"resman_cleanup_success_ratio 1",
+		"# TYPE resman_close_duration_seconds histogram",
+		`resman_cleanup_duration_seconds_bucket{le="+Inf"} 0`,
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Fatalf("metrics (%d) lack %q:\n%s", code, want, body)
+		}
 	}
 	s.stop(t)
 
-	s = start(t, bin, data)
+	s = start(t, bin, data, config)
 	if code, body := s.do(t, "GET", "/kv/alice", ""); code != 200 || body != "admin" {
 		t.Fatalf("GET after restart: %d %q", code, body)
 	}

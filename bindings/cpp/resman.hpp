@@ -17,12 +17,14 @@
  *
  * OWNERSHIP. Every type is a thin owner (or view) of u64 handles; the native objects are
  * resman's and are never freed here.
- *  - Manager: owns a manager. Its destructor calls rm_manager_destroy, which closes
- *    everything still registered in it (dependents first, graceful, bounded by the cleanup
- *    timeout); errors are swallowed (see "Destructors"). destroy() does the same and throws.
+ *  - Manager: owns a manager (settings: resman::Config). Its destructor calls
+ *    rm_manager_destroy, which closes everything still registered in it (dependents first,
+ *    graceful within the cleanup timeout, then forced within the force cleanup timeout);
+ *    errors are swallowed (see "Destructors"). destroy() does the same and throws.
  *  - Db: owns a DB and its column families. Its destructor closes the DB GRACEFULLY with
  *    rm_close: the DB's iterators, snapshots, batches and column families close first, every
- *    column family is flushed and the WAL synced, bounded by the manager's cleanup timeout.
+ *    column family is flushed and the WAL synced, bounded by the manager's cleanup timeout
+ *    (then forced, bounded by its force cleanup timeout).
  *    close() does the same and throws; close(timeout, force) bounds or forces it.
  *  - ColumnFamily: a copyable, non-owning view (its handle and its DB's handle). The Db owns
  *    it: after the Db is closed, calls with it fail with RM_ERR_CLOSED, never crash.
@@ -57,8 +59,10 @@
  *    call close()/destroy() on one object from two threads at once.
  *  - An Iterator or a Batch object must not be used from two threads at once (an Iterator
  *    holds the key/value buffers its views point into). Either may be handed to another thread.
- *  - A close callback given to register_resource runs on whatever thread closes the resource
- *    (possibly one you did not create), at most once.
+ *  - A close callback given to register_resource runs on one of resman's close threads (never
+ *    the thread that called close(), cleanup() or destroy()), possibly concurrently with the
+ *    callbacks of unrelated resources; once if it succeeds, up to max_retries + 1 times if it
+ *    throws, never twice at once.
  */
 #ifndef RESMAN_HPP
 #define RESMAN_HPP
@@ -76,8 +80,10 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -254,12 +260,76 @@ template <class Call> rm_result fill(std::string &out, rm_error &err, Call &&cal
     }
 }
 
-/// Context of a close callback registered from C++: owned by resman from a successful
-/// rm_register until the trampoline ran (which deletes it) or rm_unregister succeeded (then
-/// Resource::unregister deletes it).
+/// A close callback registered from C++, with its attempts so far.
 struct CloseContext {
     std::function<void()> fn;
+    /// Calls made (a failed close is retried); calls never overlap, resman serialises them.
+    std::atomic<uint32_t> attempts{0};
+    /// 1 + the manager's max_retries: resman never calls a callback more often.
+    uint32_t max_attempts = 1;
 };
+
+/// The close callbacks registered from C++, by id. resman gets the id as its `context`, never
+/// a pointer: a failed close is retried, and nothing tells a callback which call is its last,
+/// so a context is erased only when no further call can come (a success, the last attempt the
+/// manager's max_retries allows, or a successful unregister). A call whose id is gone fails
+/// cleanly instead of touching freed memory. Ids are never reused. When resman gives up early
+/// (the next attempt would start after the run's deadline) the entry stays until the process
+/// exits. Thread-safe.
+class CloseRegistry {
+public:
+    uint64_t add(std::function<void()> fn, uint32_t max_attempts) {
+        auto ctx = std::make_shared<CloseContext>();
+        ctx->fn = std::move(fn);
+        ctx->max_attempts = max_attempts == 0 ? 1 : max_attempts;
+        std::lock_guard<std::mutex> lock(mu_);
+        uint64_t id = ++next_;
+        live_.emplace(id, std::move(ctx));
+        return id;
+    }
+    std::shared_ptr<CloseContext> find(uint64_t id) noexcept {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = live_.find(id);
+        return it == live_.end() ? nullptr : it->second;
+    }
+    /// Erases the entry; the callback (and its captures) is destroyed with the last reference,
+    /// outside the lock.
+    void remove(uint64_t id) noexcept {
+        std::shared_ptr<CloseContext> gone;
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = live_.find(id);
+        if (it != live_.end()) {
+            gone = std::move(it->second);
+            live_.erase(it);
+        }
+    }
+    /// Erases the entry and hands its callback back (an empty function if it is gone).
+    std::function<void()> take(uint64_t id) {
+        std::shared_ptr<CloseContext> ctx;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto it = live_.find(id);
+            if (it == live_.end()) {
+                return {};
+            }
+            ctx = std::move(it->second);
+            live_.erase(it);
+        }
+        return std::move(ctx->fn);
+    }
+
+private:
+    std::mutex mu_;
+    uint64_t next_ = 0;
+    std::unordered_map<uint64_t, std::shared_ptr<CloseContext>> live_;
+};
+
+/// The process's registry. Never destroyed: resman's close threads may still call a callback
+/// while static objects are being destroyed at exit.
+inline CloseRegistry &close_registry() {
+    static CloseRegistry *registry = new CloseRegistry;
+    return *registry;
+}
 
 /// Copies `text` into the callback's message buffer, cut at a UTF-8 character boundary.
 inline void copy_message(char *message, std::size_t cap, const char *text) noexcept {
@@ -288,10 +358,18 @@ inline DestructorErrorHandler set_destructor_error_handler(DestructorErrorHandle
 } // namespace resman
 
 /* The C trampoline of every close callback registered from C++: C language linkage (it is
- * called by resman as an rm_close_fn), noexcept, and it never lets an exception out. */
+ * called by resman as an rm_close_fn, on one of its close threads), noexcept, and it never
+ * lets an exception out. `context` is the callback's id in the CloseRegistry. */
 extern "C" inline int32_t resman_cpp_close_trampoline(void *context, char *message,
                                                       size_t message_cap) noexcept {
-    auto *ctx = static_cast<resman::detail::CloseContext *>(context);
+    const uint64_t id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(context));
+    resman::detail::CloseRegistry &registry = resman::detail::close_registry();
+    std::shared_ptr<resman::detail::CloseContext> ctx = registry.find(id);
+    if (!ctx) {
+        resman::detail::copy_message(message, message_cap,
+                                     "resman.hpp: the close callback was already released");
+        return 1;
+    }
     int32_t rc = 0;
     try {
         ctx->fn();
@@ -303,7 +381,10 @@ extern "C" inline int32_t resman_cpp_close_trampoline(void *context, char *messa
                                      "close callback threw a non-std::exception");
         rc = 1;
     }
-    delete ctx; // called at most once, never after rm_unregister: this is the last use
+    const uint32_t attempts = ctx->attempts.fetch_add(1) + 1;
+    if (rc == 0 || attempts >= ctx->max_attempts) {
+        registry.remove(id); // resman will not call it again
+    }
     return rc;
 }
 
@@ -372,7 +453,8 @@ public:
     explicit operator bool() const noexcept { return handle_ != 0; }
 
     /// Closes gracefully (rm_close): dependents first, waiting for in-flight operations up to
-    /// the manager's cleanup timeout. The handle is dead afterwards even when this throws
+    /// the manager's cleanup timeout, then forced for up to its force cleanup timeout. The
+    /// handle is dead afterwards even when this throws
     /// (RM_ERR_CLOSE_FAILED, RM_ERR_TIMEOUT, ...), and the destructor then does nothing; a
     /// second close throws RM_ERR_ALREADY_CLOSED. The one exception: called from inside a close
     /// callback, the close is refused (RM_ERR_INVALID_ARGUMENT) and the object stays open.
@@ -383,8 +465,12 @@ public:
         detail::check(rc, err, "rm_close");
     }
 
-    /// rm_close_timeout: waits at most `timeout` (then forces), or, with `force`, not at all
-    /// (the native close then runs when the last in-flight operation ends). As close().
+    /// rm_close_timeout. `force` false: a graceful phase of `timeout`, then a forced phase of
+    /// the manager's force_cleanup_timeout. `force` true: operations in flight are not waited
+    /// for (the last one to end starts the native close, on a resman thread) and the call
+    /// waits up to `timeout` for the native closes to finish; what has not finished by then is
+    /// reported as RM_ERR_TIMEOUT (a timeout of 0 reports anything not already done). As
+    /// close().
     void close(std::chrono::milliseconds timeout, bool force) {
         rm_error err;
         uint64_t ms = timeout.count() < 0 ? 0 : static_cast<uint64_t>(timeout.count());
@@ -692,16 +778,18 @@ private:
 // Resource (registered by the caller)
 
 /// A resource you registered with Manager::register_resource: a copyable, non-owning view.
-/// The manager owns the resource (and its close callback) until the callback ran or
-/// unregister() succeeded.
+/// The manager owns the resource (and its close callback) until the callback succeeded, failed
+/// for the last time, or unregister() succeeded.
 class Resource {
 public:
     Resource() noexcept = default;
     uint64_t handle() const noexcept { return handle_; }
     uint64_t manager() const noexcept { return mgr_; }
 
-    /// rm_close: closes its dependents, then runs the callback. Throws RM_ERR_CLOSE_FAILED
-    /// with the callback's exception text if it threw.
+    /// rm_close: closes its dependents, then runs the callback (on a resman thread; retried
+    /// up to the manager's max_retries times if it throws). Throws RM_ERR_CLOSE_FAILED with
+    /// every attempt's exception text if it kept throwing, RM_ERR_TIMEOUT if it did not
+    /// return within the manager's cleanup_timeout + force_cleanup_timeout.
     void close() const {
         rm_error err;
         detail::check(rm_close(mgr_, handle_, &err), err, "rm_close");
@@ -715,38 +803,107 @@ public:
         rm_error err;
         detail::check(rm_unregister(mgr_, handle_, &err), err, "rm_unregister");
         // The callback was not called and never will be: the context is ours again.
-        std::unique_ptr<detail::CloseContext> ctx(ctx_);
-        return std::move(ctx->fn);
+        return detail::close_registry().take(ctx_);
     }
 
 private:
     friend class Manager;
-    Resource(uint64_t mgr, uint64_t h, detail::CloseContext *ctx) noexcept
+    Resource(uint64_t mgr, uint64_t h, uint64_t ctx) noexcept
         : mgr_(mgr), handle_(h), ctx_(ctx) {}
     uint64_t mgr_ = 0;
     uint64_t handle_ = 0;
-    detail::CloseContext *ctx_ = nullptr; // never dereferenced unless rm_unregister succeeded
+    uint64_t ctx_ = 0; // the callback's id in the CloseRegistry
+};
+
+// ------------------------------------------------------------------------------------------
+// Config
+
+/// Manager settings (rm_config) with typed durations. A default-constructed Config holds
+/// resman's defaults (rm_config_default); change what you need. Manager's constructor (and
+/// validate()) refuse a value out of range with RM_ERR_INVALID_ARGUMENT naming it; the ranges
+/// are resman's (see rm_config in resman.h).
+struct Config {
+    /// Graceful phase of a cleanup, a close and the manager's destruction: waiting for
+    /// in-flight operations, closing with every courtesy. Default 30 s; 1 ms to 24 h.
+    std::chrono::milliseconds cleanup_timeout;
+    /// Forced phase that follows: what has not finished by its end (a hung callback) is
+    /// reported as RM_ERR_TIMEOUT. Also the bound of a forced cleanup given no timeout.
+    /// Default 5 s; 1 ms to 1 h.
+    std::chrono::milliseconds force_cleanup_timeout;
+    /// How often the monitor thread samples memory (rm_manager_metrics) and logs stuck closes.
+    /// Default 10 s; 10 ms to 24 h.
+    std::chrono::milliseconds monitor_interval;
+    /// Further attempts after a close fails. Default 3; 0 (no retry) to 100.
+    uint32_t max_retries;
+    /// Pause between two attempts. Default 1 s; 1 ms to 1 min.
+    std::chrono::milliseconds retry_delay;
+
+    /// resman's defaults.
+    Config() : Config(defaults_c()) {}
+    /// The settings of `c`.
+    explicit Config(const rm_config &c)
+        : cleanup_timeout(ms(c.cleanup_timeout_ms)),
+          force_cleanup_timeout(ms(c.force_cleanup_timeout_ms)),
+          monitor_interval(ms(c.monitor_interval_ms)), max_retries(c.max_retries),
+          retry_delay(ms(c.retry_delay_ms)) {}
+
+    /// The rm_config to pass to rm_manager_create. Throws RM_ERR_INVALID_ARGUMENT for a
+    /// negative duration (the other ranges are checked by resman).
+    rm_config to_c() const {
+        rm_config c = defaults_c();
+        c.cleanup_timeout_ms = to_ms(cleanup_timeout, "cleanup_timeout");
+        c.force_cleanup_timeout_ms = to_ms(force_cleanup_timeout, "force_cleanup_timeout");
+        c.monitor_interval_ms = to_ms(monitor_interval, "monitor_interval");
+        c.max_retries = max_retries;
+        c.retry_delay_ms = to_ms(retry_delay, "retry_delay");
+        return c;
+    }
+
+    /// rm_config_validate: throws RM_ERR_INVALID_ARGUMENT naming the first setting out of
+    /// range, as the Manager constructor would.
+    void validate() const {
+        rm_config c = to_c();
+        rm_error err;
+        detail::check(rm_config_validate(&c, &err), err, "rm_config_validate");
+    }
+
+private:
+    static rm_config defaults_c() noexcept {
+        rm_config c;
+        rm_config_default(&c);
+        return c;
+    }
+    static std::chrono::milliseconds ms(uint64_t v) noexcept {
+        return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(v));
+    }
+    static uint64_t to_ms(std::chrono::milliseconds d, const char *name) {
+        if (d.count() < 0) {
+            throw Error(RM_ERR_INVALID_ARGUMENT, std::string(name) + " is negative", "Config");
+        }
+        return static_cast<uint64_t>(d.count());
+    }
 };
 
 // ------------------------------------------------------------------------------------------
 // Manager
 
 /// Owns a resman manager. The destructor destroys it (closing everything it still owns,
-/// dependents first, gracefully within the cleanup timeout), swallowing errors.
+/// dependents first, gracefully within the cleanup timeout, then forced), swallowing errors.
+/// Every manager has one resource from the start, its monitor thread ("resman.monitor", kind
+/// "monitor"), which cleanup() and destroy() stop like any resource.
 class Manager {
 public:
-    /// A manager with the default settings (cleanup timeout 30 s).
-    Manager() {
-        rm_error err;
-        detail::check(rm_manager_create(nullptr, &handle_, &err), err, "rm_manager_create");
-    }
+    /// A manager with the default settings (Config()).
+    Manager() : Manager(Config()) {}
 
-    /// A manager whose rm_close / rm_cleanup / destroy are bounded by `cleanup_timeout`.
-    explicit Manager(std::chrono::milliseconds cleanup_timeout) {
-        rm_config cfg;
-        rm_config_default(&cfg);
-        cfg.cleanup_timeout_ms =
-            cleanup_timeout.count() < 0 ? 0 : static_cast<uint64_t>(cleanup_timeout.count());
+    /// A manager with the default settings but a graceful phase of `cleanup_timeout`.
+    explicit Manager(std::chrono::milliseconds cleanup_timeout)
+        : Manager(with_cleanup_timeout(cleanup_timeout)) {}
+
+    /// A manager with the settings of `config`; throws RM_ERR_INVALID_ARGUMENT naming a
+    /// setting out of range.
+    explicit Manager(const Config &config) : config_(config) {
+        rm_config cfg = config.to_c();
         rm_error err;
         detail::check(rm_manager_create(&cfg, &handle_, &err), err, "rm_manager_create");
     }
@@ -754,12 +911,14 @@ public:
     Manager(const Manager &) = delete;
     Manager &operator=(const Manager &) = delete;
     Manager(Manager &&o) noexcept
-        : handle_(std::exchange(o.handle_, 0)), destroyed_(std::exchange(o.destroyed_, false)) {}
+        : handle_(std::exchange(o.handle_, 0)), destroyed_(std::exchange(o.destroyed_, false)),
+          config_(o.config_) {}
     Manager &operator=(Manager &&o) noexcept {
         if (this != &o) {
             release();
             handle_ = std::exchange(o.handle_, 0);
             destroyed_ = std::exchange(o.destroyed_, false);
+            config_ = o.config_;
         }
         return *this;
     }
@@ -767,6 +926,8 @@ public:
 
     uint64_t handle() const noexcept { return handle_; }
     explicit operator bool() const noexcept { return handle_ != 0; }
+    /// The settings the manager was created with.
+    const Config &config() const noexcept { return config_; }
 
     /// rm_manager_destroy: closes everything, then the manager. The handle is dead afterwards
     /// even when this throws (the error lists what did not close cleanly); a second call
@@ -780,14 +941,20 @@ public:
         detail::check(rc, err, "rm_manager_destroy");
     }
 
-    /// rm_cleanup: closes every resource, dependents first; the manager stays usable. Throws
-    /// the aggregated error (RM_ERR_CLOSE_FAILED for one failure, RM_ERR_CLEANUP_FAILED for
-    /// several, RM_ERR_TIMEOUT).
+    /// rm_cleanup: closes every resource (the monitor included), dependents first; resources
+    /// that do not depend on each other close concurrently on resman's threads. Graceful for up
+    /// to cleanup_timeout, then forced for up to force_cleanup_timeout: a callback that has not
+    /// returned by then is reported as timed out and left running (it never runs on this
+    /// thread). The manager stays usable. Throws the aggregated error (RM_ERR_CLOSE_FAILED for
+    /// one failure, RM_ERR_TIMEOUT for one resource not finished, RM_ERR_CLEANUP_FAILED for
+    /// several).
     void cleanup() const {
         rm_error err;
         detail::check(rm_cleanup(handle_, &err), err, "rm_cleanup");
     }
 
+    /// rm_cleanup_timeout: `force` false: a graceful phase of `timeout`, then the forced phase
+    /// (force_cleanup_timeout); `force` true: the forced phase alone, bounded by `timeout`.
     void cleanup(std::chrono::milliseconds timeout, bool force) const {
         rm_error err;
         uint64_t ms = timeout.count() < 0 ? 0 : static_cast<uint64_t>(timeout.count());
@@ -806,6 +973,15 @@ public:
         rm_error err;
         detail::check(rm_add_dependency(handle_, dependent, dependency, &err), err,
                       "rm_add_dependency");
+    }
+
+    /// rm_manager_metrics: the manager's counters, duration histograms and the monitor's last memory
+    /// sample, without building the status document (cheap enough to poll).
+    rm_metrics metrics() const {
+        rm_metrics out{};
+        rm_error err;
+        detail::check(rm_manager_metrics(handle_, &out, &err), err, "rm_manager_metrics");
+        return out;
     }
 
     /// The status document (JSON), read with the two-call pattern.
@@ -829,12 +1005,17 @@ public:
 
     /// Registers `close` as a resource named `name` that closes before each of `deps` (handles
     /// of this manager: a Db's handle(), another Resource's handle(), ...). resman calls
-    /// `close` exactly once, on whatever thread closes the resource (rm_close, rm_cleanup,
-    /// destroy, or a deferred close), unless it is unregistered first. An exception thrown by
-    /// `close` never crosses into resman: the close is reported as failed
-    /// (RM_ERR_CLOSE_FAILED) with the exception's what() as the message. `close` must not
-    /// call close(), cleanup() or destroy() (resman refuses them inside a callback with
-    /// RM_ERR_INVALID_ARGUMENT, which then becomes the close failure).
+    /// `close` when the resource is closed (rm_close, rm_cleanup, destroy), unless it is
+    /// unregistered first, on one of resman's close threads (never the caller's), possibly at
+    /// the same time as the callbacks of resources it does not depend on. An exception thrown
+    /// by `close` never crosses into resman: the attempt fails with the exception's what() as
+    /// its message and `close` is called again, up to the manager's max_retries times,
+    /// retry_delay apart; then the close is reported as failed (RM_ERR_CLOSE_FAILED) with
+    /// every attempt's message. So `close` runs once if it succeeds, at most max_retries + 1
+    /// times otherwise, never twice at once. A `close` that does not return is reported as
+    /// RM_ERR_TIMEOUT when the caller's bound passes; keep what it uses alive until it returns.
+    /// `close` must not call close(), cleanup() or destroy() (resman refuses them inside a
+    /// callback with RM_ERR_INVALID_ARGUMENT, which then becomes the close failure).
     ///
     /// Using a dependency from `close`: its dependencies are still open while it runs, whatever
     /// closes it (Resource::close, a Db's close or destructor, cleanup(), destroy()): resman
@@ -846,18 +1027,28 @@ public:
             throw Error(RM_ERR_INVALID_ARGUMENT, "the close callback is empty",
                         "register_resource");
         }
-        auto ctx = std::make_unique<detail::CloseContext>();
-        ctx->fn = std::move(close);
+        const char *cname = detail::c_string(name, "name").c_str();
+        detail::CloseRegistry &registry = detail::close_registry();
+        const uint64_t id = registry.add(std::move(close), config_.max_retries + 1);
         rm_error err;
         uint64_t h = 0;
-        rm_result rc = rm_register(handle_, detail::c_string(name, "name").c_str(),
-                                   &resman_cpp_close_trampoline, ctx.get(),
+        rm_result rc = rm_register(handle_, cname, &resman_cpp_close_trampoline,
+                                   reinterpret_cast<void *>(static_cast<uintptr_t>(id)),
                                    deps.empty() ? nullptr : deps.data(), deps.size(), &h, &err);
-        detail::check(rc, err, "rm_register"); // on error nothing was kept: ctx is freed here
-        return Resource(handle_, h, ctx.release());
+        if (rc != RM_OK) {
+            registry.remove(id); // nothing was kept: the callback is never called
+            detail::fail(rc, err, "rm_register");
+        }
+        return Resource(handle_, h, id);
     }
 
 private:
+    static Config with_cleanup_timeout(std::chrono::milliseconds cleanup_timeout) {
+        Config c;
+        c.cleanup_timeout = cleanup_timeout;
+        return c;
+    }
+
     void release() noexcept {
         if (handle_ != 0 && !destroyed_) {
             rm_error err;
@@ -872,6 +1063,7 @@ private:
 
     uint64_t handle_ = 0;
     bool destroyed_ = false;
+    Config config_;
 };
 
 // ------------------------------------------------------------------------------------------

@@ -167,8 +167,10 @@ func (db *DB) CF(name string) *ColumnFamily { return db.cfs[name] }
 func (db *DB) Default() *ColumnFamily { return db.cfs["default"] }
 
 // Close closes the DB gracefully: its iterators, snapshots, batches and column families
-// first, waiting for operations in flight up to the cleanup timeout; memtables are flushed and
-// the WAL synced. A DB from Open also destroys its manager. A second Close returns
+// first (and Go resources registered as depending on it), waiting for operations in flight up
+// to Config.CleanupTimeout; memtables are flushed and the WAL synced. What is unfinished then
+// is forced, for up to Config.ForceCleanupTimeout; what has still not finished is reported as
+// ErrTimeout. A DB from Open also destroys its manager. A second Close returns
 // ErrAlreadyClosed.
 func (db *DB) Close() error {
 	var e cerr

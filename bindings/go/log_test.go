@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 type recorder struct {
@@ -37,7 +38,9 @@ func (r *recorder) find(level slog.Level, needle string) bool {
 }
 
 func TestLibraryEventsGoToSlog(t *testing.T) {
-	m, err := NewManager(DefaultConfig())
+	// One retry, 1ms later: the failing close logs a retry (Warn) and its failure (Error).
+	fast := Config{MaxRetries: Retries(1), RetryDelay: time.Millisecond}
+	m, err := NewManager(fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +74,8 @@ func TestLibraryEventsGoToSlog(t *testing.T) {
 		{slog.LevelInfo, "'store'"},
 		{slog.LevelError, "cannot stop"},
 		{slog.LevelWarn, "1 iterator(s)"},
+		{slog.LevelWarn, "retrying"},
+		{slog.LevelInfo, "resman.monitor"},
 	} {
 		if !rec.find(want.level, want.needle) {
 			t.Errorf("no %v event containing %q", want.level, want.needle)
@@ -78,7 +83,7 @@ func TestLibraryEventsGoToSlog(t *testing.T) {
 	}
 
 	// Only the levels the logger is enabled for are delivered; nil stops them.
-	m2, _ := NewManager(DefaultConfig())
+	m2, _ := NewManager(fast)
 	quiet := &recorder{min: slog.LevelWarn}
 	if err := m2.SetLogger(slog.New(quiet)); err != nil {
 		t.Fatal(err)
@@ -93,6 +98,8 @@ func TestLibraryEventsGoToSlog(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = m2.Shutdown(context.Background())
+	quiet.mu.Lock()
+	defer quiet.mu.Unlock()
 	if len(quiet.records) != 0 {
 		t.Fatalf("expected no records, got %d", len(quiet.records))
 	}

@@ -18,6 +18,7 @@ import (
 	"io"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -26,27 +27,17 @@ import (
 // pass it as a dependency to Register.
 type Handle uint64
 
-// Config is the manager's part of a service's configuration, the `resource_management:`
-// block:
-//
-//	resource_management:
-//	  cleanup_timeout: 30s
-type Config struct {
-	// CleanupTimeout bounds a graceful cleanup (Shutdown without a context deadline) and a
-	// DB's Close; what is still busy then is forced. Default 30s.
-	CleanupTimeout time.Duration `yaml:"cleanup_timeout" json:"cleanup_timeout"`
-}
-
-// DefaultConfig returns the documented defaults.
-func DefaultConfig() Config {
-	return Config{CleanupTimeout: 30 * time.Second}
-}
-
 // Manager owns RocksDB databases and any Go resources registered with it, and closes them
 // in dependency order. All methods are safe for concurrent use.
 type Manager struct {
 	h   C.uint64_t
-	cfg Config
+	cfg Config // resolved: every field set
+
+	// closes is bumped by every Go Close callback when it returns (on a resman close thread)
+	// and read after every close call returns: the Go memory model's happens-before edge
+	// from a resource's Close to the return of the Shutdown, Close or CloseResource that
+	// waited for it (resman's own synchronisation is invisible to the race detector).
+	closes atomic.Uint64
 
 	mu        sync.Mutex
 	destroyed bool
@@ -54,38 +45,58 @@ type Manager struct {
 	retired   []cgo.Handle // replaced receivers, released when the manager finishes
 }
 
-// NewManager creates a manager. A zero field of cfg takes its default.
+// NewManager creates a manager. A zero field of cfg takes its default (see Config); a field
+// out of range is ErrInvalidArgument naming it. The manager starts a monitor thread, which
+// is one of its resources ("resman.monitor", kind "monitor") until Shutdown or Close.
 func NewManager(cfg Config) (*Manager, error) {
-	if cfg.CleanupTimeout == 0 {
-		cfg.CleanupTimeout = DefaultConfig().CleanupTimeout
+	c, err := cfg.toC()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.CleanupTimeout < time.Millisecond {
-		return nil, &Error{Code: CodeInvalidArgument, Message: "cleanup_timeout must be at least 1ms"}
-	}
-	var c C.rm_config
-	C.rm_config_default(&c)
-	c.cleanup_timeout_ms = C.uint64_t(cfg.CleanupTimeout / time.Millisecond)
 	var e cerr
 	var h C.uint64_t
 	if err := check(C.rm_manager_create(&c, &h, &e), &e); err != nil {
 		return nil, err
 	}
-	return &Manager{h: h, cfg: cfg}, nil
+	return &Manager{h: h, cfg: fromC(&c)}, nil
+}
+
+// Config returns the manager's settings, every default filled in.
+func (m *Manager) Config() Config {
+	c := m.cfg
+	c.MaxRetries = Retries(*m.cfg.MaxRetries) // a copy the caller may change
+	return c
 }
 
 // goResource is what a registered Go resource's callback context points to.
 type goResource struct {
 	closer io.Closer
+	m      *Manager
+	// maxAttempts is 1 + the manager's MaxRetries: after that many failed attempts resman
+	// never calls the callback again.
+	maxAttempts int32
+	attempts    atomic.Int32
 }
 
-// Register adds a Go resource to the manager's cleanup: c.Close() is called exactly once,
-// after everything that depends on it and before everything in dependsOn, when the
-// resource is closed (Manager.CloseResource), or at Shutdown/Close. A panic in Close is
-// recovered and reported as a close failure.
+// Register adds a Go resource to the manager's cleanup: c.Close() is called after everything
+// that depends on it has finished closing and before anything in dependsOn starts closing,
+// when the resource is closed (CloseResource, or the close of something in dependsOn), or at
+// Shutdown/Close.
+//
+// Close runs on one of resman's close threads, never on the goroutine that called Shutdown,
+// Close or CloseResource, and possibly at the same time as the Close of resources that do not
+// depend on it. A Close that returns an error (a panic is recovered and reported as one) is
+// called again, up to Config.MaxRetries more times, Config.RetryDelay apart; after the last
+// failure the resource is failed (ErrCloseFailed with every attempt's error) and what it
+// depends on goes on closing. A Close that does not return by the caller's deadline is
+// reported as ErrTimeout and keeps its thread; when it returns, what it depends on closes.
+// Close must not call Shutdown, Close or CloseResource (resman refuses them on its own
+// threads). What Close did is visible (happens-before) once the call that waited for it
+// returns.
 func (m *Manager) Register(name string, c io.Closer, dependsOn ...Handle) (Handle, error) {
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	ctx := cgo.NewHandle(&goResource{closer: c})
+	ctx := cgo.NewHandle(&goResource{closer: c, m: m, maxAttempts: int32(*m.cfg.MaxRetries) + 1})
 	var deps *C.uint64_t
 	if len(dependsOn) > 0 {
 		deps = (*C.uint64_t)(unsafe.Pointer(&dependsOn[0]))
@@ -100,33 +111,53 @@ func (m *Manager) Register(name string, c io.Closer, dependsOn ...Handle) (Handl
 	return Handle(h), nil
 }
 
-// CloseResource closes one resource (and first everything that depends on it) gracefully,
-// waiting up to the cleanup timeout for operations in flight.
+// CloseResource closes one resource, and first everything that (transitively) depends on it:
+// a graceful phase bounded by Config.CleanupTimeout (waiting for operations in flight), then
+// a forced phase bounded by Config.ForceCleanupTimeout. What has not finished by then is
+// reported as ErrTimeout and closes when what holds it lets go. A second call returns
+// ErrAlreadyClosed.
 func (m *Manager) CloseResource(h Handle) error {
 	var e cerr
-	return check(C.rm_close(m.h, C.uint64_t(h), &e), &e)
+	err := check(C.rm_close(m.h, C.uint64_t(h), &e), &e)
+	m.closes.Load() // see Manager.closes
+	return err
 }
 
-// Shutdown closes everything gracefully, dependents first, waiting for operations in flight
-// until ctx's deadline (the cleanup timeout when ctx has none), forcing what is still busy
-// then, and destroys the manager. Like http.Server.Shutdown; Close is the forced form.
-// A second call returns ErrAlreadyClosed.
+// Shutdown closes everything, dependents first (resources that do not depend on each other
+// close concurrently), and destroys the manager. Like http.Server.Shutdown; Close is the
+// forced form.
+//
+// The graceful phase waits for operations in flight and closes with every courtesy (a DB
+// flushes its memtables and syncs its WAL) until ctx's deadline, or for Config.CleanupTimeout
+// when ctx has none (no graceful phase when ctx is already done). What is unfinished then is
+// forced and given Config.ForceCleanupTimeout more. What has still not finished, such as a Go
+// Close that hangs and whatever it depends on, is reported as ErrTimeout naming it: Shutdown
+// does not wait for it to return, and it closes when whatever holds it lets go. Close
+// callbacks never run on the caller's goroutine, so a hung one cannot block Shutdown past its
+// bound: Shutdown returns within the graceful phase + ForceCleanupTimeout.
+//
+// The error joins resman's aggregated error with one ResourceError per resource that failed
+// (ErrCloseFailed, with every attempt's error) or did not finish (ErrTimeout). A second call
+// returns ErrAlreadyClosed.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	timeout := m.cfg.CleanupTimeout
 	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-		if timeout < 0 {
-			timeout = 0
-		}
+		timeout = max(time.Until(d), 0)
+	}
+	if ctx.Err() != nil {
+		timeout = 0
 	}
 	return m.finish(timeout, false)
 }
 
-// Close closes everything at once: new operations are refused, and each native close runs
-// now or when its last in-flight operation ends. Then the manager is destroyed. A second
-// call returns ErrAlreadyClosed.
+// Close closes everything at once and destroys the manager: new operations are refused,
+// operations in flight are not waited for (the last one to end starts its resource's native
+// close, on a resman thread), and Close waits up to Config.ForceCleanupTimeout for the closes
+// to finish. What has not finished by then (a Go Close that hangs, and whatever it depends on)
+// is reported as ErrTimeout naming it, as for Shutdown; it closes when whatever holds it lets
+// go. So Close returns within ForceCleanupTimeout. A second call returns ErrAlreadyClosed.
 func (m *Manager) Close() error {
-	return m.finish(0, true)
+	return m.finish(m.cfg.ForceCleanupTimeout, true)
 }
 
 func (m *Manager) finish(timeout time.Duration, force bool) error {
@@ -139,15 +170,17 @@ func (m *Manager) finish(timeout time.Duration, force bool) error {
 	m.mu.Unlock()
 	before, _ := m.Status() // to name what failed (best effort)
 	var e cerr
-	first := check(C.rm_cleanup_timeout(m.h, C.uint64_t(timeout/time.Millisecond), C.bool(force), &e), &e)
-	if first != nil && before != nil {
-		first = m.perResource(first, before)
+	err := check(C.rm_cleanup_timeout(m.h, C.uint64_t(timeout/time.Millisecond), C.bool(force), &e), &e)
+	if err != nil && before != nil {
+		err = m.perResource(err, before) // while the manager can still be asked
 	}
+	// What is left was just reported: destroying the manager does not wait for it again.
 	var e2 cerr
-	second := check(C.rm_manager_destroy(m.h, &e2), &e2)
+	second := check(C.rm_manager_destroy_timeout(m.h, 1, true, &e2), &e2)
+	m.closes.Load() // see Manager.closes
 	m.releaseLoggers()
-	if first != nil {
-		return first
+	if err != nil {
+		return err
 	}
 	return second
 }
@@ -164,7 +197,9 @@ func (e *ResourceError) Error() string { return fmt.Sprintf("%s: %v", e.Name, e.
 func (e *ResourceError) Unwrap() error { return e.Err }
 
 // perResource joins the aggregated error with one ResourceError per resource that failed or
-// did not finish, read from the status document.
+// did not finish, read from the status document: a resource that was live before the cleanup
+// of everything and still is after it did not finish (it is closing, or waits for something
+// that is).
 func (m *Manager) perResource(all error, before *Status) error {
 	after, err := m.Status()
 	if err != nil {
@@ -181,25 +216,49 @@ func (m *Manager) perResource(all error, before *Status) error {
 		}
 	}
 	for _, r := range after.Resources {
-		if _, ok := live[r.Handle]; ok && r.State == "closing" {
-			errs = append(errs, &ResourceError{r.Name, Handle(r.Handle), &Error{Code: CodeTimeout, Message: "still closing at the deadline"}})
+		if _, ok := live[r.Handle]; !ok {
+			continue
 		}
+		msg := "still closing at the deadline"
+		if r.State != "closing" {
+			msg = fmt.Sprintf("not closed by the deadline (%s: it waits for what depends on it)", r.State)
+		}
+		errs = append(errs, &ResourceError{r.Name, Handle(r.Handle), &Error{Code: CodeTimeout, Message: msg}})
 	}
 	return errors.Join(errs...)
 }
 
 // Status is the manager's status document (see rm_status in include/resman.h).
 type Status struct {
-	Version          string           `json:"version"`
-	Manager          uint64           `json:"manager"`
-	UptimeMs         uint64           `json:"uptime_ms"`
-	CleanupTimeoutMs uint64           `json:"cleanup_timeout_ms"`
-	Totals           Totals           `json:"totals"`
-	Resources        []ResourceStatus `json:"resources"`
-	RecentlyClosed   []ClosedRecord   `json:"recently_closed"`
+	Version          string       `json:"version"`
+	Manager          uint64       `json:"manager"`
+	UptimeMs         uint64       `json:"uptime_ms"`
+	CleanupTimeoutMs uint64       `json:"cleanup_timeout_ms"`
+	Config           ConfigStatus `json:"config"`
+	Totals           Totals       `json:"totals"`
+	// Seconds per cleanup run and per resource close.
+	CleanupDuration Histogram `json:"cleanup_duration"`
+	CloseDuration   Histogram `json:"close_duration"`
+	// Memory is the monitor's last sample.
+	Memory MemorySample `json:"memory"`
+	// CloseThreads is the number of threads running close work now (process-wide).
+	CloseThreads uint64 `json:"close_threads"`
+	// LastCleanup is the most recent cleanup run (nil before the first).
+	LastCleanup    *CleanupRecord   `json:"last_cleanup"`
+	Resources      []ResourceStatus `json:"resources"`
+	RecentlyClosed []ClosedRecord   `json:"recently_closed"`
 }
 
-// Totals are the manager's counters.
+// ConfigStatus is the manager's settings as the status document shows them.
+type ConfigStatus struct {
+	CleanupTimeoutMs      uint64 `json:"cleanup_timeout_ms"`
+	ForceCleanupTimeoutMs uint64 `json:"force_cleanup_timeout_ms"`
+	MonitorIntervalMs     uint64 `json:"monitor_interval_ms"`
+	MaxRetries            uint32 `json:"max_retries"`
+	RetryDelayMs          uint64 `json:"retry_delay_ms"`
+}
+
+// Totals are the manager's counters. Active and Closing are gauges; the others only grow.
 type Totals struct {
 	Registered      uint64 `json:"registered"`
 	Active          uint64 `json:"active"`
@@ -210,9 +269,54 @@ type Totals struct {
 	Forced          uint64 `json:"forced"`
 	Deferred        uint64 `json:"deferred"`
 	TimedOut        uint64 `json:"timed_out"`
+	Retries         uint64 `json:"retries"`
+	CloseErrors     uint64 `json:"close_errors"`
 	Cleanups        uint64 `json:"cleanups"`
+	CleanupsFailed  uint64 `json:"cleanups_failed"`
+	Escalations     uint64 `json:"escalations"`
 	LeakedIterators uint64 `json:"leaked_iterators"`
 	LeakedSnapshots uint64 `json:"leaked_snapshots"`
+}
+
+// CleanupRecord is what one cleanup run (a cleanup, a close, the destroy of Shutdown/Close)
+// did.
+type CleanupRecord struct {
+	// Operation is "cleanup", "close" or "destroy".
+	Operation string `json:"operation"`
+	// Target is the resource a "close" was asked for.
+	Target *string `json:"target"`
+	// Mode is "graceful" or "forced", as asked.
+	Mode              string `json:"mode"`
+	GracefulTimeoutMs uint64 `json:"graceful_timeout_ms"`
+	ForceTimeoutMs    uint64 `json:"force_timeout_ms"`
+	// AgeMs is the time since the run started.
+	AgeMs uint64 `json:"age_ms"`
+	// DurationMs is how long the run took to return (nil: still running).
+	DurationMs *float64 `json:"duration_ms"`
+	// Escalated: the graceful phase ended with something unfinished, which was forced.
+	Escalated bool   `json:"escalated"`
+	Resources uint64 `json:"resources"`
+	// Order is the names in the order their native closes started.
+	Order []string      `json:"order"`
+	Steps []CleanupStep `json:"steps"`
+	// Errors is what did not close cleanly, as "name: message".
+	Errors []string `json:"errors"`
+}
+
+// CleanupStep is one resource a cleanup run closed. Times are in milliseconds since the run
+// started; a dependent's FinishedMs is never later than the StartedMs of what it depends on.
+type CleanupStep struct {
+	Name       string  `json:"name"`
+	Kind       string  `json:"kind"`
+	Handle     uint64  `json:"handle"`
+	StartedMs  float64 `json:"started_ms"`
+	FinishedMs float64 `json:"finished_ms"`
+	// Outcome is "closed" or "failed".
+	Outcome  string `json:"outcome"`
+	Attempts uint32 `json:"attempts"`
+	Forced   bool   `json:"forced"`
+	// Errors is every failed attempt's error, in order.
+	Errors []string `json:"errors"`
 }
 
 // ResourceStatus is one live resource.
@@ -239,6 +343,8 @@ type ClosedRecord struct {
 	Outcome         string  `json:"outcome"`
 	CloseDurationMs float64 `json:"close_duration_ms"`
 	Forced          bool    `json:"forced"`
+	// Attempts is 1 + the retries (0 when unregistered).
+	Attempts        uint32  `json:"attempts"`
 	Error           *string `json:"error"`
 	LeakedIterators uint64  `json:"leaked_iterators"`
 	LeakedSnapshots uint64  `json:"leaked_snapshots"`
@@ -246,11 +352,19 @@ type ClosedRecord struct {
 
 // StatusJSON returns the status document as resman writes it.
 func (m *Manager) StatusJSON() ([]byte, error) {
+	return readJSON(func(buf *C.char, capacity C.size_t, n *C.size_t, e *cerr) C.rm_result {
+		return C.rm_status(m.h, buf, capacity, n, e)
+	})
+}
+
+// readJSON runs a call that writes a JSON document with the two-call buffer protocol
+// (RM_ERR_BUFFER_TOO_SMALL with the length needed), growing the buffer as needed.
+func readJSON(call func(buf *C.char, capacity C.size_t, n *C.size_t, e *cerr) C.rm_result) ([]byte, error) {
 	buf := make([]byte, 4096)
 	for i := 0; i < 4; i++ {
 		var e cerr
 		var n C.size_t
-		rc := C.rm_status(m.h, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n, &e)
+		rc := call((*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n, &e)
 		if rc == C.RM_ERR_BUFFER_TOO_SMALL {
 			buf = make([]byte, int(n)+1+int(n)/4)
 			continue
@@ -260,7 +374,7 @@ func (m *Manager) StatusJSON() ([]byte, error) {
 		}
 		return buf[:n], nil
 	}
-	return nil, &Error{Code: CodeBufferTooSmall, Message: "the status kept growing"}
+	return nil, &Error{Code: CodeBufferTooSmall, Message: "the document kept growing"}
 }
 
 // Status returns the status document, decoded.

@@ -19,7 +19,8 @@
  * The parent then reopens the DB itself (the dead writer's LOCK must not block it) and
  * checks every acknowledged key of every cycle so far with rm_get: present with the exact
  * value derived from the key, or absent for an acknowledged delete. It closes the DB
- * gracefully, destroys its manager and checks that rm_live_objects() is 0.
+ * gracefully (only the manager's monitor is left live), destroys its manager and checks that
+ * rm_live_objects() is 0.
  *
  * Writer modes, rotating with the cycle number:
  *   a  rm_put_opt with RM_WRITE_SYNC
@@ -669,6 +670,12 @@ static void verify(unsigned cycle, long max_seq, int mode, size_t first) {
     if (rc != RM_OK) {
         violation(cycle, NULL, "rm_close (graceful): %s: %s", rm_result_str((int32_t)rc),
                   errmsg(&err));
+    }
+    /* The DB and its column families are gone; the manager's monitor is what is left. */
+    uint64_t left = rm_live_objects();
+    if (left != 1) {
+        violation(cycle, NULL, "rm_live_objects() is %" PRIu64 " after rm_close of the DB "
+                  "(expected 1: the manager's monitor)", left);
     }
     rc = rm_manager_destroy(mgr, &err);
     if (rc != RM_OK) {

@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -295,6 +296,29 @@ static char *status_doc(uint64_t m) {
     return NULL;
 }
 
+/* The monitor's last memory sample (rm_memory_sample; malloc'ed, NUL-terminated), or NULL. */
+static char *memory_sample_doc(uint64_t m) {
+    for (int attempt = 0; attempt < 5; attempt++) {
+        size_t need = 0;
+        rm_result rc = rm_memory_sample(m, NULL, 0, &need, NULL);
+        if (rc != RM_ERR_BUFFER_TOO_SMALL) {
+            fprintf(stderr, "      rm_memory_sample size query: %s\n", rm_result_str((int32_t)rc));
+            return NULL;
+        }
+        char *doc = malloc(need + 1);
+        if (doc == NULL) {
+            return NULL;
+        }
+        size_t got = 0;
+        rc = rm_memory_sample(m, doc, need + 1, &got, NULL);
+        if (rc == RM_OK) {
+            return doc;
+        }
+        free(doc);
+    }
+    return NULL;
+}
+
 /* The number after "field": in [from, end) (end NULL: to the NUL), or -1. */
 static long long json_num(const char *from, const char *end, const char *field) {
     if (from == NULL) {
@@ -311,6 +335,20 @@ static long long json_num(const char *from, const char *end, const char *field) 
         return -1;
     }
     return strtoll(p, NULL, 10);
+}
+
+/* The top-level "resources" array of a status document (the live resources), or NULL. Other
+ * objects have a "resources" member too ("memory": the DBs of the monitor's sample;
+ * "last_cleanup": a count): the live resources are the last "resources" array before
+ * "recently_closed". */
+static const char *live_resources(const char *doc) {
+    const char *closed = doc ? strstr(doc, "\"recently_closed\":[") : NULL;
+    const char *found = NULL;
+    for (const char *p = doc ? strstr(doc, "\"resources\":[") : NULL; p != NULL && p < closed;
+         p = strstr(p + 1, "\"resources\":[")) {
+        found = p;
+    }
+    return found;
 }
 
 /* The "totals" object of a status document, copied into out ("" if absent). */
@@ -823,7 +861,7 @@ static void test_open_cf_compression(void) {
         char *doc = status_doc(m);
         CHECK(doc != NULL && strstr(doc, "\"column_families\":[") != NULL);
         /* Among the live resources: a handle for each family listed, none for the other. */
-        const char *res = doc ? strstr(doc, "\"resources\":[") : NULL;
+        const char *res = live_resources(doc);
         const char *closed = res ? strstr(res, "\"recently_closed\":[") : NULL;
         const char *inh = res ? strstr(res, "\"name\":\"comp/inh\"") : NULL;
         const char *dflt = res ? strstr(res, "\"name\":\"comp/default\"") : NULL;
@@ -1778,7 +1816,10 @@ static void test_memory_and_status(void) {
         return;
     }
     uint64_t m = 0;
-    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    rm_config cfg;
+    rm_config_default(&cfg);
+    cfg.monitor_interval_ms = 10; /* the monitor samples the DB's memory every 10 ms */
+    CHECK_RC(rm_manager_create(&cfg, &m, &err), RM_OK);
     const char *cfn[] = {"default"};
     uint64_t db = 0, cfs[1] = {0};
     if (!CHECK(open_db(m, "memdb", dir, NULL, cfn, 1, &db, cfs))) {
@@ -1827,6 +1868,45 @@ static void test_memory_and_status(void) {
         free(doc);
     }
 
+    /* The monitor's sample comes to show the DB, with at least the bytes written (polled,
+     * bounded: it is taken every 10 ms on the monitor's thread). rm_memory_sample serves it
+     * as it is; the status document carries the same sums in "memory". */
+    char *sample = NULL;
+    bool sampled = false;
+    for (long spins = 0; spins < 20000000L && !sampled; spins++) {
+        if (spins % 1000 != 0) {
+            sched_yield();
+            continue;
+        }
+        free(sample);
+        sample = memory_sample_doc(m);
+        sampled = sample != NULL && json_num(sample, NULL, "reporting") == 1 &&
+                  json_num(sample, NULL, "mem_table_unflushed") >= 200 * 127;
+    }
+    if (CHECK(sampled)) {
+        CHECK(sample[0] == '{' && strstr(sample, "\"name\":\"memdb\"") != NULL);
+        CHECK(json_num(sample, NULL, "samples") >= 1);
+        CHECK(json_num(sample, NULL, "registry_bytes") > 0);
+        const char *res = strstr(sample, "\"resources\":[");
+        CHECK(res != NULL && json_num(res, NULL, "mem_table_total") >= 200 * 127);
+        doc = status_doc(m);
+        const char *memory = doc ? strstr(doc, "\"memory\":{") : NULL;
+        CHECK(memory != NULL && json_num(memory, NULL, "reporting") == 1);
+        CHECK(json_num(memory, NULL, "mem_table_unflushed") >= 200 * 127);
+        free(doc);
+    } else if (sample != NULL) {
+        fprintf(stderr, "      last sample: %s\n", sample);
+    }
+    free(sample);
+    size_t need = 0;
+    CHECK_RC(rm_memory_sample(m, NULL, 0, NULL, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_memory_sample(m, NULL, 16, &need, &err), RM_ERR_NULL_POINTER);
+    char tiny[2] = {'#', '#'};
+    CHECK_RC(rm_memory_sample(m, tiny, sizeof tiny, &need, &err), RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(tiny[0] == '#' && need > sizeof tiny);
+    CHECK_RC(rm_memory_sample(db, NULL, 0, &need, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_memory_sample(0, NULL, 0, &need, &err), RM_ERR_INVALID_HANDLE);
+
     /* Argument and handle errors. */
     CHECK_RC(rm_db_memory(db, NULL, &err), RM_ERR_NULL_POINTER);
     memset(&mem, 0x11, sizeof mem);
@@ -1840,6 +1920,7 @@ static void test_memory_and_status(void) {
     CHECK_RC(rm_db_memory(db, &mem, &err), RM_ERR_CLOSED);
     CHECK(mem.mem_table_total == UINT64_C(0x1111111111111111));
     CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+    CHECK_RC(rm_memory_sample(m, NULL, 0, &need, &err), RM_ERR_CLOSED);
     CHECK(rm_live_objects() == live0);
 }
 
@@ -2112,11 +2193,13 @@ static void test_leak_accounting(void) {
                     before, after);
         }
 
-        /* A forced cleanup sweeps what is still open with the DB, and counts it too. */
+        /* A forced cleanup sweeps what is still open with the DB, and counts it too. It waits
+         * (up to its bound, generous here) for the native closes, which run on the pool. */
         CHECK_RC(rm_iter_create(t, 0, 0, NULL, 0, NULL, 0, &it2, &err), RM_OK);
         CHECK_RC(rm_snapshot_create(db, &s2, &err), RM_OK);
         long long its = total(m, "leaked_iterators"), snaps = total(m, "leaked_snapshots");
-        CHECK_RC(rm_cleanup_timeout(m, 0, true, &err), RM_OK);
+        CHECK_RC(rm_cleanup_timeout(m, 10000, true, &err), RM_OK);
+        CHECK(rm_live_objects() == live0); /* the DB, its children and the monitor closed */
         iter_all_calls(it2, RM_ERR_CLOSED, "iterator swept by a forced cleanup");
         CHECK_RC(rm_close(m, s2, &err), RM_ERR_ALREADY_CLOSED);
         CHECK(total(m, "leaked_iterators") == its + 1);
@@ -2227,10 +2310,18 @@ static void test_concurrent_close(void) {
     }
     uint64_t m = 0;
     CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    uint64_t live1 = rm_live_objects(); /* with the manager's monitor */
+    CHECK(live1 == live0 + 1);
     const char *cfn[] = {"default"};
-    for (int round = 0; round < 2; round++) {
-        bool forced = round == 1;
-        g_ctx = forced ? "forced close" : "graceful close";
+    /* Round 0: graceful. Round 1: forced, bounded by 10 s: the call returns once every close
+     * (deferred to the threads' last calls or not) has run on the pool. Round 2: forced,
+     * bounded by 0 ms: the call returns at once, (usually) reporting what had not finished;
+     * those closes run on the pool when the threads let go. */
+    for (int round = 0; round < 3; round++) {
+        bool forced = round > 0;
+        g_ctx = round == 0 ? "graceful close"
+                : round == 1 ? "forced close (10 s bound)"
+                             : "forced close (0 ms bound)";
         uint64_t db = 0, cf = 0;
         if (!CHECK(open_db(m, "conc", dir, NULL, cfn, 1, &db, &cf))) {
             break;
@@ -2263,8 +2354,15 @@ static void test_concurrent_close(void) {
             sleep_ms(1);
         }
         CHECK(atomic_load(&w[0].ops) >= 30 && atomic_load(&w[1].ops) >= 30);
-        if (forced) {
-            CHECK_RC(rm_close_timeout(m, db, 0, true, &err), RM_OK);
+        if (round == 2) {
+            memset(&err, 0x5a, sizeof err);
+            rm_result rc = rm_close_timeout(m, db, 0, true, &err);
+            CHECK((rc == RM_OK || rc == RM_ERR_TIMEOUT) && err.code == rc);
+            CHECK(rc != RM_ERR_TIMEOUT || strstr(err.message, "did not finish closing by the "
+                                                              "deadline (state closing") != NULL);
+            CHECK_RC(rm_close(m, db, &err), RM_ERR_ALREADY_CLOSED);
+        } else if (forced) {
+            CHECK_RC(rm_close_timeout(m, db, 10000, true, &err), RM_OK);
         } else {
             CHECK_RC(rm_close(m, db, &err), RM_OK);
         }
@@ -2284,8 +2382,18 @@ static void test_concurrent_close(void) {
             iter_all_calls(w[i].it, RM_ERR_CLOSED, "worker iterator after the close");
             CHECK_RC(rm_close(m, w[i].snap, &err), RM_ERR_ALREADY_CLOSED);
         }
-        /* Whatever close was deferred to the threads' last calls has run. */
-        CHECK(total(m, "active") == 0);
+        /* Whatever close was deferred to the threads' last calls has run (round 2: runs on
+         * the pool shortly after they let go; waited for, bounded, no sleeping). */
+        if (round == 2) {
+            long spins = 0;
+            while (rm_live_objects() != live1 && spins < 20000000L) {
+                sched_yield();
+                spins++;
+            }
+        }
+        CHECK(rm_live_objects() == live1);
+        CHECK(total(m, "active") == 1); /* the monitor */
+        CHECK(total(m, "closing") == 0);
     }
     g_ctx = NULL;
     CHECK_RC(rm_manager_destroy(m, &err), RM_OK);

@@ -115,10 +115,11 @@ static bool contains(std::string_view hay, std::string_view needle) {
     return hay.find(needle) != std::string_view::npos;
 }
 
-/* The "resources" array of a status document (the live resources, not the history). */
+/* The top-level "resources" array of a status document (the live resources, not the history;
+ * "memory" and "last_cleanup" have keys of that name too, earlier in the document). */
 static std::string_view resources_of(std::string_view json) {
-    std::size_t a = json.find("\"resources\":");
     std::size_t b = json.find("\"recently_closed\":");
+    std::size_t a = json.rfind("\"resources\":[", b);
     if (a == std::string_view::npos || b == std::string_view::npos || b < a) {
         return {};
     }
@@ -160,6 +161,36 @@ static std::size_t swallowed_count() {
 }
 
 static std::string g_root; // the temporary directory of the whole run
+
+/* Default settings, but a failed close is retried 1 ms later (not 1 s): tests with throwing
+ * callbacks stay fast, natively and under valgrind. */
+static resman::Config fast_retries() {
+    resman::Config c;
+    c.retry_delay = std::chrono::milliseconds(1);
+    return c;
+}
+
+/* The number after `"key":` in `json` (the first occurrence at or after `from`), or -1. */
+static double number_after(std::string_view json, const std::string &key, std::size_t from = 0) {
+    std::string needle = "\"" + key + "\":";
+    std::size_t at = json.find(needle, from);
+    if (at == std::string_view::npos) {
+        return -1;
+    }
+    return std::strtod(std::string(json.substr(at + needle.size(), 32)).c_str(), nullptr);
+}
+
+/* Waits up to 10 s for `cond`. */
+static bool eventually(const std::function<bool()> &cond) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!cond()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
 
 static std::string dir_for(const char *name) { return g_root + "/" + name; }
 
@@ -452,6 +483,10 @@ static void test_status(const Manager &m, const Db &db) {
     CHECK(json.size() > 1024); // larger than the first buffer: the retry path was taken
     CHECK(contains(resources_of(json), "\"name\":\"" + db.name() + "\""));
     CHECK(contains(resources_of(json), "\"name\":\"main/users\""));
+    // Every manager has its monitor thread as a resource.
+    CHECK(contains(resources_of(json), "\"name\":\"resman.monitor\",\"kind\":\"monitor\""));
+    CHECK(contains(json, "\"config\":{\"cleanup_timeout_ms\":30000,"));
+    CHECK(contains(json, "\"last_cleanup\":"));
 }
 
 /* The codes of misuse: wrong DB, double close, use after close, moved-from objects. */
@@ -480,8 +515,9 @@ static void test_error_codes(const Manager &m, const Db &db) {
     resman::Batch ob = other.batch();
     CHECK(oit.first());
 
-    // Double close and use after close (a forced close: it does not wait, nothing is in flight).
-    CHECK_OK(other.close(std::chrono::milliseconds(0), true));
+    // Double close and use after close. A forced close does not wait for operations in flight
+    // (there are none) but waits up to its timeout for the native closes to finish.
+    CHECK_OK(other.close(std::chrono::seconds(10), true));
     CHECK_THROWS(other.close(), RM_ERR_ALREADY_CLOSED);
     if (g_last_error) {
         CHECK(contains(g_last_error->what(), "rm_close: already closed"));
@@ -600,20 +636,25 @@ static void test_threads(const Db &db) {
 /* A registered C++ resource whose callback throws: the failure comes back with its text. */
 static void test_throwing_callbacks() {
     BEGIN_TEST();
-    Manager m;
+    Manager m(fast_retries()); // max_retries 3: a throwing callback runs 4 times
     // A capture big enough for valgrind to see it leak if the context were not freed.
     auto payload = std::make_shared<std::vector<char>>(4096, 'p');
+    std::atomic<int> thrower_runs{0};
 
-    resman::Resource thrower = m.register_resource("thrower", [payload] {
+    resman::Resource thrower = m.register_resource("thrower", [payload, &thrower_runs] {
+        thrower_runs++;
         throw std::runtime_error("disk on fire: " + std::to_string(payload->size()));
     });
     CHECK_THROWS(m.cleanup(), RM_ERR_CLOSE_FAILED);
     if (g_last_error) {
         CHECK(contains(g_last_error->message(), "disk on fire: 4096"));
         CHECK(contains(g_last_error->message(), "thrower"));
+        CHECK(contains(g_last_error->message(), "failed 4 times"));
         CHECK(contains(g_last_error->what(), "rm_cleanup: close failed: "));
     }
+    CHECK(thrower_runs.load() == 4);
     CHECK_THROWS(thrower.close(), RM_ERR_ALREADY_CLOSED);
+    CHECK(thrower_runs.load() == 4);
 
     // Not a std::exception; closed on its own.
     resman::Resource int_thrower = m.register_resource("int-thrower", [] { throw 42; });
@@ -628,8 +669,13 @@ static void test_throwing_callbacks() {
     m.register_resource("b", [&m] { m.cleanup(); });
     CHECK_THROWS(m.cleanup(), RM_ERR_CLEANUP_FAILED);
     if (g_last_error) {
-        CHECK(contains(g_last_error->message(), "first failure"));
-        CHECK(contains(g_last_error->message(), "inside a close callback"));
+        // The message lists every attempt of both (4 each) and is cut at RM_ERROR_MESSAGE_MAX;
+        // the status document's record of the run has them all.
+        CHECK(contains(g_last_error->message(), "2 resource(s) did not close cleanly (2 failed"));
+        std::string json = m.status();
+        std::string_view run = std::string_view(json).substr(json.find("\"last_cleanup\":"));
+        CHECK(contains(run, "first failure"));
+        CHECK(contains(run, "inside a close callback"));
     }
 
     // A destroy refused inside a callback leaves the manager alive; its destructor destroys it.
@@ -663,7 +709,7 @@ static void test_throwing_callbacks() {
     // A failing callback in the destructor's destroy: swallowed, passed to the handler.
     const std::size_t before = swallowed_count();
     {
-        Manager scoped;
+        Manager scoped(fast_retries());
         scoped.register_resource("at-exit", [payload] { throw std::runtime_error("late"); });
     }
     CHECK(swallowed_count() == before + 1);
@@ -685,6 +731,161 @@ static void test_throwing_callbacks() {
     CHECK_THROWS(m.destroy(), RM_ERR_ALREADY_CLOSED);
     CHECK_THROWS(m.status(), RM_ERR_CLOSED);
     CHECK_THROWS(m.register_resource("late", [] {}), RM_ERR_CLOSED);
+}
+
+/* resman::Config: resman's defaults, every field passed on, ranges checked by resman. */
+static void test_config() {
+    BEGIN_TEST();
+    using std::chrono::milliseconds;
+    resman::Config d;
+    CHECK(d.cleanup_timeout == milliseconds(30000) && d.force_cleanup_timeout == milliseconds(5000));
+    CHECK(d.monitor_interval == milliseconds(10000) && d.max_retries == 3 &&
+          d.retry_delay == milliseconds(1000));
+    CHECK_OK(d.validate());
+    {
+        Manager legacy(milliseconds(1234)); // the cleanup timeout alone, the rest default
+        CHECK(legacy.config().cleanup_timeout == milliseconds(1234));
+        CHECK(legacy.config().force_cleanup_timeout == milliseconds(5000));
+    }
+
+    resman::Config c;
+    c.cleanup_timeout = milliseconds(1500);
+    c.force_cleanup_timeout = milliseconds(250);
+    c.monitor_interval = milliseconds(60000);
+    c.max_retries = 0;
+    c.retry_delay = milliseconds(7);
+    Manager m(c);
+    CHECK(m.config().max_retries == 0 && m.config().retry_delay == milliseconds(7));
+    std::string json = m.status();
+    CHECK(contains(json, "\"config\":{\"cleanup_timeout_ms\":1500,\"force_cleanup_timeout_ms\":250,"
+                         "\"monitor_interval_ms\":60000,\"max_retries\":0,\"retry_delay_ms\":7}"));
+
+    // Out of range: refused by resman, naming the setting; negative: refused by the wrapper.
+    struct Bad {
+        std::function<void(resman::Config &)> set;
+        const char *name;
+    };
+    const Bad bad[] = {
+        {[](resman::Config &x) { x.cleanup_timeout = milliseconds(0); }, "cleanup_timeout"},
+        {[](resman::Config &x) { x.force_cleanup_timeout = std::chrono::hours(2); },
+         "force_cleanup_timeout"},
+        {[](resman::Config &x) { x.monitor_interval = milliseconds(5); }, "monitor_interval"},
+        {[](resman::Config &x) { x.max_retries = 101; }, "max_retries"},
+        {[](resman::Config &x) { x.retry_delay = milliseconds(-1); }, "retry_delay"},
+    };
+    for (const Bad &b : bad) {
+        resman::Config x;
+        b.set(x);
+        if (CHECK_THROWS(x.validate(), RM_ERR_INVALID_ARGUMENT) && g_last_error) {
+            CHECK(contains(g_last_error->message(), b.name));
+        }
+        if (CHECK_THROWS(Manager bad_manager(x), RM_ERR_INVALID_ARGUMENT) && g_last_error) {
+            CHECK(contains(g_last_error->message(), b.name));
+        }
+    }
+}
+
+/* rm_metrics through Manager::metrics(), after cleanups: counters, retries, histograms. */
+static void test_metrics() {
+    BEGIN_TEST();
+    resman::Config c = fast_retries();
+    c.monitor_interval = std::chrono::milliseconds(10);
+    Manager m(c);
+    rm_metrics before = m.metrics();
+    CHECK(before.registered == 1 && before.active == 1); // the monitor
+    CHECK(before.cleanups == 0 && before.close_duration.count == 0);
+
+    {
+        Db db = Db::open(m, "metrics", dir_for("metrics"), {"default"});
+        for (int i = 0; i < 50; i++) {
+            db.put(db.cf("default"), "k" + std::to_string(i), pattern(100, 'm'));
+        }
+        // The monitor samples every 10 ms: it soon counts the open DB.
+        CHECK(eventually([&] {
+            rm_metrics x = m.metrics();
+            return x.memory_reporting == 1 && x.mem_table_total > 0;
+        }));
+        rm_metrics open = m.metrics();
+        CHECK(open.memory_age_ms != UINT64_MAX && open.memory_samples > 0 &&
+              open.registry_bytes > 0);
+        CHECK(open.registered == 3 && open.active == 3);
+    } // the Db's destructor: a close run (db and its column family)
+
+    int flaky_runs = 0;
+    m.register_resource("flaky", [&flaky_runs] {
+        if (++flaky_runs < 3) {
+            throw std::runtime_error("not yet");
+        }
+    });
+    CHECK_OK(m.cleanup()); // the monitor and flaky (closed on the third attempt)
+    CHECK(flaky_runs == 3);
+
+    rm_metrics x = m.metrics();
+    CHECK(x.registered == 4 && x.active == 0 && x.closing == 0);
+    CHECK(x.closed == 4 && x.failed == 0 && x.timed_out == 0);
+    CHECK(x.retries == 2 && x.close_errors == 2);
+    CHECK(x.cleanups == 2 && x.cleanups_failed == 0 && x.escalations == 0);
+    CHECK(x.cleanup_duration.count == 2 && x.close_duration.count == 4);
+    for (const rm_histogram *h : {&x.cleanup_duration, &x.close_duration}) {
+        CHECK(h->sum_seconds >= 0 && h->buckets[RM_HISTOGRAM_BUCKETS - 1] <= h->count);
+        for (int i = 1; i < RM_HISTOGRAM_BUCKETS; i++) {
+            CHECK(h->le[i] > h->le[i - 1] && h->buckets[i] >= h->buckets[i - 1]);
+        }
+    }
+    // The status document's totals and last run agree.
+    std::string json = m.status();
+    std::size_t totals = json.find("\"totals\":");
+    CHECK(number_after(json, "retries", totals) == 2);
+    CHECK(number_after(json, "cleanups", totals) == 2);
+    std::size_t last = json.find("\"last_cleanup\":{");
+    CHECK(last != std::string::npos);
+    CHECK(contains(json.substr(last), "\"operation\":\"cleanup\""));
+    CHECK(number_after(json, "attempts", json.find("\"name\":\"flaky\"", last)) == 3);
+
+    CHECK_OK(m.destroy());
+    CHECK_THROWS(m.metrics(), RM_ERR_CLOSED);
+}
+
+/* A callback that hangs: the cleanup returns within its bound with RM_ERR_TIMEOUT naming it,
+ * an unrelated resource still closes, and the callback is not run on the caller's thread. */
+static void test_hung_callback() {
+    BEGIN_TEST();
+    resman::Config c;
+    c.cleanup_timeout = std::chrono::milliseconds(200);
+    c.force_cleanup_timeout = std::chrono::milliseconds(200);
+    Manager m(c);
+    std::atomic<bool> release{false}, entered{false}, returned{false}, other_ran{false};
+    std::atomic<bool> on_caller_thread{false};
+    const std::thread::id caller = std::this_thread::get_id();
+    m.register_resource("hung", [&] {
+        entered = true;
+        on_caller_thread = on_caller_thread || std::this_thread::get_id() == caller;
+        while (!release.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        returned = true;
+    });
+    m.register_resource("other", [&] {
+        other_ran = true;
+        on_caller_thread = on_caller_thread || std::this_thread::get_id() == caller;
+    });
+    auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS(m.cleanup(), RM_ERR_TIMEOUT);
+    auto took = std::chrono::steady_clock::now() - start;
+    if (g_last_error) {
+        CHECK(contains(g_last_error->message(), "hung"));
+        CHECK(!contains(g_last_error->message(), "other"));
+    }
+    CHECK(took < std::chrono::seconds(10));
+    CHECK(entered.load() && !returned.load() && other_ran.load());
+    CHECK(!on_caller_thread.load());
+    rm_metrics x = m.metrics();
+    CHECK(x.timed_out == 1 && x.escalations == 1 && x.cleanups_failed == 1);
+
+    release = true; // it returns, and closes: the manager's destruction finds nothing left
+    CHECK(eventually([&] { return returned.load(); }));
+    CHECK(eventually([&] { return m.metrics().closed == 3; })); // monitor, other, hung
+    CHECK_OK(m.destroy());
 }
 
 /* Callbacks that succeed: exactly once, in dependency order; unregister hands them back. */
@@ -828,8 +1029,11 @@ int main() {
     g_root = tmpl;
 
     test_version_and_errors();
+    test_config();
+    test_metrics();
+    test_hung_callback();
     try {
-        Manager m;
+        Manager m(fast_retries());
         Db db = Db::open(m, "main", dir_for("main"), {"default", "users"});
         test_data(db);
         test_batch(db);
