@@ -273,9 +273,9 @@ struct CloseContext {
 /// a pointer: a failed close is retried, and nothing tells a callback which call is its last,
 /// so a context is erased only when no further call can come (a success, the last attempt the
 /// manager's max_retries allows, or a successful unregister). A call whose id is gone fails
-/// cleanly instead of touching freed memory. Ids are never reused. When resman gives up early
-/// (the next attempt would start after the run's deadline) the entry stays until the process
-/// exits. Thread-safe.
+/// cleanly instead of touching freed memory. Ids are never reused. (resman calls a callback
+/// exactly until it succeeds or has failed 1 + max_retries times, so every entry is erased.)
+/// Thread-safe.
 class CloseRegistry {
 public:
     uint64_t add(std::function<void()> fn, uint32_t max_attempts) {

@@ -39,9 +39,8 @@ func resmanGoClose(context unsafe.Pointer, message *C.char, capacity C.size_t) (
 	}()
 	res.m.closes.Add(1) // see Manager.closes
 	// The handle is released once resman is done with it: after a success, or after the last
-	// attempt the manager's MaxRetries allows. resman gives no signal when it gives up early
-	// (the next attempt would start after the run's deadline): the handle then stays, a few
-	// bytes, rather than risk a call on a released one.
+	// attempt the manager's MaxRetries allows (resman calls exactly that often, see
+	// rm_register).
 	if err == nil || res.attempts.Add(1) >= res.maxAttempts {
 		h.Delete()
 	}
