@@ -299,9 +299,15 @@ impl Sched<'_> {
         loop {
             self.collect();
             let now = Instant::now();
-            // Past the graceful phase, or nothing left but closes begun by someone else (an
-            // earlier run that timed out): no graceful work remains to wait for.
-            let only_watched = self.watching > 0 && self.watching == self.nodes.len() - self.done;
+            // Past the graceful phase, or nothing left but closes begun by someone else that are
+            // past their own graceful phase (an earlier run that timed out): no graceful work
+            // remains to wait for.
+            let only_watched = self.watching > 0
+                && self.watching == self.nodes.len() - self.done
+                && self
+                    .nodes
+                    .values()
+                    .all(|n| n.state != NodeState::Watching || manager::past_graceful(&n.entry));
             if !self.escalated && (run.graceful_deadline.is_some_and(|g| now >= g) || only_watched)
             {
                 self.escalate();
@@ -394,7 +400,9 @@ impl Sched<'_> {
         let Some(node) = self.nodes.get(&h) else {
             return;
         };
-        if node.state != NodeState::Pending {
+        // In the graceful phase a node waits for its dependents in the run (a late one may
+        // have joined since it was queued); finishing them queues it again.
+        if node.state != NodeState::Pending || (!self.escalated && node.waiting > 0) {
             return;
         }
         let entry = Arc::clone(&node.entry);
@@ -404,7 +412,7 @@ impl Sched<'_> {
                     n.attempts += 1;
                 }
                 for l in late {
-                    self.add_late(l);
+                    self.add_late(l, h);
                 }
                 if self.escalated {
                     // Started after the late dependents, which are ahead of it in `ready`.
@@ -434,18 +442,34 @@ impl Sched<'_> {
         }
     }
 
-    /// A dependent registered after the run chose its set: it joins the run, ahead of what
-    /// it depends on.
-    fn add_late(&mut self, e: Arc<Stored<Entry>>) {
-        if self.nodes.contains_key(&e.handle) {
+    /// A dependent of `of` registered after the run chose its set: it joins the run, ahead of
+    /// what it depends on. The edge to `of` is recorded whatever the registry says by now (the
+    /// dependent may have been added with `add_dependency`, or have closed meanwhile), so `of`
+    /// is queued again when the dependent finishes.
+    fn add_late(&mut self, e: Arc<Stored<Entry>>, of: Handle) {
+        let h = e.handle;
+        if let Some(existing) = self.nodes.get_mut(&h) {
+            if existing.state == NodeState::Done {
+                self.ready.push_back(of);
+                return;
+            }
+            if !existing.deps.contains(&of) {
+                existing.deps.push(of);
+                if let Some(n) = self.nodes.get_mut(&of) {
+                    n.waiting += 1;
+                }
+            }
             return;
         }
-        let deps: Vec<Handle> = self
+        let mut deps: Vec<Handle> = self
             .closer
-            .deps(e.handle)
+            .deps(h)
             .into_iter()
             .filter(|d| self.nodes.contains_key(d))
             .collect();
+        if !deps.contains(&of) {
+            deps.push(of);
+        }
         for d in &deps {
             if let Some(n) = self.nodes.get_mut(d) {
                 if n.state != NodeState::Done {
@@ -453,7 +477,6 @@ impl Sched<'_> {
                 }
             }
         }
-        let h = e.handle;
         self.order.insert(0, h);
         self.nodes.insert(
             h,

@@ -1220,6 +1220,12 @@ fn note_begin(entry: &Stored<Entry>, run: &Arc<cleanup::Run>, forced: bool) {
     info.runs.push(Arc::clone(run));
 }
 
+/// True when `entry`'s close was begun forced, or by a run whose graceful phase is over.
+pub(crate) fn past_graceful(entry: &Stored<Entry>) -> bool {
+    let info = entry.value.info.lock();
+    info.forced || info.deferred || info.graceful_deadline.is_some_and(|g| Instant::now() >= g)
+}
+
 /// Makes `run` hear when `entry`'s close (begun by someone else) finishes; at once if it has.
 pub(crate) fn watch(entry: &Stored<Entry>, run: &Arc<cleanup::Run>) {
     let mut info = entry.value.info.lock();
@@ -1472,9 +1478,12 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
             leaked_snapshots: leaked.1,
         });
         drop(history);
+        // A receiver calling close, cleanup or destroy from here would wait for this close.
+        IN_CLOSE.with(|c| c.set(c.get() + 1));
         log_close(
             inner, entry, outcome, forced, duration, &error, hold, leaked,
         );
+        IN_CLOSE.with(|c| c.set(c.get() - 1));
     }
     // Every effect is visible before anyone waiting is told: the log event is delivered,
     // the handle is gone (rm_live_objects), what it depends on is let go. A run that picks its

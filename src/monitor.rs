@@ -53,6 +53,15 @@ impl MonitorResource {
     }
 }
 
+impl Drop for MonitorResource {
+    /// Dropped without a close (its registration failed): the thread still stops.
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.stop;
+        *lock.lock() = true;
+        cv.notify_all();
+    }
+}
+
 impl Resource for MonitorResource {
     fn close(&self, _mode: CloseMode) -> Result<(), String> {
         let (lock, cv) = &*self.stop;

@@ -662,3 +662,37 @@ fn a_closing_resource_stuck_past_the_monitor_interval_is_logged() {
     drop(op);
     closer.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_cleanup_waits_for_a_graceful_close_someone_else_is_running() {
+    // Another thread's graceful close is still in its graceful phase: the cleanup watches it
+    // without cutting it short to its own (tiny) forced phase.
+    let fx = Arc::new(Fx::new(config(60_000, 1, 0)));
+    let h = fx.add("slow", Act::Ok, &[]);
+    let op = manager::lease(h, Kind::Foreign).unwrap();
+    let closer = {
+        let fx = Arc::clone(&fx);
+        std::thread::spawn(move || fx.mgr.close(h))
+    };
+    wait_until(|| {
+        fx.status()
+            .resources
+            .iter()
+            .any(|r| r.name == "slow" && r.state == "closing")
+    });
+    let cleaner = {
+        let fx = Arc::clone(&fx);
+        std::thread::spawn(move || fx.mgr.cleanup())
+    };
+    // The cleanup has closed the monitor and is watching "slow".
+    wait_until(|| {
+        fx.status().last_cleanup.is_some_and(|r| {
+            r.operation == "cleanup" && r.order.contains(&"resman.monitor".to_owned())
+        })
+    });
+    drop(op);
+    closer.join().unwrap().unwrap();
+    cleaner.join().unwrap().unwrap();
+    assert_eq!(fx.status().totals.escalations, 0);
+    assert_eq!(fx.calls(), vec!["slow"]);
+}

@@ -683,10 +683,11 @@ pub const RM_LOG_DEBUG: i32 = 4;
 
 /// Receives a manager's log events: `level` is one of `RM_LOG_*`; `message` is NUL-terminated
 /// UTF-8, valid only during the call (copy it to keep it). Called on whatever thread the event
-/// happens (the caller of a resman function, or the thread that ran a deferred close), possibly
-/// from several threads at once, and never while resman holds a lock: it may call resman
-/// functions, except that close, cleanup and destroy are refused inside a close callback. It
-/// must not unwind (throw or panic) across this boundary.
+/// happens (the caller of a resman function, or a close thread), possibly from several threads
+/// at once, and never while resman holds a lock: it may call resman functions, except that
+/// close, cleanup and destroy are refused from a close callback and from the event reporting a
+/// close (they would wait for that close). It must not unwind (throw or panic) across this
+/// boundary.
 #[allow(non_camel_case_types)]
 pub type rm_log_fn =
     Option<unsafe extern "C" fn(context: *mut c_void, level: i32, message: *const c_char)>;
