@@ -1052,6 +1052,15 @@ fn close_set(
             .map(|e| e.handle)
             .collect();
         for p in &parts {
+            // What the part already closes before (transitively): an edge from one of those
+            // would be a cycle (a part made to depend on a dependent of its DB, say).
+            let mut before: HashSet<Handle> = HashSet::new();
+            let mut stack: Vec<Handle> = deps.get(p).cloned().unwrap_or_default();
+            while let Some(h) = stack.pop() {
+                if before.insert(h) {
+                    stack.extend(deps.get(&h).into_iter().flatten().copied());
+                }
+            }
             let wholes = deps.get(p).cloned().unwrap_or_default();
             for whole in wholes {
                 let Some(node) = reg.nodes.get(&whole) else {
@@ -1059,7 +1068,7 @@ fn close_set(
                 };
                 for x in &node.dependents {
                     // Outside the run, another part, or something the part depends on.
-                    if parts.contains(x) || !deps.contains_key(x) || deps[p].contains(x) {
+                    if parts.contains(x) || !deps.contains_key(x) || before.contains(x) {
                         continue;
                     }
                     if let Some(d) = deps.get_mut(x) {
