@@ -104,6 +104,15 @@ impl Fixture {
             closes: AtomicUsize::new(0),
         })
     }
+    /// No close under way: every close that began has finished (its resource is gone).
+    fn settled(&self) -> bool {
+        self.mgr
+            .status()
+            .unwrap()
+            .resources
+            .iter()
+            .all(|r| r.state == "active")
+    }
     fn order(&self) -> Vec<String> {
         self.log.order.lock().unwrap().clone()
     }
@@ -200,7 +209,7 @@ fn graceful_close_times_out_and_the_last_operation_closes() {
     assert_eq!(f.state(h).as_deref(), Some("closing"));
     assert!(f.order().is_empty());
     drop(op); // the last lease starts the deferred close (on a close thread)
-    wait_until(|| f.order() == vec!["slow"]);
+    wait_until(|| f.order() == vec!["slow"] && f.settled());
     assert!(!f.log.closed_in_use.load(Ordering::SeqCst));
     assert!(matches!(f.mgr.close(h), Err(Error::AlreadyClosed(_))));
     let st = f.mgr.status().unwrap();
@@ -228,7 +237,7 @@ fn forced_close_does_not_wait_for_operations_and_the_last_one_closes() {
         Err(Error::Closed(_))
     ));
     drop(op);
-    wait_until(|| f.order() == vec!["forced"]);
+    wait_until(|| f.order() == vec!["forced"] && f.settled());
     assert_eq!(f.mgr.status().unwrap().totals.forced, 1);
 
     // An operation that ends within the bound: the forced close returns once it has run.
@@ -348,7 +357,7 @@ fn cleanup_timeout_names_what_did_not_finish_and_closes_the_rest() {
     drop(op2); // child closes, then its pin on parent ends: parent closes
     wait_until(|| f.order() == vec!["free", "child", "parent"]);
     drop(op1);
-    wait_until(|| f.order() == vec!["free", "child", "parent", "stuck"]);
+    wait_until(|| f.order() == vec!["free", "child", "parent", "stuck"] && f.settled());
     assert!(!f.log.closed_in_use.load(Ordering::SeqCst));
     let _ = (stuck, child);
 }
@@ -396,7 +405,7 @@ fn bad_registrations_are_refused_and_leave_nothing() {
         rm_result::RM_ERR_DEPENDENCY_CLOSED
     );
     drop(op);
-    wait_until(|| f.order() == vec!["closing"]);
+    wait_until(|| f.order() == vec!["closing"] && f.settled());
     // A dependency that is closed and gone.
     assert_eq!(
         e(f.mgr
