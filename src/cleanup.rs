@@ -228,6 +228,19 @@ struct Node {
     attempts: u32,
 }
 
+impl Node {
+    /// A node not begun yet; its `waiting` is counted once the edges into it are known.
+    fn new(entry: Arc<Stored<Entry>>, deps: Vec<Handle>) -> Node {
+        Node {
+            entry,
+            deps,
+            waiting: 0,
+            state: NodeState::Pending,
+            attempts: 0,
+        }
+    }
+}
+
 /// Closes `entries` (given dependents first, each with its dependencies inside the set), as
 /// the module documentation describes, and returns when all have finished or the run's final
 /// deadline has passed.
@@ -250,16 +263,7 @@ pub(crate) fn run_closes(
     };
     for (e, deps) in entries {
         s.order.push(e.handle);
-        s.nodes.insert(
-            e.handle,
-            Node {
-                entry: e,
-                deps,
-                waiting: 0,
-                state: NodeState::Pending,
-                attempts: 0,
-            },
-        );
+        s.nodes.insert(e.handle, Node::new(e, deps));
     }
     let edges: Vec<Handle> = s.nodes.values().flat_map(|n| n.deps.clone()).collect();
     for d in edges {
@@ -478,16 +482,7 @@ impl Sched<'_> {
             }
         }
         self.order.insert(0, h);
-        self.nodes.insert(
-            h,
-            Node {
-                entry: e,
-                deps,
-                waiting: 0,
-                state: NodeState::Pending,
-                attempts: 0,
-            },
-        );
+        self.nodes.insert(h, Node::new(e, deps));
         self.ready.push_front(h);
     }
 

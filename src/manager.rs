@@ -1712,7 +1712,7 @@ pub fn status(mgr: u64) -> Result<Status> {
             totals: Totals::from_metrics(&inner.metrics),
             cleanup_duration: inner.metrics.cleanup_duration.snapshot(),
             close_duration: inner.metrics.close_duration.snapshot(),
-            memory: memory_sample(inner),
+            memory: memory_sample(inner, true),
             close_threads: executor::workers().0 as u64,
             last_cleanup: inner.last_run.lock().as_ref().map(|r| r.record()),
             resources,
@@ -1721,32 +1721,33 @@ pub fn status(mgr: u64) -> Result<Status> {
     })
 }
 
-fn memory_sample(inner: &ManagerInner) -> MemorySample {
-    let (mut m, at) = inner.memory.lock().clone();
-    m.age_ms = at.map(|t| t.elapsed().as_millis() as u64);
-    m
+/// The monitor's last sample, with its age. Without `per_resource` the per-DB list is left
+/// out: copying it would allocate, which `rm_manager_metrics` must not.
+fn memory_sample(inner: &ManagerInner, per_resource: bool) -> MemorySample {
+    let m = inner.memory.lock();
+    MemorySample {
+        reporting: m.0.reporting,
+        total: m.0.total,
+        registry_bytes: m.0.registry_bytes,
+        resources: if per_resource {
+            m.0.resources.clone()
+        } else {
+            Vec::new()
+        },
+        age_ms: m.1.map(|t| t.elapsed().as_millis() as u64),
+        samples: m.0.samples,
+    }
 }
 
 /// The monitor's last memory sample (per DB and in total), without building the status.
 pub fn memory_sample_of(mgr: u64) -> Result<MemorySample> {
-    with_manager(mgr, |inner| Ok(memory_sample(inner)))
+    with_manager(mgr, |inner| Ok(memory_sample(inner, true)))
 }
 
 /// The manager's counters, cheap to poll (no allocation, no walk over the resources).
 pub fn metrics(mgr: u64) -> Result<MetricsSnapshot> {
     with_manager(mgr, |inner| {
-        // The scalars of the sample only: copying its per-DB list would allocate.
-        let memory = {
-            let m = inner.memory.lock();
-            MemorySample {
-                reporting: m.0.reporting,
-                total: m.0.total,
-                registry_bytes: m.0.registry_bytes,
-                resources: Vec::new(),
-                age_ms: m.1.map(|t| t.elapsed().as_millis() as u64),
-                samples: m.0.samples,
-            }
-        };
+        let memory = memory_sample(inner, false);
         Ok(MetricsSnapshot {
             totals: Totals::from_metrics(&inner.metrics),
             cleanup_duration: inner.metrics.cleanup_duration.snapshot(),

@@ -477,21 +477,31 @@ pub unsafe extern "C" fn rm_status(
     err: *mut rm_error,
 ) -> rm_result {
     boundary(err, || {
-        let out_len = out_ptr(out_len, "out_len")?;
-        // SAFETY: `buf_cap` writable bytes per the contract (checked for NULL inside).
-        let buf = unsafe { buffer(buf.cast::<u8>(), buf_cap, "buf") }?;
-        let json = manager::status(manager)?.to_json();
-        // SAFETY: checked non-NULL; writable per the contract.
-        unsafe { put_json(buf, out_len, &json) }
+        // SAFETY: the buffer and length pointers as this function's contract has them.
+        unsafe {
+            write_json(buf, buf_cap, out_len, || {
+                Ok(manager::status(manager)?.to_json())
+            })
+        }
     })
 }
 
-/// Writes `json`'s length to `*out_len` and, if it fits with its NUL, the text into `buf`.
+/// The two-call buffer protocol of the JSON documents: checks the pointers, builds the
+/// document, writes its length to `*out_len` and, if it fits with its NUL, the text into `buf`.
 ///
 /// # Safety
-/// `out_len` is non-NULL and writable.
-unsafe fn put_json(buf: &mut [u8], out_len: *mut usize, json: &str) -> Result<(), Error> {
-    // SAFETY: per this function's contract.
+/// `buf` is NULL or points to `buf_cap` writable bytes; `out_len` is NULL or writable.
+unsafe fn write_json(
+    buf: *mut c_char,
+    buf_cap: usize,
+    out_len: *mut usize,
+    document: impl FnOnce() -> Result<String, Error>,
+) -> Result<(), Error> {
+    let out_len = out_ptr(out_len, "out_len")?;
+    // SAFETY: `buf_cap` writable bytes per this function's contract (NULL checked inside).
+    let buf = unsafe { buffer(buf.cast::<u8>(), buf_cap, "buf") }?;
+    let json = document()?;
+    // SAFETY: checked non-NULL; writable per this function's contract.
     unsafe { put_out(out_len, json.len()) };
     if buf.len() <= json.len() {
         return Err(Error::BufferTooSmall {
@@ -663,12 +673,12 @@ pub unsafe extern "C" fn rm_memory_sample(
     err: *mut rm_error,
 ) -> rm_result {
     boundary(err, || {
-        let out_len = out_ptr(out_len, "out_len")?;
-        // SAFETY: `buf_cap` writable bytes per the contract (checked for NULL inside).
-        let buf = unsafe { buffer(buf.cast::<u8>(), buf_cap, "buf") }?;
-        let json = manager::memory_sample_of(manager)?.to_json();
-        // SAFETY: checked non-NULL; writable per the contract.
-        unsafe { put_json(buf, out_len, &json) }
+        // SAFETY: the buffer and length pointers as this function's contract has them.
+        unsafe {
+            write_json(buf, buf_cap, out_len, || {
+                Ok(manager::memory_sample_of(manager)?.to_json())
+            })
+        }
     })
 }
 
