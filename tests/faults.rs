@@ -62,11 +62,14 @@ fn quick_config() -> Config {
     }
 }
 
-fn small() -> DbOptions {
-    DbOptions {
+/// Opens `path` in `mgr` as `name` with the column families `cfs` and 1 MiB memtables.
+fn open(mgr: &Manager, name: &str, path: &Path, cfs: &[&str]) -> resman::Result<rocks::Opened> {
+    let specs: Vec<CfSpec> = cfs.iter().map(|n| CfSpec::new(n)).collect();
+    let small = DbOptions {
         write_buffer_size: 1 << 20,
         ..DbOptions::default()
-    }
+    };
+    rocks::open(mgr.handle(), name, path, &specs, &small)
 }
 
 #[test]
@@ -77,9 +80,8 @@ fn a_disk_that_fills_up_is_reported_and_loses_no_acknowledged_write() {
     let data = disk.path().join("db");
     let other_dir = tempfile::tempdir().unwrap();
     let mgr = Manager::with_config(quick_config()).unwrap();
-    let specs = [CfSpec::new("default")];
-    let db = rocks::open(mgr.handle(), "full", &data, &specs, &small()).unwrap();
-    let other = rocks::open(mgr.handle(), "other", other_dir.path(), &specs, &small()).unwrap();
+    let db = open(&mgr, "full", &data, &["default"]).unwrap();
+    let other = open(&mgr, "other", other_dir.path(), &["default"]).unwrap();
     let cf = db.column_families[0];
     let value = vec![0xabu8; 4096];
     let mut acked = 0u32;
@@ -103,7 +105,7 @@ fn a_disk_that_fills_up_is_reported_and_loses_no_acknowledged_write() {
     eprintln!("close of the full DB: {close:?}");
     // Room again: every acknowledged write is there.
     disk.remount("size=64m");
-    let db = rocks::open(mgr.handle(), "full", &data, &specs, &small()).unwrap();
+    let db = open(&mgr, "full", &data, &["default"]).unwrap();
     let cf = db.column_families[0];
     for i in 0..acked {
         let got = rocks::get_vec(cf, format!("k{i:06}").as_bytes()).unwrap();
@@ -129,27 +131,13 @@ fn a_column_family_that_cannot_be_created_on_a_full_disk_leaves_the_db_as_it_was
     };
     let data = disk.path().join("db");
     let mgr = Manager::with_config(quick_config()).unwrap();
-    let db = rocks::open(
-        mgr.handle(),
-        "db",
-        &data,
-        &[CfSpec::new("default")],
-        &small(),
-    )
-    .unwrap();
+    let db = open(&mgr, "db", &data, &["default"]).unwrap();
     rocks::put(db.column_families[0], b"kept", b"yes").unwrap();
     mgr.close(db.db).unwrap();
     // Fill what is left of the disk with something else.
     let filler = disk.path().join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 8 << 20]);
-    let err = rocks::open(
-        mgr.handle(),
-        "db",
-        &data,
-        &[CfSpec::new("default"), CfSpec::new("new")],
-        &small(),
-    )
-    .unwrap_err();
+    let err = open(&mgr, "db", &data, &["default", "new"]).unwrap_err();
     eprintln!("creating a column family on a full disk: {err}");
     assert!(
         matches!(err.code(), rm_result::RM_ERR_IO | rm_result::RM_ERR_ROCKSDB),
@@ -161,14 +149,7 @@ fn a_column_family_that_cannot_be_created_on_a_full_disk_leaves_the_db_as_it_was
         "nothing of the failed open stays registered"
     );
     std::fs::remove_file(&filler).unwrap();
-    let db = rocks::open(
-        mgr.handle(),
-        "db",
-        &data,
-        &[CfSpec::new("default")],
-        &small(),
-    )
-    .unwrap();
+    let db = open(&mgr, "db", &data, &["default"]).unwrap();
     assert_eq!(
         rocks::get_vec(db.column_families[0], b"kept")
             .unwrap()
@@ -184,14 +165,7 @@ fn a_read_only_file_system_is_an_io_error_and_leaves_nothing_behind() {
         return;
     };
     let mgr = Manager::new().unwrap();
-    let err = rocks::open(
-        mgr.handle(),
-        "ro",
-        &ro.path().join("db"),
-        &[CfSpec::new("default")],
-        &small(),
-    )
-    .unwrap_err();
+    let err = open(&mgr, "ro", &ro.path().join("db"), &["default"]).unwrap_err();
     eprintln!("opening on a read-only file system: {err}");
     assert_eq!(err.code(), rm_result::RM_ERR_IO, "{err}");
     assert!(

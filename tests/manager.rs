@@ -1,5 +1,7 @@
 //! The manager with test resources (no RocksDB): ordering, deadlines, failures, races.
 
+mod common;
+use common::wait_until;
 use resman::manager::{self, Lease};
 use resman::{rm_result, CloseMode, Config, Error, Kind, Manager, Resource};
 use std::any::Any;
@@ -147,17 +149,6 @@ impl Drop for InUse {
         self.log.end(&self.name);
         drop(self.lease.take());
     }
-}
-
-fn wait_until(mut f: impl FnMut() -> bool) {
-    // Synchronises on observable state, not on time: spins (yielding) until it holds.
-    for _ in 0..10_000_000 {
-        if f() {
-            return;
-        }
-        std::thread::yield_now();
-    }
-    panic!("condition never became true");
 }
 
 #[test]

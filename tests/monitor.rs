@@ -1,6 +1,8 @@
 //! The monitor thread: one per manager, a resource of it, gone after cleanup. Alone in its
 //! test binary so that no other test's manager adds monitor threads while it counts them.
 
+mod common;
+use common::wait_until;
 use resman::{Config, Manager};
 use std::time::Duration;
 
@@ -11,17 +13,6 @@ fn monitor_threads() -> usize {
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
         .filter(|name| name.trim_end() == "resman-monitor")
         .count()
-}
-
-fn wait_until(mut f: impl FnMut() -> bool) {
-    // Synchronises on observable state, not on time: spins (yielding) until it holds.
-    for _ in 0..50_000_000 {
-        if f() {
-            return;
-        }
-        std::thread::yield_now();
-    }
-    panic!("condition never became true");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! graceful to forced, hung callbacks, retries, the failure rule per kind, concurrency that
 //! respects every dependency, the record of the order used, and the metrics.
 
+mod common;
+use common::{wait_until, Rng};
 use resman::manager::{self, Lease};
 use resman::monitor::{CleanupRecord, HistogramSnapshot, Status};
 use resman::{rm_result, CloseMode, Config, Error, Kind, LogLevel, Manager, Resource};
@@ -133,17 +135,6 @@ impl Fx {
     fn record(&self) -> CleanupRecord {
         self.status().last_cleanup.expect("a cleanup ran")
     }
-}
-
-fn wait_until(mut f: impl FnMut() -> bool) {
-    // Synchronises on observable state, not on time: spins (yielding) until it holds.
-    for _ in 0..50_000_000 {
-        if f() {
-            return;
-        }
-        std::thread::yield_now();
-    }
-    panic!("condition never became true");
 }
 
 fn failures(e: &Error) -> Vec<(String, rm_result, String)> {
@@ -465,17 +456,6 @@ fn independent_resources_close_at_the_same_time() {
         step("a").started_ms < step("b").finished_ms
             && step("b").started_ms < step("a").finished_ms
     );
-}
-
-/// A small deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// Records whether any resource closed before one of its dependents had finished.

@@ -6,6 +6,8 @@
 //! Longer forms: RESMAN_STRESS_RESOURCES=N (resources in the graph, default 100000) and
 //! RESMAN_STRESS_ROUNDS=N (racing rounds, default 2000).
 
+mod common;
+use common::Rng;
 use resman::manager;
 use resman::{CloseMode, Config, Kind, Manager, Resource};
 use std::any::Any;
@@ -18,17 +20,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// xorshift: deterministic, so a failure reproduces with its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// Checks, when closed, that everything depending on it closed before.
