@@ -21,76 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "resman.h"
-
-/* ------------------------------------------------------------------------------------------ */
-/* Checking                                                                                   */
-
-static int g_passed;
-static int g_failed;
-static const char *g_test = "?";
-
-static void report_error(const rm_error *e) {
-    if (e == NULL) {
-        return;
-    }
-    const char *nul = memchr(e->message, '\0', sizeof e->message);
-    fprintf(stderr, "      rm_error: code %d (%s), message \"%.*s\"\n", (int)e->code,
-            rm_result_str((int32_t)e->code),
-            nul ? (int)(nul - e->message) : (int)sizeof e->message, e->message);
-}
-
-static bool check_impl(bool ok, const char *file, int line, const char *expr, const rm_error *e) {
-    if (ok) {
-        g_passed++;
-        return true;
-    }
-    g_failed++;
-    fprintf(stderr, "FAIL %s:%d [%s]: %s\n", file, line, g_test, expr);
-    report_error(e);
-    return false;
-}
-
-/* The rm_error contract: same code as the return value, NUL-terminated inside the array, and
- * "" on success. */
-static bool err_consistent(rm_result got, const rm_error *e) {
-    if (e->code != got) {
-        return false;
-    }
-    if (memchr(e->message, '\0', sizeof e->message) == NULL) {
-        return false;
-    }
-    return got != RM_OK || e->message[0] == '\0';
-}
-
-static bool check_rc_impl(rm_result got, rm_result want, const char *file, int line,
-                          const char *expr, const rm_error *e) {
-    bool ok = got == want && err_consistent(got, e);
-    if (ok) {
-        g_passed++;
-        return true;
-    }
-    g_failed++;
-    fprintf(stderr, "FAIL %s:%d [%s]: %s\n      returned %d (%s), expected %d (%s)%s\n", file,
-            line, g_test, expr, (int)got, rm_result_str((int32_t)got), (int)want,
-            rm_result_str((int32_t)want),
-            got == want ? "; rm_error does not match the return value" : "");
-    report_error(e);
-    return false;
-}
-
-/* Every test function declares `rm_error err;`: the checks print it on failure. */
-#define CHECK(cond) check_impl((cond), __FILE__, __LINE__, #cond, &err)
-/* `call` must pass &err: err is scribbled on first, so a call that does not fill it fails. */
-#define CHECK_RC(call, want)                                                                   \
-    (memset(&err, 0x5a, sizeof err),                                                           \
-     check_rc_impl((call), (want), __FILE__, __LINE__, #call, &err))
-
-#define BEGIN_TEST()                                                                           \
-    rm_error err;                                                                              \
-    memset(&err, 0, sizeof err);                                                               \
-    g_test = __func__;                                                                         \
-    fprintf(stderr, "--- %s\n", __func__)
+#define TMPDIR_TEMPLATE "/tmp/resman-ctest-XXXXXX"
+#include "check.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                    */
@@ -235,59 +167,6 @@ static rm_metrics metrics_of(uint64_t m) {
     return out;
 }
 
-/* The manager's status document (malloc'ed, NUL-terminated), or NULL. */
-static char *status_doc(uint64_t m) {
-    for (int attempt = 0; attempt < 5; attempt++) {
-        size_t need = 0;
-        if (rm_status(m, NULL, 0, &need, NULL) != RM_ERR_BUFFER_TOO_SMALL) {
-            return NULL;
-        }
-        size_t cap = need + 256;
-        char *doc = malloc(cap);
-        if (doc == NULL) {
-            return NULL;
-        }
-        size_t got = 0;
-        if (rm_status(m, doc, cap, &got, NULL) == RM_OK) {
-            return doc;
-        }
-        free(doc);
-    }
-    return NULL;
-}
-
-/* The top-level "resources" array of a status document (the live resources), or NULL. Other
- * objects have a "resources" member too ("memory": the DBs of the monitor's sample;
- * "last_cleanup": a count): the live resources are the last "resources" array before
- * "recently_closed". */
-static const char *live_resources(const char *doc) {
-    const char *closed = doc ? strstr(doc, "\"recently_closed\":[") : NULL;
-    const char *found = NULL;
-    for (const char *p = doc ? strstr(doc, "\"resources\":[") : NULL; p != NULL && p < closed;
-         p = strstr(p + 1, "\"resources\":[")) {
-        found = p;
-    }
-    return found;
-}
-
-/* The number after "field": in [from, end) (end NULL: to the NUL), or -1. */
-static double json_num(const char *from, const char *end, const char *field) {
-    if (from == NULL) {
-        return -1;
-    }
-    char pat[96];
-    snprintf(pat, sizeof pat, "\"%s\":", field);
-    const char *p = strstr(from, pat);
-    if (p == NULL || (end != NULL && p >= end)) {
-        return -1;
-    }
-    p += strlen(pat);
-    if (*p < '0' || *p > '9') {
-        return -1;
-    }
-    return strtod(p, NULL);
-}
-
 /* The object {...} of `last_cleanup.steps` for resource `name` in `doc`: its start in *obj
  * and its end in *obj_end; false if absent. */
 static bool step_of(const char *doc, const char *name, const char **obj, const char **obj_end) {
@@ -358,39 +237,6 @@ static uint64_t monitor_handle(uint64_t m) {
     return h;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_rf(const char *dir) {
-    if (dir != NULL && dir[0] != '\0') {
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
-}
-
-#define MAX_TMPDIRS 8
-static char g_tmpdirs[MAX_TMPDIRS][64];
-static int g_ntmpdirs;
-
-/* A fresh empty directory under /tmp, removed at the end of main. */
-static const char *make_tmpdir(void) {
-    if (g_ntmpdirs == MAX_TMPDIRS) {
-        return NULL;
-    }
-    char *d = g_tmpdirs[g_ntmpdirs];
-    snprintf(d, sizeof g_tmpdirs[0], "/tmp/resman-ctest-XXXXXX");
-    if (mkdtemp(d) == NULL) {
-        perror("mkdtemp");
-        return NULL;
-    }
-    g_ntmpdirs++;
-    return d;
-}
-
-static const uint8_t *B(const char *s) { return (const uint8_t *)s; }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tests                                                                                      */
@@ -2175,9 +2021,7 @@ int main(void) {
             fprintf(stderr, "      rm_live_objects() = %" PRIu64 "\n", live);
         }
     }
-    for (int i = 0; i < g_ntmpdirs; i++) {
-        rm_rf(g_tmpdirs[i]);
-    }
+    remove_tmpdirs();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed > 0 ? 1 : 0;
 }
