@@ -241,7 +241,7 @@ type Status struct {
 	CloseDuration   Histogram `json:"close_duration"`
 	// Memory is the monitor's last sample.
 	Memory MemorySample `json:"memory"`
-	// CloseThreads is the number of threads running close work now (process-wide).
+	// CloseThreads is the number of close-pool threads now, process-wide (idle ones included).
 	CloseThreads uint64 `json:"close_threads"`
 	// LastCleanup is the most recent cleanup run (nil before the first).
 	LastCleanup    *CleanupRecord   `json:"last_cleanup"`

@@ -24,7 +24,8 @@ type Metrics struct {
 	CloseDuration Histogram
 	// Memory is the monitor's last sample (taken every Config.MonitorInterval).
 	Memory MemorySample
-	// CloseThreads is the number of threads running close work now, across the process.
+	// CloseThreads is the number of threads of resman's close pool now, across the process
+	// (busy, stalled on a hung callback, or idle; idle ones exit after 2 s).
 	CloseThreads uint64
 }
 

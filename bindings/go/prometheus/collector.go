@@ -125,7 +125,7 @@ func NewCollector(m *resman.Manager, opts ...Option) prometheus.Collector {
 				func(m *resman.Metrics) uint64 { return m.LeakedSnapshots }),
 			gauge("registry_bytes", "Estimate of the manager's own bookkeeping, at the monitor's last sample.",
 				func(m *resman.Metrics) float64 { return float64(m.Memory.RegistryBytes) }),
-			gauge("close_threads", "Threads running close work now, across the process.",
+			gauge("close_threads", "Threads of resman's close pool now, across the process (idle ones included).",
 				func(m *resman.Metrics) float64 { return float64(m.CloseThreads) }),
 		},
 		perDB: []dbGauge{

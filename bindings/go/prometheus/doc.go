@@ -42,7 +42,7 @@
 //	resman_rocksdb_block_cache_bytes{db}      gauge      the DB's block cache
 //	resman_registry_bytes                     gauge      the manager's own bookkeeping (estimate)
 //	resman_memory_sample_age_seconds          gauge      age of the memory sample (absent before the first)
-//	resman_close_threads                      gauge      threads running close work (process-wide)
+//	resman_close_threads                      gauge      close-pool threads, idle included (process-wide)
 //
 // The memory figures are taken by the manager's monitor thread every
 // resman.Config.MonitorInterval (10s by default), not at scrape time: a DB has resman_rocksdb_*
