@@ -1487,6 +1487,31 @@ impl ErrBuf {
     }
 }
 
+/// `rm_register` of `ctx` in manager `mgr` with no dependencies: the result, the handle and the
+/// error, already checked against the result (`what` names the call in a failure).
+fn register_plain(
+    mgr: u64,
+    name: &str,
+    ctx: &Ctx,
+    what: &dyn std::fmt::Debug,
+) -> (rm_result, u64, ErrBuf) {
+    let name = CString::new(name).unwrap();
+    let mut h = 0u64;
+    let mut e = ErrBuf::new();
+    let rc = c!(rm_register(
+        mgr,
+        name.as_ptr(),
+        Some(close_cb),
+        ctx.ptr(),
+        null(),
+        0,
+        &mut h,
+        e.ptr()
+    ));
+    e.check(rc, what);
+    (rc, h, e)
+}
+
 /// Counters read back from `rm_metrics` or the status document.
 #[derive(Debug, Default)]
 struct Totals {
@@ -1706,20 +1731,7 @@ impl Sut {
         }
         for i in 0..OTHER_RESOURCES {
             let ctx = Ctx::new(0);
-            let name = CString::new(format!("o{i}")).unwrap();
-            let mut h = 0u64;
-            let mut e = ErrBuf::new();
-            let rc = c!(rm_register(
-                other,
-                name.as_ptr(),
-                Some(close_cb),
-                ctx.ptr(),
-                null(),
-                0,
-                &mut h,
-                e.ptr()
-            ));
-            e.check(rc, &"rm_register");
+            let (rc, h, _) = register_plain(other, &format!("o{i}"), &ctx, &"rm_register");
             assert_eq!(rc, RM_OK);
             sut.adopt(2 + i, h);
             sut.ctxs.insert(2 + i, ctx);
@@ -2285,21 +2297,8 @@ impl Sut {
                 let before = CALLS.load(SeqCst);
                 let ctx = Ctx::new(0);
                 ctx.unregistered.store(true, SeqCst);
-                let name = CString::new("churn").unwrap();
                 for _ in 0..*n {
-                    let mut h = 0u64;
-                    let mut e = ErrBuf::new();
-                    let rc = c!(rm_register(
-                        self.main,
-                        name.as_ptr(),
-                        Some(close_cb),
-                        ctx.ptr(),
-                        null(),
-                        0,
-                        &mut h,
-                        e.ptr()
-                    ));
-                    e.check(rc, t);
+                    let (rc, h, e) = register_plain(self.main, "churn", &ctx, t);
                     assert_eq!(rc, RM_OK, "churn: rm_register: {}", e.message());
                     self.observe(h);
                     let mut e = ErrBuf::new();
@@ -2407,20 +2406,7 @@ impl Sut {
         assert_eq!(rc, RM_ERR_CLOSED, "rm_metrics on a destroyed manager");
         let late = Ctx::new(0);
         late.unregistered.store(true, SeqCst);
-        let mut h = 0u64;
-        let mut e = ErrBuf::new();
-        let name = CString::new("late").unwrap();
-        let rc = c!(rm_register(
-            self.main,
-            name.as_ptr(),
-            Some(close_cb),
-            late.ptr(),
-            null(),
-            0,
-            &mut h,
-            e.ptr()
-        ));
-        e.check(rc, &"rm_register");
+        let (rc, _, _) = register_plain(self.main, "late", &late, &"rm_register");
         assert_eq!(rc, RM_ERR_CLOSED, "rm_register on a destroyed manager");
         self.spare.push(late);
         if r.other_alive {
