@@ -79,3 +79,29 @@ run_valgrind() {
     fi
     return $fail
 }
+
+# use_prebuilt_rocksdb REPO TARGET: builds the release library in TARGET (the project's one
+# RocksDB build; ~12 minutes when it is not cached) and exports ROCKSDB_LIB_DIR and
+# ROCKSDB_STATIC, so that builds with other compiler flags (sanitizers, coverage, fuzzing),
+# each in a target directory of its own, link that librocksdb.a instead of compiling RocksDB
+# again. RocksDB itself is then not instrumented: valgrind (tests/c/run.sh) covers it.
+use_prebuilt_rocksdb() {
+    local repo="$1" target="$2" out
+    out="$(cd "$repo" && env -u RUSTFLAGS -u RUSTC_BOOTSTRAP CARGO_TARGET_DIR="$target" \
+        cargo build --release --message-format=json |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "build-script-executed" and "#librocksdb-sys@" in m["package_id"]:
+        print(m["out_dir"])' | tail -n 1)"
+    if [[ ! -f "$out/librocksdb.a" ]]; then
+        echo "use_prebuilt_rocksdb: no librocksdb.a in '$out'" >&2
+        return 1
+    fi
+    export ROCKSDB_LIB_DIR="$out" ROCKSDB_STATIC=1
+    echo "RocksDB: linking the prebuilt $out/librocksdb.a"
+}
+
+# The target triple: builds with -Z sanitizer flags name it, so that build scripts and
+# proc macros are built without them.
+host_triple() { rustc -vV | sed -n 's/^host: //p'; }
