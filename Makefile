@@ -13,7 +13,7 @@ LIB_DIR := $(CARGO_TARGET_DIR)/release
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -Iinclude
 C_LIBS := $(LIB_DIR)/libresman.a -lstdc++ -lm -ldl -lpthread
 
-.PHONY: build run test header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test
+.PHONY: build run test header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test bench
 
 ## Build the shared and static libraries (and regenerate include/resman.h).
 build:
@@ -85,3 +85,21 @@ example-test: build
 	@test -z "$$(gofmt -l go-example)" || { gofmt -l go-example; echo "gofmt: files above need formatting"; exit 1; }
 	cd go-example && CGO_LDFLAGS="-L$(LIB_DIR)" go vet ./...
 	cd go-example && CGO_LDFLAGS="-L$(LIB_DIR)" go test -count=1 ./...
+
+## Benchmarks (issue 8): the Rust suite (benches/: criterion against rust-rocksdb on the same
+## data, then latency, cleanup, close and scaling), the Go suite (bench/go/run.sh, against
+## grocksdb), then bench/report.py writes BENCHMARKS.md and bench/charts/ from their JSON
+## ($(BENCH_DIR)/rust.json, go.json). matplotlib goes into a venv under $(BENCH_DIR).
+## The build runs inside the recipe so the wall time the report states includes it.
+BENCH_DIR := $(CARGO_TARGET_DIR)/bench
+BENCH_VENV := $(BENCH_DIR)/venv
+bench:
+	@mkdir -p $(BENCH_DIR) && date +%s > $(BENCH_DIR)/started
+	$(CARGO) build --release
+	rm -rf $(BENCH_DIR)/rust-parts $(BENCH_DIR)/rust.json $(BENCH_DIR)/go.json
+	$(CARGO) bench --bench data_path --bench lifecycle
+	@if [ -f bench/go/run.sh ]; then bash bench/go/run.sh; \
+	else echo "bench/go/run.sh is missing: Go suite not run"; fi
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BENCH_VENV)/bin/python bench/report.py --bench-dir $(BENCH_DIR)

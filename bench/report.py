@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md and its charts from the suites' JSON (`make bench` runs it last).
+
+Inputs, in $CARGO_TARGET_DIR/bench (or --bench-dir):
+  rust.json   written by `cargo bench --bench data_path --bench lifecycle` (benches/)
+  go.json     written by `bash bench/go/run.sh`; optional ("Go suite not run" without it)
+  started     optional: the epoch second `make bench` started, for its wall time
+
+Both JSON files follow one schema:
+  {"suite", "versions": {...}, "rows": [{"group", "name", "unit", "higher_is_better",
+   "resman", "baseline", "baseline_name", "goal", "goal_met", "note"}], "series": {...}}
+
+Every figure in BENCHMARKS.md comes from those files or from the machine (/proc, the
+toolchains' --version); nothing is typed here. The ratio is resman's speed relative to the
+baseline: > 1 means resman is faster, whichever way the unit goes.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+RESMAN = "#1f77b4"
+BASELINE = "#ff7f0e"
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def first_line(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout else None
+
+
+def machine():
+    """CPU model, cores, memory and kernel, from /proc."""
+    info = {}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        models = [
+            l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("model name")
+        ]
+        info["CPU"] = models[0] if models else "unknown"
+        info["logical CPUs"] = str(len(models) or os.cpu_count())
+    except OSError:
+        info["CPU"] = "unknown"
+        info["logical CPUs"] = str(os.cpu_count())
+    try:
+        for l in Path("/proc/meminfo").read_text().splitlines():
+            if l.startswith("MemTotal:"):
+                info["memory"] = "%.1f GiB" % (int(l.split()[1]) / (1 << 20))
+    except OSError:
+        pass
+    try:
+        info["kernel"] = "Linux " + Path("/proc/sys/kernel/osrelease").read_text().strip()
+    except OSError:
+        pass
+    try:
+        load = Path("/proc/loadavg").read_text().split()[:3]
+        info["load average when the report was written (1, 5, 15 min)"] = ", ".join(load)
+    except OSError:
+        pass
+    return info
+
+
+def fmt(v, unit):
+    """A figure with its unit, to three significant digits or so."""
+    if v is None:
+        return ""
+    if unit.endswith("/s"):
+        for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(v) >= div:
+                return "%.3g %s%s" % (v / div, suffix, unit)
+        return "%.3g %s" % (v, unit)
+    if unit == "x":
+        return "%.2fx" % v
+    if abs(v) >= 100:
+        return "%.0f %s" % (v, unit)
+    if abs(v) >= 10:
+        return "%.1f %s" % (v, unit)
+    return "%.2f %s" % (v, unit)
+
+
+def ratio(row):
+    """resman's speed relative to the baseline (> 1: resman faster), or None."""
+    r, b = row.get("resman"), row.get("baseline")
+    if r is None or b is None or r == 0 or b == 0:
+        return None
+    if row.get("unit") == "x":
+        return r / b
+    return r / b if row.get("higher_is_better", True) else b / r
+
+
+def met(row):
+    m = row.get("goal_met")
+    if not row.get("goal"):
+        return ""
+    return "met" if m else "**not met**"
+
+
+def cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def suite_table(doc):
+    lines = [
+        "| group | benchmark | resman | baseline | ratio | goal | met |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for row in doc.get("rows", []):
+        unit = row.get("unit", "")
+        b = row.get("baseline")
+        bname = row.get("baseline_name") or ""
+        q = ratio(row)
+        lines.append(
+            "| %s | %s | %s | %s | %s | %s | %s |"
+            % (
+                cell(row.get("group", "")),
+                cell(row.get("name", "")),
+                fmt(row.get("resman"), unit),
+                (fmt(b, unit) + (" (%s)" % bname if bname else "")) if b is not None else "-",
+                "%.2f" % q if q is not None else "-",
+                cell(row.get("goal") or ""),
+                met(row),
+            )
+        )
+    return "\n".join(lines)
+
+
+def notes(doc):
+    out = []
+    for row in doc.get("rows", []):
+        if row.get("note"):
+            out.append("- **%s**: %s" % (cell(row["name"]), cell(row["note"])))
+    return "\n".join(out)
+
+
+def goals(suites):
+    lines = ["| suite | benchmark | goal | figure | met | why / notes |", "| --- | --- | --- | ---: | --- | --- |"]
+    for name, doc in suites:
+        for row in doc.get("rows", []):
+            if not row.get("goal"):
+                continue
+            unit = row.get("unit", "")
+            # A goal on the ratio ("resman/baseline >= 0.95") shows the ratio.
+            if "resman/" in row.get("goal", "") and ratio(row) is not None:
+                figure = "%.2f" % ratio(row)
+            else:
+                figure = fmt(row.get("resman"), unit)
+            why = row.get("note") or ""
+            if not row.get("goal_met") and not why:
+                why = "no reason recorded by the suite"
+            lines.append(
+                "| %s | %s | %s | %s | %s | %s |"
+                % (name, cell(row["name"]), cell(row["goal"]), figure, met(row), cell(why))
+            )
+    return "\n".join(lines)
+
+
+def chart_close(suites, path):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    drawn = False
+    for name, doc in suites:
+        pts = sorted(doc.get("series", {}).get("close_vs_memtable", []), key=lambda p: p["mib"])
+        if not pts:
+            continue
+        base = doc_baseline_name(doc)
+        xs = [p["mib"] for p in pts]
+        style = "-" if name == "rust" else "--"
+        label = "resman" if name == "rust" else "resman (%s)" % name
+        if all("graceful_ms" in p for p in pts):
+            ax.plot(xs, [p["graceful_ms"] for p in pts], style, marker="o", color=RESMAN,
+                    label=label)
+            drawn = True
+        if all(p.get("baseline_ms") is not None for p in pts):
+            ax.plot(xs, [p["baseline_ms"] for p in pts], style, marker="s", color=BASELINE,
+                    label="%s, same steps" % (base or "baseline"))
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.set_xlabel("unflushed memtable (MiB)")
+    ax.set_ylabel("graceful close time (ms)")
+    ax.set_title("Graceful close time against unflushed memtable size")
+    ax.set_xticks(sorted({p["mib"] for _, d in suites
+                          for p in d.get("series", {}).get("close_vs_memtable", [])}))
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    save(fig, path)
+    return True
+
+
+def doc_baseline_name(doc):
+    for row in doc.get("rows", []):
+        if row.get("baseline_name"):
+            return row["baseline_name"]
+    return None
+
+
+def get_rows(doc):
+    """The point-read throughput rows that have a baseline (ops/s; not multi-get)."""
+    return [
+        r for r in doc.get("rows", [])
+        if "get" in r.get("name", "").lower() and "multi" not in r.get("name", "").lower()
+        and r.get("unit") == "ops/s" and r.get("baseline") is not None
+    ]
+
+
+def chart_get(suites, path):
+    panels = [(name, doc, get_rows(doc)) for name, doc in suites if get_rows(doc)]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for ax, (name, doc, rows) in zip(axes[0], panels):
+        xs = range(len(rows))
+        w = 0.38
+        base = doc_baseline_name(doc) or "baseline"
+        ax.bar([x - w / 2 for x in xs], [r["resman"] / 1e3 for r in rows], w, color=RESMAN,
+               label="resman" if name == "rust" else "resman (%s)" % name)
+        ax.bar([x + w / 2 for x in xs], [r["baseline"] / 1e3 for r in rows], w, color=BASELINE,
+               label=base)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([r["name"] for r in rows], rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("thousand gets per second")
+        ax.set_title("%s suite: resman against %s" % (name.capitalize(), base))
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return True
+
+
+def save(fig, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No date and a fixed hash salt: the same figures give the same file.
+    fig.savefig(path, metadata={"Date": None})
+    plt.close(fig)
+
+
+def main():
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bench-dir", type=Path, default=target / "bench")
+    ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    ap.add_argument("--charts", type=Path, default=REPO / "bench" / "charts")
+    args = ap.parse_args()
+    plt.rcParams["svg.hashsalt"] = "resman"
+
+    rust = read_json(args.bench_dir / "rust.json")
+    go = read_json(args.bench_dir / "go.json")
+    if rust is None:
+        sys.exit("%s is missing: run `make bench` (or cargo bench) first" % (args.bench_dir / "rust.json"))
+    suites = [("rust", rust)] + ([("go", go)] if go else [])
+
+    close_svg = args.charts / "close_vs_memtable.svg"
+    get_svg = args.charts / "get_throughput.svg"
+    has_close = chart_close(suites, close_svg)
+    has_get = chart_get(suites, get_svg)
+
+    out = []
+    out.append("# resman benchmarks\n")
+    out.append(
+        "Generated by `make bench` (`bench/report.py`) from the suites' JSON; do not edit: "
+        "every figure below comes from a measurement of the last run. The ratio is resman's "
+        "speed relative to the baseline (above 1: resman is faster), whichever way the unit "
+        "goes.\n"
+    )
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out.append("Written %s." % now)
+    started = args.bench_dir / "started"
+    if started.exists():
+        try:
+            secs = datetime.datetime.now().timestamp() - int(started.read_text().strip())
+            out.append(
+                " `make bench` ran for %.1f minutes up to this report (the build, both suites "
+                "and their set-up included)." % (secs / 60)
+            )
+        except ValueError:
+            pass
+    out.append("\n")
+
+    out.append("## Machine\n")
+    out.append("| | |\n| --- | --- |")
+    for k, v in machine().items():
+        out.append("| %s | %s |" % (k, cell(v)))
+    out.append("")
+
+    out.append("## Versions\n")
+    out.append("| | |\n| --- | --- |")
+    rustc = first_line(["rustc", "--version"])
+    gov = first_line(["go", "version"])
+    if rustc:
+        out.append("| rustc | %s |" % rustc)
+    if gov:
+        out.append("| go | %s |" % gov)
+    for name, doc in suites:
+        for k, v in (doc.get("versions") or {}).items():
+            out.append("| %s (%s suite) | %s |" % (k, name, cell(v)))
+    out.append("")
+
+    out.append("## Goals\n")
+    out.append(goals(suites))
+    out.append("")
+    if go is None:
+        out.append(
+            "The Go suite was not run (`%s` is absent): its goals are not measured here.\n"
+            % (args.bench_dir / "go.json")
+        )
+
+    out.append("## Charts\n")
+    if has_close:
+        out.append("![graceful close time against unflushed memtable size](%s)\n"
+                   % os.path.relpath(close_svg, args.out.parent))
+    if has_get:
+        out.append("![get throughput, resman against the direct bindings](%s)\n"
+                   % os.path.relpath(get_svg, args.out.parent))
+
+    for name, doc in suites:
+        title = {"rust": "Rust suite (criterion and `benches/lifecycle.rs`)",
+                 "go": "Go suite (`bench/go`)"}.get(name, name)
+        out.append("## %s\n" % title)
+        out.append(suite_table(doc))
+        out.append("")
+        n = notes(doc)
+        if n:
+            out.append("What each row measures:\n")
+            out.append(n)
+            out.append("")
+    if go is None:
+        out.append("## Go suite\n")
+        out.append("Go suite not run: `bash bench/go/run.sh` wrote no `go.json`.\n")
+
+    args.out.write_text("\n".join(out).rstrip() + "\n")
+    print("wrote %s, %s, %s" % (args.out, close_svg if has_close else "-", get_svg if has_get else "-"))
+
+
+if __name__ == "__main__":
+    main()

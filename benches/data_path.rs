@@ -1,0 +1,415 @@
+//! The data path through resman's C ABI against rust-rocksdb called directly (issue 8, item 1):
+//! get (hit, miss), put, a batch of 100 puts, and a scan of 10k keys.
+//!
+//! Both sides read the same bytes: one seed DB (100k keys of 16 bytes, values of 100 bytes,
+//! flushed and compacted into one level) copied into two directories, opened with the same
+//! options (resman's defaults: 64 MiB memtables, a 32 MiB LRU block cache, LZ4), both caches
+//! warm. Reads use default read options on both sides, writes default write options (WAL on,
+//! not synced); rust-rocksdb's options objects are built once, as resman builds its own once.
+//! Between two measurements both DBs are left to finish their flushes and compactions.
+//!
+//! Run with `cargo bench --bench data_path` (`make bench` runs everything);
+//! `RESMAN_BENCH_QUICK=1` shortens every measurement for checking the harness. Criterion's own
+//! figures go to `$CARGO_TARGET_DIR/bench/criterion`; the medians become rows of
+//! `$CARGO_TARGET_DIR/bench/rust.json`.
+
+mod common;
+
+use common::*;
+use criterion::{Criterion, Throughput};
+use resman::ffi::{
+    rm_batch_create, rm_batch_put, rm_batch_write, rm_close, rm_iter_create, rm_iter_entry,
+    rm_iter_next, rm_iter_seek,
+};
+use resman::rm_result;
+use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
+use serde_json::json;
+use std::hint::black_box;
+use std::path::Path;
+use std::ptr;
+use std::time::{Duration, Instant};
+
+/// Keys per scan.
+const SCAN: u64 = 10_000;
+/// Puts per batch.
+const BATCH: u64 = 100;
+/// Length of the precomputed key sequences (a power of two).
+const SEQ: usize = 1 << 16;
+
+const GOAL: &str = "resman/baseline >= 0.95";
+
+fn main() {
+    let quick = quick();
+    let crit_dir = out_dir().join("criterion");
+    let _ = std::fs::remove_dir_all(&crit_dir);
+    let (warm, measure, samples) = if quick {
+        (Duration::from_millis(200), Duration::from_millis(600), 10)
+    } else {
+        (Duration::from_secs(2), Duration::from_secs(6), 60)
+    };
+    let mut c = Criterion::default()
+        .warm_up_time(warm)
+        .measurement_time(measure)
+        .sample_size(samples)
+        .output_directory(&crit_dir)
+        .configure_from_args();
+
+    let fx = Fixture::new("data_path");
+    let mut rng = Rng(42);
+    let hits: Vec<[u8; 16]> = (0..SEQ).map(|_| key(2 * (rng.next_u64() % KEYS))).collect();
+    let misses: Vec<[u8; 16]> = (0..SEQ)
+        .map(|_| key(2 * (rng.next_u64() % KEYS) + 1))
+        .collect();
+    // Writes go to random keys over four times the seeded range (inserts and overwrites).
+    let writes: Vec<[u8; 16]> = (0..SEQ).map(|_| key(rng.next_u64() % (4 * KEYS))).collect();
+    let value = rng.bytes(VALUE_LEN);
+    // Scans start at random keys that leave at least SCAN keys after them.
+    let starts: Vec<[u8; 16]> = (0..SEQ)
+        .map(|_| key(2 * (rng.next_u64() % (KEYS - SCAN))))
+        .collect();
+
+    bench_get(&mut c, &fx, "get_hit", &hits, true);
+    bench_get(&mut c, &fx, "get_miss", &misses, false);
+    bench_scan(&mut c, &fx, &starts);
+    bench_put(&mut c, &fx, &writes, &value);
+    bench_batch(&mut c, &fx, &writes, &value);
+    c.final_summary();
+
+    let rows = rows(&crit_dir);
+    write_part("1-data_path", &rows, json!({}));
+    fx.destroy();
+}
+
+/// Waits until neither DB has a flush or compaction running or pending, so a measurement does
+/// not pay for the previous one's background work.
+fn settle(fx: &Fixture) {
+    let props = [
+        "rocksdb.num-running-flushes",
+        "rocksdb.num-running-compactions",
+        "rocksdb.mem-table-flush-pending",
+        "rocksdb.compaction-pending",
+    ];
+    let cf = fx.direct.cf_handle(CF).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy = props.iter().any(|p| {
+            resman::rocks::property_int(fx.resman.cf, p)
+                .unwrap()
+                .unwrap_or(0)
+                > 0
+                || fx
+                    .direct
+                    .property_int_value_cf(cf, *p)
+                    .unwrap()
+                    .unwrap_or(0)
+                    > 0
+        });
+        if !busy || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn bench_get(c: &mut Criterion, fx: &Fixture, group: &str, keys: &[[u8; 16]], hit: bool) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(1));
+    let cf = fx.resman.cf;
+    let mut buf = [0u8; 256];
+    let mut i = 0usize;
+    settle(fx);
+    g.bench_function("resman", |b| {
+        b.iter(|| {
+            let k = &keys[i & (SEQ - 1)];
+            i += 1;
+            let r = rm_get(cf, black_box(k), &mut buf);
+            debug_assert_eq!(r.is_some(), hit);
+            black_box(r)
+        })
+    });
+    let db = &fx.direct;
+    let handle = db.cf_handle(CF).unwrap();
+    let ro = ReadOptions::default();
+    let mut i = 0usize;
+    settle(fx);
+    g.bench_function("rust-rocksdb", |b| {
+        b.iter(|| {
+            let k = &keys[i & (SEQ - 1)];
+            i += 1;
+            let r = direct_get(db, &handle, &ro, black_box(k), &mut buf);
+            debug_assert_eq!(r.is_some(), hit);
+            black_box(r)
+        })
+    });
+    g.finish();
+}
+
+/// One scan: an iterator created at `start`'s key, SCAN entries copied out (key and value,
+/// into caller buffers on both sides), the iterator closed.
+fn bench_scan(c: &mut Criterion, fx: &Fixture, starts: &[[u8; 16]]) {
+    let mut g = c.benchmark_group("scan_10k");
+    g.throughput(Throughput::Elements(SCAN));
+    g.sample_size(if quick() { 10 } else { 30 });
+    let (mgr, cf) = (fx.resman.mgr, fx.resman.cf);
+    let mut kbuf = [0u8; 64];
+    let mut vbuf = [0u8; 256];
+    let mut i = 0usize;
+    settle(fx);
+    g.bench_function("resman", |b| {
+        b.iter(|| {
+            let start = &starts[i & (SEQ - 1)];
+            i += 1;
+            let mut err = new_error();
+            let mut it = 0u64;
+            let mut valid = false;
+            let mut total = 0usize;
+            // SAFETY: no bounds (NULL, 0); out-pointers and `err` are locals.
+            let rc = unsafe {
+                rm_iter_create(cf, 0, 0, ptr::null(), 0, ptr::null(), 0, &mut it, &mut err)
+            };
+            check(rc, &err, "rm_iter_create");
+            // SAFETY: `start` is a live 16-byte key; `valid` and `err` are locals.
+            let rc = unsafe { rm_iter_seek(it, start.as_ptr(), start.len(), &mut valid, &mut err) };
+            check(rc, &err, "rm_iter_seek");
+            for _ in 0..SCAN {
+                assert!(valid);
+                let (mut kl, mut vl) = (0usize, 0usize);
+                // SAFETY: both buffers are live, non-overlapping, of the capacities passed;
+                // lengths and `err` are locals.
+                let rc = unsafe {
+                    rm_iter_entry(
+                        it,
+                        kbuf.as_mut_ptr(),
+                        kbuf.len(),
+                        &mut kl,
+                        vbuf.as_mut_ptr(),
+                        vbuf.len(),
+                        &mut vl,
+                        &mut err,
+                    )
+                };
+                debug_assert_eq!(rc, rm_result::RM_OK);
+                total += kl + vl;
+                // SAFETY: `valid` and `err` are locals.
+                let rc = unsafe { rm_iter_next(it, &mut valid, &mut err) };
+                debug_assert_eq!(rc, rm_result::RM_OK);
+            }
+            // SAFETY: `err` is a local.
+            let rc = unsafe { rm_close(mgr, it, &mut err) };
+            check(rc, &err, "rm_close(iterator)");
+            black_box(total)
+        })
+    });
+    let db = &fx.direct;
+    let handle = db.cf_handle(CF).unwrap();
+    let mut i = 0usize;
+    settle(fx);
+    g.bench_function("rust-rocksdb", |b| {
+        b.iter(|| {
+            let start = &starts[i & (SEQ - 1)];
+            i += 1;
+            let mut total = 0usize;
+            // rust-rocksdb takes the read options by value: one per iterator.
+            let mut it = db.raw_iterator_cf_opt(&handle, ReadOptions::default());
+            it.seek(start);
+            for _ in 0..SCAN {
+                assert!(it.valid());
+                let k = it.key().unwrap();
+                let v = it.value().unwrap();
+                kbuf[..k.len()].copy_from_slice(k);
+                vbuf[..v.len()].copy_from_slice(v);
+                total += k.len() + v.len();
+                it.next();
+            }
+            black_box(total)
+        })
+    });
+    g.finish();
+}
+
+fn bench_put(c: &mut Criterion, fx: &Fixture, keys: &[[u8; 16]], value: &[u8]) {
+    let mut g = c.benchmark_group("put");
+    g.throughput(Throughput::Elements(1));
+    let cf = fx.resman.cf;
+    let mut i = 0usize;
+    settle(fx);
+    g.bench_function("resman", |b| {
+        b.iter(|| {
+            let k = &keys[i & (SEQ - 1)];
+            i += 1;
+            let mut err = new_error();
+            // SAFETY: live slices of the lengths passed; `err` is a local.
+            let rc = unsafe {
+                resman::ffi::rm_put(
+                    cf,
+                    k.as_ptr(),
+                    k.len(),
+                    value.as_ptr(),
+                    value.len(),
+                    &mut err,
+                )
+            };
+            debug_assert_eq!(rc, rm_result::RM_OK);
+            black_box(rc)
+        })
+    });
+    let db = &fx.direct;
+    let handle = db.cf_handle(CF).unwrap();
+    let wo = WriteOptions::default();
+    let mut i = 0usize;
+    settle(fx);
+    g.bench_function("rust-rocksdb", |b| {
+        b.iter(|| {
+            let k = &keys[i & (SEQ - 1)];
+            i += 1;
+            db.put_cf_opt(&handle, k, value, &wo).unwrap()
+        })
+    });
+    g.finish();
+    settle(fx);
+}
+
+fn bench_batch(c: &mut Criterion, fx: &Fixture, keys: &[[u8; 16]], value: &[u8]) {
+    let mut g = c.benchmark_group("batch_100");
+    g.throughput(Throughput::Elements(1));
+    let cf = fx.resman.cf;
+    let mut err = new_error();
+    let mut batch = 0u64;
+    // SAFETY: out-pointer and `err` are locals.
+    check(
+        unsafe { rm_batch_create(fx.resman.db, &mut batch, &mut err) },
+        &err,
+        "rm_batch_create",
+    );
+    let mut i = 0usize;
+    settle(fx);
+    g.bench_function("resman", |b| {
+        b.iter(|| {
+            let mut err = new_error();
+            for _ in 0..BATCH {
+                let k = &keys[i & (SEQ - 1)];
+                i += 1;
+                // SAFETY: live slices of the lengths passed; `err` is a local.
+                let rc = unsafe {
+                    rm_batch_put(
+                        batch,
+                        cf,
+                        k.as_ptr(),
+                        k.len(),
+                        value.as_ptr(),
+                        value.len(),
+                        &mut err,
+                    )
+                };
+                debug_assert_eq!(rc, rm_result::RM_OK);
+            }
+            // The write empties the batch: it is filled again next time.
+            // SAFETY: `err` is a local.
+            let rc = unsafe { rm_batch_write(batch, 0, &mut err) };
+            debug_assert_eq!(rc, rm_result::RM_OK);
+            black_box(rc)
+        })
+    });
+    // SAFETY: `err` is a local.
+    check(
+        unsafe { rm_close(fx.resman.mgr, batch, &mut err) },
+        &err,
+        "rm_close(batch)",
+    );
+    let db = &fx.direct;
+    let handle = db.cf_handle(CF).unwrap();
+    let wo = WriteOptions::default();
+    let mut i = 0usize;
+    settle(fx);
+    g.bench_function("rust-rocksdb", |b| {
+        b.iter(|| {
+            // rust-rocksdb's write takes the batch by value: one batch per write.
+            let mut wb = WriteBatch::default();
+            for _ in 0..BATCH {
+                let k = &keys[i & (SEQ - 1)];
+                i += 1;
+                wb.put_cf(&handle, k, value);
+            }
+            db.write_opt(wb, &wo).unwrap()
+        })
+    });
+    g.finish();
+    settle(fx);
+}
+
+/// Criterion's median time per iteration of `group/function`, in nanoseconds, if it ran.
+fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
+    let p = dir.join(group).join(function).join("new/estimates.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn rows(dir: &Path) -> Vec<Row> {
+    // (criterion group, row name, unit, operations per iteration, what is compared)
+    let specs: [(&str, &str, &str, f64, &str); 5] = [
+        (
+            "get_hit",
+            "get (hit)",
+            "ops/s",
+            1.0,
+            "rm_get into a caller buffer, with an rm_error, vs get_pinned_cf_opt and one copy \
+             into the same kind of buffer; random keys of 100k in one level, cache warm",
+        ),
+        (
+            "get_miss",
+            "get (miss)",
+            "ops/s",
+            1.0,
+            "keys between the stored ones (no bloom filter on either side, as resman opens \
+             it); rm_get reports RM_ERR_NOT_FOUND with its message in the rm_error",
+        ),
+        (
+            "put",
+            "put",
+            "ops/s",
+            1.0,
+            "rm_put vs put_cf_opt, 16-byte keys, 100-byte values, WAL on, no sync; includes \
+             the flushes and compactions the writes cause",
+        ),
+        (
+            "batch_100",
+            "batch of 100 puts",
+            "batches/s",
+            1.0,
+            "100 rm_batch_put then rm_batch_write (one batch handle reused: the write empties \
+             it) vs a WriteBatch of 100 put_cf and write_opt",
+        ),
+        (
+            "scan_10k",
+            "scan of 10k keys",
+            "keys/s",
+            SCAN as f64,
+            "rm_iter_create, rm_iter_seek, 10k x (rm_iter_entry + rm_iter_next) copying key \
+             and value, rm_close vs raw_iterator_cf_opt, seek, 10k x (key, value copied, next)",
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (group, name, unit, per_iter, what) in specs {
+        let (Some(r), Some(b)) = (
+            median_ns(dir, group, "resman"),
+            median_ns(dir, group, "rust-rocksdb"),
+        ) else {
+            continue;
+        };
+        let row = Row::new("data path", name, unit)
+            .resman(per_iter * 1e9 / r)
+            .baseline(per_iter * 1e9 / b);
+        let ratio = speed_ratio(&row);
+        let per_op = (r - b) / per_iter;
+        let row = row.goal(GOAL, ratio >= 0.95).note(format!(
+            "{what}. Median per {}: resman {:.0} ns, rust-rocksdb {:.0} ns ({:+.0} ns per {}).",
+            if per_iter > 1.0 { "scan" } else { "call" },
+            r,
+            b,
+            per_op,
+            if per_iter > 1.0 { "key" } else { "call" },
+        ));
+        rows.push(row);
+    }
+    rows
+}
