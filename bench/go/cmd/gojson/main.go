@@ -1,0 +1,360 @@
+// Command gojson turns the raw `go test -bench` outputs of resmanbench and grocksbench into
+// go.json, the Go suite's part of BENCHMARKS.md (bench/report.py reads it). run.sh calls it.
+//
+// Each figure is the median of the runs (as benchstat's); a row compares resman with the
+// fastest grocksdb variant of the operation (GetPinned next to Get, ...), and its note gives
+// the APIs, the per-op figures and the p-value of a two-sided Mann-Whitney U test (what
+// benchstat uses) of resman against that baseline.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// sample is one benchmark line.
+type sample struct{ ns, bytes, allocs float64 }
+
+// results are the samples per benchmark name and GOMAXPROCS.
+type results map[string]map[int][]sample
+
+func parse(path string) (results, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := results{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+			continue
+		}
+		name, procs := fields[0], 1
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			if n, err := strconv.Atoi(name[i+1:]); err == nil {
+				name, procs = name[:i], n
+			}
+		}
+		var s sample
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			switch fields[i+1] {
+			case "ns/op":
+				s.ns = v
+			case "B/op":
+				s.bytes = v
+			case "allocs/op":
+				s.allocs = v
+			}
+		}
+		if s.ns == 0 {
+			continue
+		}
+		if r[name] == nil {
+			r[name] = map[int][]sample{}
+		}
+		r[name][procs] = append(r[name][procs], s)
+	}
+	return r, sc.Err()
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func field(ss []sample, f func(sample) float64) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+// mannWhitneyP is the exact two-sided p-value of the Mann-Whitney U test (ties get mid-ranks
+// and the tails are taken conservatively).
+func mannWhitneyP(a, b []float64) float64 {
+	n1, n2 := len(a), len(b)
+	if n1 == 0 || n2 == 0 {
+		return 1
+	}
+	type obs struct {
+		v     float64
+		first bool
+	}
+	all := make([]obs, 0, n1+n2)
+	for _, v := range a {
+		all = append(all, obs{v, true})
+	}
+	for _, v := range b {
+		all = append(all, obs{v, false})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v < all[j].v })
+	r1 := 0.0
+	for i := 0; i < len(all); {
+		j := i
+		for j < len(all) && all[j].v == all[i].v {
+			j++
+		}
+		rank := float64(i+j+1) / 2 // mid-rank of positions i..j-1 (1-based)
+		for k := i; k < j; k++ {
+			if all[k].first {
+				r1 += rank
+			}
+		}
+		i = j
+	}
+	u := r1 - float64(n1*(n1+1))/2
+	// count(m, n, u): the orderings of m and n observations whose statistic is u.
+	maxU := n1 * n2
+	memo := map[[3]int]float64{}
+	var count func(m, n, u int) float64
+	count = func(m, n, u int) float64 {
+		if u < 0 || u > m*n {
+			return 0
+		}
+		if m == 0 || n == 0 {
+			if u == 0 {
+				return 1
+			}
+			return 0
+		}
+		k := [3]int{m, n, u}
+		if c, ok := memo[k]; ok {
+			return c
+		}
+		c := count(m-1, n, u-n) + count(m, n-1, u)
+		memo[k] = c
+		return c
+	}
+	total, lo, hi := 0.0, 0.0, 0.0
+	for x := 0; x <= maxU; x++ {
+		c := count(n1, n2, x)
+		total += c
+		if float64(x) <= math.Ceil(u) {
+			lo += c
+		}
+		if float64(x) >= math.Floor(u) {
+			hi += c
+		}
+	}
+	return math.Min(1, 2*math.Min(lo, hi)/total)
+}
+
+// variant is one way of doing an operation in a suite.
+type variant struct{ bench, api string }
+
+type spec struct {
+	group, name, unit string
+	perOp             float64 // keys (or entries) per op: the figures are per second of those
+	procs             int
+	goal              float64
+	resman            variant
+	grocksdb          []variant // the fastest one is the baseline
+	note              string
+}
+
+type row struct {
+	Group          string  `json:"group"`
+	Name           string  `json:"name"`
+	Unit           string  `json:"unit"`
+	HigherIsBetter bool    `json:"higher_is_better"`
+	Resman         float64 `json:"resman"`
+	Baseline       float64 `json:"baseline"`
+	BaselineName   string  `json:"baseline_name"`
+	Goal           string  `json:"goal"`
+	GoalMet        bool    `json:"goal_met"`
+	Ratio          float64 `json:"ratio"`
+	Note           string  `json:"note,omitempty"`
+}
+
+type output struct {
+	Suite    string                                   `json:"suite"`
+	Versions map[string]string                        `json:"versions"`
+	Rows     []row                                    `json:"rows"`
+	Series   map[string]map[string]map[string]float64 `json:"series"`
+}
+
+var specs = []spec{
+	{group: "data path", name: "put", unit: "ops/s", perOp: 1, procs: 2, goal: 1.0,
+		resman:   variant{"BenchmarkPut", "ColumnFamily.Put"},
+		grocksdb: []variant{{"BenchmarkPut", "DB.Put"}},
+		note:     "16-byte key, 100-byte value, WAL on, no sync, into an empty DB"},
+	{group: "data path", name: "get (hit)", unit: "ops/s", perOp: 1, procs: 2, goal: 1.2,
+		resman: variant{"BenchmarkGet/hit", "GetAppend into a reused buffer"},
+		grocksdb: []variant{{"BenchmarkGet/hit", "Get + Slice.Free"},
+			{"BenchmarkGetPinned/hit", "GetPinned + PinnableSlice.Destroy"}},
+		note: "100k preloaded keys in one flushed table, block cache warm"},
+	{group: "data path", name: "get (miss)", unit: "ops/s", perOp: 1, procs: 2, goal: 1.2,
+		resman: variant{"BenchmarkGet/miss", "GetAppend, errors.Is(err, ErrNotFound)"},
+		grocksdb: []variant{{"BenchmarkGet/miss", "Get + Slice.Exists + Free"},
+			{"BenchmarkGetPinned/miss", "GetPinned + Exists + Destroy"}},
+		note: "absent keys between preloaded ones (no bloom filter on either side)"},
+	{group: "data path", name: "batch write (100 puts)", unit: "keys/s", perOp: 100, procs: 2, goal: 1.0,
+		resman:   variant{"BenchmarkBatchWrite100", "Batch.Put x100 + Batch.Write (reused)"},
+		grocksdb: []variant{{"BenchmarkBatchWrite100", "WriteBatch.Put x100 + DB.Write + Clear (reused)"}}},
+	{group: "data path", name: "multi-get (100 keys)", unit: "keys/s", perOp: 100, procs: 2, goal: 1.0,
+		resman: variant{"BenchmarkMultiGet100", "ColumnFamily.MultiGet"},
+		grocksdb: []variant{{"BenchmarkMultiGet100", "MultiGet + Slices.Destroy"},
+			{"BenchmarkBatchedMultiGet100", "BatchedMultiGetCF + PinnableSlices.Destroy"}}},
+	{group: "data path", name: "iterate (10k entries)", unit: "entries/s", perOp: 10000, procs: 2, goal: 1.0,
+		resman: variant{"BenchmarkIterate10k", "NewIterator, Seek, Next/Key/Value x10k, Close"},
+		grocksdb: []variant{{"BenchmarkIterate10k", "NewIterator, Seek, Valid/Next/Key/Value x10k, Close"},
+			{"BenchmarkIterate10kSlice", "as Iterate10k with KeySlice/ValueSlice"}},
+		note: "iterator creation and close included in each op"},
+	{group: "concurrency", name: "parallel get (GOMAXPROCS=2)", unit: "ops/s", perOp: 1, procs: 2, goal: 1.2,
+		resman:   variant{"BenchmarkGetParallel", "GetAppend, one buffer per goroutine"},
+		grocksdb: []variant{{"BenchmarkGetParallel", "Get + Slice.Free"}},
+		note:     "b.RunParallel over the read DB, -cpu 2"},
+}
+
+// stat is a variant's figures.
+type stat struct {
+	variant
+	ns, bytes, allocs float64
+	samples           []float64
+}
+
+func lookup(r results, v variant, procs int) (stat, bool) {
+	ss := r[v.bench][procs]
+	if len(ss) == 0 {
+		return stat{}, false
+	}
+	ns := field(ss, func(s sample) float64 { return s.ns })
+	return stat{v, median(ns), median(field(ss, func(s sample) float64 { return s.bytes })),
+		median(field(ss, func(s sample) float64 { return s.allocs })), ns}, true
+}
+
+func (s stat) String() string {
+	return fmt.Sprintf("%s: %.0f ns/op, %.0f B/op, %.0f allocs/op", s.api, s.ns, s.bytes, s.allocs)
+}
+
+func main() {
+	resmanPath := flag.String("resman", "", "raw go test -bench output of resmanbench")
+	grocksPath := flag.String("grocksdb", "", "raw go test -bench output of grocksbench")
+	out := flag.String("out", "go.json", "where to write the JSON")
+	goVersion := flag.String("go", "", "Go version")
+	grocksVersion := flag.String("grocksdb-version", "", "grocksdb version")
+	rocksVersion := flag.String("rocksdb", "", "RocksDB version")
+	flag.Parse()
+
+	rr, err := parse(*resmanPath)
+	if err != nil {
+		fail(err)
+	}
+	gr, err := parse(*grocksPath)
+	if err != nil {
+		fail(err)
+	}
+	doc := output{
+		Suite:    "go",
+		Versions: map[string]string{"go": *goVersion, "grocksdb": *grocksVersion, "rocksdb": *rocksVersion},
+		Series:   map[string]map[string]map[string]float64{},
+	}
+	missing := false
+	for _, sp := range specs {
+		rs, ok := lookup(rr, sp.resman, sp.procs)
+		if !ok {
+			fmt.Fprintf(os.Stderr, "gojson: no resman result for %s (procs %d)\n", sp.resman.bench, sp.procs)
+			missing = true
+			continue
+		}
+		var base stat
+		var others []stat
+		for _, v := range sp.grocksdb {
+			gs, ok := lookup(gr, v, sp.procs)
+			if !ok {
+				fmt.Fprintf(os.Stderr, "gojson: no grocksdb result for %s (procs %d)\n", v.bench, sp.procs)
+				missing = true
+				continue
+			}
+			if base.samples == nil || gs.ns < base.ns {
+				if base.samples != nil {
+					others = append(others, base)
+				}
+				base = gs
+			} else {
+				others = append(others, gs)
+			}
+		}
+		if base.samples == nil {
+			continue
+		}
+		rv, bv := sp.perOp*1e9/rs.ns, sp.perOp*1e9/base.ns
+		ratio := rv / bv
+		p := mannWhitneyP(rs.samples, base.samples)
+		sig := "significant"
+		if p >= 0.05 {
+			sig = "not significant"
+		}
+		notes := []string{fmt.Sprintf("resman %s", rs), fmt.Sprintf("grocksdb %s", base)}
+		for _, o := range others {
+			notes = append(notes, fmt.Sprintf("slower grocksdb variant %s", o))
+		}
+		notes = append(notes, fmt.Sprintf("p=%.3f, n=%d+%d (Mann-Whitney U; difference %s at 0.05)",
+			p, len(rs.samples), len(base.samples), sig))
+		if sp.note != "" {
+			notes = append(notes, sp.note)
+		}
+		doc.Rows = append(doc.Rows, row{
+			Group: sp.group, Name: sp.name, Unit: sp.unit, HigherIsBetter: true,
+			Resman: round(rv), Baseline: round(bv), BaselineName: "grocksdb",
+			Goal:    fmt.Sprintf("resman/grocksdb >= %.1f", sp.goal),
+			GoalMet: ratio >= sp.goal, Ratio: math.Round(ratio*1000) / 1000,
+			Note: strings.Join(notes, "; "),
+		})
+	}
+	// Get throughput against GOMAXPROCS, for the scaling figure.
+	series := map[string]map[string]float64{}
+	for name, r := range map[string]results{"resman": rr, "grocksdb": gr} {
+		series[name] = map[string]float64{}
+		for procs, ss := range r["BenchmarkGetParallel"] {
+			series[name][strconv.Itoa(procs)] = round(1e9 / median(field(ss, func(s sample) float64 { return s.ns })))
+		}
+	}
+	doc.Series["get_throughput"] = series
+
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		fail(err)
+	}
+	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+		fail(err)
+	}
+	for _, r := range doc.Rows {
+		met := "met"
+		if !r.GoalMet {
+			met = "NOT met"
+		}
+		fmt.Printf("%-28s resman/grocksdb %5.2f  (goal >= %s: %s)\n", r.Name, r.Ratio,
+			strings.TrimPrefix(r.Goal, "resman/grocksdb >= "), met)
+	}
+	if missing {
+		fail(fmt.Errorf("some results are missing (see above); %s is incomplete", *out))
+	}
+}
+
+// round rounds a throughput to whole units.
+func round(x float64) float64 { return math.Round(x) }
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "gojson:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The Go benchmarks (item 2 of issue 8): the resman Go binding against
+# github.com/linxGnu/grocksdb, both on the RocksDB that the rocksdb crate's bundled build
+# produced (grocksdb is compiled against that build's headers and links its librocksdb.a,
+# liblz4.a and libzstd.a), with the same options and data. See bench/go/README.md.
+#
+# Builds the two benchmark binaries (they cannot be one: libresman.a contains RocksDB too),
+# runs them in alternating rounds, compares them with benchstat and writes, in
+# $CARGO_TARGET_DIR/bench:
+#   go.json             the rows and series the report generator reads
+#   go-resman.txt       raw `go test -bench` output of resmanbench
+#   go-grocksdb.txt     raw `go test -bench` output of grocksbench
+#   go-benchstat.txt    benchstat -ignore pkg resman=go-resman.txt grocksdb=go-grocksdb.txt
+#
+# Knobs: RESMAN_GO_BENCH_COUNT (rounds: samples per benchmark, 6, the least for which
+# benchstat gives a 95% confidence interval), RESMAN_GO_BENCH_TIME (-benchtime, 1.5s).
+# About 4-5 minutes on two cores with the defaults, the first build of grocksdb included.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
+out="$CARGO_TARGET_DIR/bench"
+count="${RESMAN_GO_BENCH_COUNT:-6}"
+benchtime="${RESMAN_GO_BENCH_TIME:-1.5s}"
+benchstat_version=v0.0.0-20260908200009-22c9c6c9d4da # golang.org/x/perf
+start=$(date +%s)
+mkdir -p "$out/go-bin" "$out/go-tmp"
+
+# The release build (libresman.a; nothing to do when it is fresh) and, from cargo's messages,
+# where the bundled build put librocksdb.a, liblz4.a and libzstd.a, and the RocksDB headers.
+# RUSTFLAGS must not change for this target directory (it would rebuild RocksDB).
+eval "$(cd "$repo" && env -u RUSTFLAGS -u RUSTC_BOOTSTRAP cargo build --release --message-format=json |
+    python3 -c 'import json, os, sys
+dirs = {}
+for line in sys.stdin:
+    m = json.loads(line)
+    pkg = m.get("package_id", "").rsplit("#", 1)[-1].split("@")[0]
+    if m.get("reason") == "build-script-executed" and pkg in ("librocksdb-sys", "lz4-sys", "zstd-sys"):
+        dirs[pkg.replace("-", "_")] = m["out_dir"]
+    if m.get("reason") == "compiler-artifact" and pkg == "librocksdb-sys":
+        dirs["rocksdb_include"] = os.path.join(os.path.dirname(m["manifest_path"]), "rocksdb", "include")
+for k, v in sorted(dirs.items()):
+    print(f"{k}={v!r}")')"
+for lib in "${librocksdb_sys:-}/librocksdb.a" "${lz4_sys:-}/liblz4.a" "${zstd_sys:-}/libzstd.a" \
+           "${rocksdb_include:-}/rocksdb/c.h" "$CARGO_TARGET_DIR/release/libresman.a"; do
+    [[ -f "$lib" ]] || { echo "run.sh: $lib not found (see the cargo build above)" >&2; exit 2; }
+done
+rocksdb_version="$(sed -nE 's/^#define ROCKSDB_(MAJOR|MINOR|PATCH) ([0-9]+).*/\2/p' \
+    "$rocksdb_include/rocksdb/version.h" | paste -sd.)"
+
+# benchstat, pinned, installed next to the results.
+benchstat="$out/bin/benchstat"
+if ! go version -m "$benchstat" 2>/dev/null | grep -q "golang.org/x/perf[[:space:]]*$benchstat_version"; then
+    GOBIN="$out/bin" go install "golang.org/x/perf/cmd/benchstat@$benchstat_version"
+fi
+
+cd "$repo/bench/go"
+# Removing the binaries first makes go relink them: it does not notice a rebuilt .a by itself.
+rm -f "$out/go-bin/resmanbench.test" "$out/go-bin/grocksbench.test"
+echo "== building resmanbench (libresman.a from $CARGO_TARGET_DIR/release)"
+CGO_LDFLAGS="-L$CARGO_TARGET_DIR/release" go test -c -o "$out/go-bin/resmanbench.test" ./resmanbench
+echo "== building grocksbench (grocksdb against the bundled RocksDB $rocksdb_version)"
+CGO_CFLAGS="-I$rocksdb_include" \
+CGO_LDFLAGS="-L$librocksdb_sys -L$lz4_sys -L$zstd_sys -llz4 -lzstd -lm" \
+    go test -tags grocksdb_clean_link -c -o "$out/go-bin/grocksbench.test" ./grocksbench
+built=$(date +%s)
+
+# Alternating rounds (resman first in odd rounds, grocksdb first in even ones), so that drift
+# in the machine's load falls on both sides. Each round: every benchmark but the parallel one
+# at GOMAXPROCS=2, then the parallel Get at GOMAXPROCS 1 and 2.
+export RESMAN_BENCH_DIR="$out/go-tmp"
+rm -rf "${RESMAN_BENCH_DIR:?}"/* # DBs left by an interrupted run
+: >"$out/go-resman.txt"
+: >"$out/go-grocksdb.txt"
+run() { # run SIDE: one round of SIDE's benchmarks, appended to its raw output
+    local bin="$out/go-bin/${1/grocksdb/grocks}bench.test" raw="$out/go-$1.txt"
+    "$bin" -test.run '^$' -test.bench . -test.skip Parallel -test.benchmem \
+        -test.benchtime "$benchtime" -test.cpu 2 | tee -a "$raw" | grep '^Benchmark'
+    "$bin" -test.run '^$' -test.bench Parallel -test.benchmem \
+        -test.benchtime "$benchtime" -test.cpu 1,2 | tee -a "$raw" | grep '^Benchmark'
+}
+for ((round = 1; round <= count; round++)); do
+    if ((round % 2)); then sides=(resman grocksdb); else sides=(grocksdb resman); fi
+    for side in "${sides[@]}"; do
+        echo "== round $round/$count: $side"
+        run "$side"
+    done
+done
+ran=$(date +%s)
+
+"$benchstat" -ignore pkg resman="$out/go-resman.txt" grocksdb="$out/go-grocksdb.txt" >"$out/go-benchstat.txt"
+cat "$out/go-benchstat.txt"
+go run ./cmd/gojson -resman "$out/go-resman.txt" -grocksdb "$out/go-grocksdb.txt" -out "$out/go.json" \
+    -go "$(go env GOVERSION)" \
+    -grocksdb-version "$(go list -m -f '{{.Version}}' github.com/linxGnu/grocksdb)" \
+    -rocksdb "$rocksdb_version"
+echo "run.sh: build $((built - start)) s, benchmarks $((ran - built)) s, total $(($(date +%s) - start)) s; results in $out/go.json"
