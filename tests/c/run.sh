@@ -14,6 +14,7 @@
 #                         about 12 minutes on two cores when it is not).
 #   RESMAN_NO_VALGRIND=1  skip the valgrind run (not for CI).
 #   CC                    C compiler (default: gcc).
+#   LDFLAGS               extra link flags (word-split).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +34,9 @@ require_lib run.sh "$lib" "$repo" "$target" " (or RESMAN_CARGO_BUILD=1)"
 mkdir -p "$build"
 cflags=(-std=c11 -Wall -Wextra -Werror -g -I"$repo/include")
 libs=("$lib" -lstdc++ -lm -ldl -lpthread)
+# Extra link flags, e.g. tests/coverage.sh's hook for the profiler runtime.
+# shellcheck disable=SC2206
+libs+=(${LDFLAGS:-})
 
 # The test programs, in the order they run.
 programs=(test_lifecycle test_rocks)
