@@ -5,7 +5,7 @@
 # liblz4.a and libzstd.a), with the same options and data. See bench/go/README.md.
 #
 # Builds the two benchmark binaries (they cannot be one: libresman.a contains RocksDB too),
-# runs them in alternating rounds, compares them with benchstat and writes, in
+# runs them in rounds (the two sides of each benchmark back to back), compares them with benchstat and writes, in
 # $CARGO_TARGET_DIR/bench:
 #   go.json             the rows and series the report generator reads
 #   go-resman.txt       raw `go test -bench` output of resmanbench
@@ -65,28 +65,39 @@ CGO_LDFLAGS="-L$librocksdb_sys -L$lz4_sys -L$zstd_sys -llz4 -lzstd -lm" \
     go test -tags grocksdb_clean_link -c -o "$out/go-bin/grocksbench.test" ./grocksbench
 built=$(date +%s)
 
-# Alternating rounds (resman first in odd rounds, grocksdb first in even ones), so that drift
-# in the machine's load falls on both sides. Each round: every benchmark but the parallel one
-# at GOMAXPROCS=2, then the parallel Get at GOMAXPROCS 1 and 2.
+# The seed: the preloaded read DB (100k keys, flushed to one table file), made once by
+# resmanbench; every benchmark process copies it, so both sides read the same table file.
 export RESMAN_BENCH_DIR="$out/go-tmp"
 rm -rf "${RESMAN_BENCH_DIR:?}"/* # DBs left by an interrupted run
+export RESMAN_BENCH_SEED="$RESMAN_BENCH_DIR/seed"
+RESMAN_BENCH_MAKE_SEED="$RESMAN_BENCH_SEED" "$out/go-bin/resmanbench.test"
+
+# Rounds: each round runs every group of benchmarks on both sides back to back (resman first
+# in odd rounds, grocksdb first in even ones), so that both sides of a comparison see the same
+# load; each round adds one sample of every benchmark. Every benchmark but the parallel Get
+# runs at GOMAXPROCS=2; the parallel Get at GOMAXPROCS 1 and 2.
+groups=("Put|BatchWrite100" "Get|GetPinned" "MultiGet100|BatchedMultiGet100"
+        "Iterate10k|Iterate10kSlice" "GetParallel")
 : >"$out/go-resman.txt"
 : >"$out/go-grocksdb.txt"
-run() { # run SIDE: one round of SIDE's benchmarks, appended to its raw output
-    local bin="$out/go-bin/${1/grocksdb/grocks}bench.test" raw="$out/go-$1.txt"
-    "$bin" -test.run '^$' -test.bench . -test.skip Parallel -test.benchmem \
-        -test.benchtime "$benchtime" -test.cpu 2 | tee -a "$raw" | grep '^Benchmark'
-    "$bin" -test.run '^$' -test.bench Parallel -test.benchmem \
-        -test.benchtime "$benchtime" -test.cpu 1,2 | tee -a "$raw" | grep '^Benchmark'
+run() { # run SIDE GROUP: GROUP's benchmarks of SIDE, appended to its raw output
+    local bin="$out/go-bin/${1/grocksdb/grocks}bench.test" raw="$out/go-$1.txt" cpu=2
+    [[ "$2" == GetParallel ]] && cpu=1,2
+    "$bin" -test.run '^$' -test.bench "^Benchmark($2)\$" -test.benchmem \
+        -test.benchtime "$benchtime" -test.cpu "$cpu" | tee -a "$raw" | grep '^Benchmark' |
+        sed "s/^/$1 /"
 }
 for ((round = 1; round <= count; round++)); do
+    echo "== round $round/$count"
     if ((round % 2)); then sides=(resman grocksdb); else sides=(grocksdb resman); fi
-    for side in "${sides[@]}"; do
-        echo "== round $round/$count: $side"
-        run "$side"
+    for group in "${groups[@]}"; do
+        for side in "${sides[@]}"; do
+            run "$side" "$group"
+        done
     done
 done
 ran=$(date +%s)
+rm -rf "$RESMAN_BENCH_SEED"
 
 "$benchstat" -ignore pkg resman="$out/go-resman.txt" grocksdb="$out/go-grocksdb.txt" >"$out/go-benchstat.txt"
 cat "$out/go-benchstat.txt"

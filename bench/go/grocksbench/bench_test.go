@@ -1,9 +1,9 @@
 // Package grocksbench is the baseline of resmanbench: the same benchmarks, with the same
 // names, options and data, over github.com/linxGnu/grocksdb, linked against the RocksDB that
-// the rocksdb crate's bundled build produced (see run.sh for the link line). Where grocksdb
-// offers a faster variant of an operation than its plain idiom, the variant is a benchmark of
-// its own (GetPinned, BatchedMultiGet100, Iterate10kSlice), and run.sh compares resman with
-// the fastest.
+// the rocksdb crate's bundled build produced (see run.sh for the link line). The benchmarks
+// of resmanbench's names use grocksdb's plain idiom, the baseline; where grocksdb offers a
+// variant that may be faster, it is a benchmark of its own (GetPinned, BatchedMultiGet100,
+// Iterate10kSlice), which go.json's notes compare with resman too.
 package grocksbench
 
 import (
@@ -21,7 +21,7 @@ import (
 // open opens the DB at dir with resman's options (resmanbench's options()): create if
 // missing, 64 MiB write buffer, LZ4, no open-file limit, a 32 MiB LRU block cache, RocksDB's
 // defaults otherwise.
-func open(dir string) (*grocksdb.DB, error) {
+func open(dir string) (*grocksdb.DB, *grocksdb.Cache, error) {
 	o := grocksdb.NewDefaultOptions()
 	defer o.Destroy()
 	o.SetCreateIfMissing(true)
@@ -30,10 +30,15 @@ func open(dir string) (*grocksdb.DB, error) {
 	o.SetMaxOpenFiles(-1)
 	t := grocksdb.NewDefaultBlockBasedTableOptions()
 	defer t.Destroy()
-	cache = grocksdb.NewLRUCache(workload.BlockCacheSize)
+	cache := grocksdb.NewLRUCache(workload.BlockCacheSize)
 	t.SetBlockCache(cache)
 	o.SetBlockBasedTableFactory(t)
-	return grocksdb.OpenDb(o, dir)
+	db, err := grocksdb.OpenDb(o, dir)
+	if err != nil {
+		cache.Destroy()
+		return nil, nil, err
+	}
+	return db, cache, nil
 }
 
 // A lazily opened DB, closed and removed by TestMain.
@@ -47,15 +52,13 @@ type lazyDB struct {
 
 var (
 	readDB, writeDB lazyDB
-	cache           *grocksdb.Cache // set by open, moved into lazyDB
 	ro              = grocksdb.NewDefaultReadOptions()
 	wo              = grocksdb.NewDefaultWriteOptions()
 	sink            int
 )
 
 func (l *lazyDB) open() {
-	l.db, l.err = open(l.dir)
-	l.cache, cache = cache, nil
+	l.db, l.cache, l.err = open(l.dir)
 }
 
 func (l *lazyDB) get(b *testing.B, prefix string, preload bool) *grocksdb.DB {
@@ -64,23 +67,18 @@ func (l *lazyDB) get(b *testing.B, prefix string, preload bool) *grocksdb.DB {
 		if l.dir, l.err = workload.TempDir(prefix); l.err != nil {
 			return
 		}
-		if l.open(); l.err != nil || !preload {
-			return
+		seed := os.Getenv(workload.SeedEnv)
+		switch {
+		case !preload:
+		case seed != "":
+			l.err = workload.CopyDir(seed, l.dir) // the DB resmanbench made
+		default:
+			l.err = l.makeSeed()
 		}
-		if l.err = load(l.db); l.err != nil {
-			return
-		}
-		// resman's graceful close flushes; here Flush does, so that the reads go to one L0
-		// table file on both sides.
-		fo := grocksdb.NewDefaultFlushOptions()
-		fo.SetWait(true)
-		l.err = l.db.Flush(fo)
-		fo.Destroy()
 		if l.err != nil {
 			return
 		}
-		l.close()
-		if l.open(); l.err != nil {
+		if l.open(); l.err != nil || !preload {
 			return
 		}
 		l.err = warm(l.db)
@@ -89,6 +87,22 @@ func (l *lazyDB) get(b *testing.B, prefix string, preload bool) *grocksdb.DB {
 		b.Fatal(l.err)
 	}
 	return l.db
+}
+
+// makeSeed creates the read DB in l.dir when no seed is given: the preloaded keys, flushed
+// to one L0 table file (resman's graceful close flushes; here Flush does), then closed.
+func (l *lazyDB) makeSeed() error {
+	if l.open(); l.err != nil {
+		return l.err
+	}
+	defer l.close()
+	if err := load(l.db); err != nil {
+		return err
+	}
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	fo.SetWait(true)
+	return l.db.Flush(fo)
 }
 
 func (l *lazyDB) close() {

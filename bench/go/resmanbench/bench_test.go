@@ -46,18 +46,18 @@ func (l *lazyDB) get(b *testing.B, prefix string, preload bool) *resman.DB {
 		if l.dir, l.err = workload.TempDir(prefix); l.err != nil {
 			return
 		}
+		seed := os.Getenv(workload.SeedEnv)
+		switch {
+		case !preload:
+		case seed != "":
+			l.err = workload.CopyDir(seed, l.dir)
+		default:
+			l.err = makeSeed(l.dir)
+		}
+		if l.err != nil {
+			return
+		}
 		if l.db, l.err = resman.Open(l.dir, options()); l.err != nil || !preload {
-			return
-		}
-		if l.err = load(l.db); l.err != nil {
-			return
-		}
-		// A graceful close flushes the memtable: the reads go to one L0 table file, as in
-		// grocksbench (which calls Flush).
-		if l.err = l.db.Close(); l.err != nil {
-			return
-		}
-		if l.db, l.err = resman.Open(l.dir, options()); l.err != nil {
 			return
 		}
 		l.err = warm(l.db.Default())
@@ -66,6 +66,20 @@ func (l *lazyDB) get(b *testing.B, prefix string, preload bool) *resman.DB {
 		b.Fatal(l.err)
 	}
 	return l.db
+}
+
+// makeSeed creates the read DB in dir: the preloaded keys, flushed to one L0 table file by
+// resman's graceful close.
+func makeSeed(dir string) error {
+	db, err := resman.Open(dir, options())
+	if err != nil {
+		return err
+	}
+	if err := load(db); err != nil {
+		db.Close()
+		return err
+	}
+	return db.Close()
 }
 
 // load writes the preloaded keys in batches of 1000.
@@ -109,6 +123,14 @@ func warm(cf *resman.ColumnFamily) error {
 }
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(workload.MakeSeedEnv); dir != "" {
+		// run.sh's first step: the seed DB that every benchmark process copies.
+		if err := makeSeed(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "seed:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	for _, l := range []*lazyDB{&readDB, &writeDB} {
 		if l.db != nil {

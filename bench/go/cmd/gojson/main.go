@@ -1,10 +1,12 @@
 // Command gojson turns the raw `go test -bench` outputs of resmanbench and grocksbench into
 // go.json, the Go suite's part of BENCHMARKS.md (bench/report.py reads it). run.sh calls it.
 //
-// Each figure is the median of the runs (as benchstat's); a row compares resman with the
-// fastest grocksdb variant of the operation (GetPinned next to Get, ...), and its note gives
-// the APIs, the per-op figures and the p-value of a two-sided Mann-Whitney U test (what
-// benchstat uses) of resman against that baseline.
+// Each figure is the median of the runs (as benchstat's). A row compares resman with
+// grocksdb's plain idiom for the operation (the baseline: Get + Free, MultiGet, Key/Value);
+// its note gives the APIs, the per-op figures, the p-value of a two-sided Mann-Whitney U test
+// (what benchstat uses), the spread of the per-round ratios (run.sh runs the two sides of a
+// benchmark back to back in each round), and resman's ratio to grocksdb's other variants
+// (GetPinned, BatchedMultiGetCF, KeySlice/ValueSlice).
 package main
 
 import (
@@ -158,6 +160,20 @@ func mannWhitneyP(a, b []float64) float64 {
 	return math.Min(1, 2*math.Min(lo, hi)/total)
 }
 
+// pairedRange is the range of the per-round speed ratios (resman/grocksdb): the i-th samples
+// of the two sides ran back to back (run.sh), so each ratio saw the same load.
+func pairedRange(resman, grocksdb []float64) (lo, hi float64, ok bool) {
+	if len(resman) != len(grocksdb) || len(resman) == 0 {
+		return 0, 0, false
+	}
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for i := range resman {
+		q := grocksdb[i] / resman[i]
+		lo, hi = math.Min(lo, q), math.Max(hi, q)
+	}
+	return lo, hi, true
+}
+
 // variant is one way of doing an operation in a suite.
 type variant struct{ bench, api string }
 
@@ -167,7 +183,7 @@ type spec struct {
 	procs             int
 	goal              float64
 	resman            variant
-	grocksdb          []variant // the fastest one is the baseline
+	grocksdb          []variant // the first is the baseline; the others are compared in the note
 	note              string
 }
 
@@ -278,17 +294,14 @@ func main() {
 		}
 		var base stat
 		var others []stat
-		for _, v := range sp.grocksdb {
+		for i, v := range sp.grocksdb {
 			gs, ok := lookup(gr, v, sp.procs)
 			if !ok {
 				fmt.Fprintf(os.Stderr, "gojson: no grocksdb result for %s (procs %d)\n", v.bench, sp.procs)
 				missing = true
 				continue
 			}
-			if base.samples == nil || gs.ns < base.ns {
-				if base.samples != nil {
-					others = append(others, base)
-				}
+			if i == 0 {
 				base = gs
 			} else {
 				others = append(others, gs)
@@ -305,11 +318,14 @@ func main() {
 			sig = "not significant"
 		}
 		notes := []string{fmt.Sprintf("resman %s", rs), fmt.Sprintf("grocksdb %s", base)}
-		for _, o := range others {
-			notes = append(notes, fmt.Sprintf("slower grocksdb variant %s", o))
-		}
 		notes = append(notes, fmt.Sprintf("p=%.3f, n=%d+%d (Mann-Whitney U; difference %s at 0.05)",
 			p, len(rs.samples), len(base.samples), sig))
+		if lo, hi, ok := pairedRange(rs.samples, base.samples); ok {
+			notes = append(notes, fmt.Sprintf("per-round ratios %.2f to %.2f", lo, hi))
+		}
+		for _, o := range others {
+			notes = append(notes, fmt.Sprintf("grocksdb variant %s (resman/variant %.2f)", o, o.ns/rs.ns))
+		}
 		if sp.note != "" {
 			notes = append(notes, sp.note)
 		}

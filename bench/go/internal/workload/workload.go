@@ -4,8 +4,10 @@
 package workload
 
 import (
+	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 )
 
 const (
@@ -103,6 +105,49 @@ func ScanStart(i int) uint64 {
 func WriteKey(dst []byte, i uint64) []byte {
 	const mask = 1<<40 - 1
 	return Key(dst, (i*0x5DEECE66D+11)&mask)
+}
+
+// SeedEnv names the environment variable with the directory of the seed DB: the preloaded
+// read DB, made once by resmanbench (MakeSeedEnv) and copied by every benchmark process of
+// both packages, so that the two read byte-identical table files. Without it, each process
+// preloads a DB of its own through its binding.
+const (
+	SeedEnv     = "RESMAN_BENCH_SEED"
+	MakeSeedEnv = "RESMAN_BENCH_MAKE_SEED"
+)
+
+// CopyDir copies the regular files of the directory src (a closed DB) into dst.
+func CopyDir(src, dst string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // TempDir creates a directory for the benchmark DBs, under $RESMAN_BENCH_DIR or the
