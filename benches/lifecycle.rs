@@ -578,7 +578,10 @@ fn forced_close(rows: &mut Vec<Row>) {
 }
 
 /// Gets per second over the hit sequence, with `threads` threads for `dur`.
-fn get_rate(threads: usize, dur: Duration, get: &(dyn Fn(&[u8], &mut [u8]) + Sync)) -> f64 {
+/// One point read: key, value buffer, the caller's error struct.
+type GetFn<'a> = dyn Fn(&[u8], &mut [u8], &mut rm_error) + Sync + 'a;
+
+fn get_rate(threads: usize, dur: Duration, get: &GetFn<'_>) -> f64 {
     let stop = AtomicBool::new(false);
     let total = AtomicU64::new(0);
     let start = Barrier::new(threads + 1);
@@ -591,11 +594,12 @@ fn get_rate(threads: usize, dur: Duration, get: &(dyn Fn(&[u8], &mut [u8]) + Syn
                     .map(|_| key(2 * (rng.next_u64() % KEYS)))
                     .collect();
                 let mut buf = [0u8; 256];
+                let mut err = new_error();
                 let mut n = 0u64;
                 start.wait();
                 while !stop.load(Ordering::Relaxed) {
                     for k in &keys {
-                        get(k, &mut buf);
+                        get(k, &mut buf, &mut err);
                     }
                     n += keys.len() as u64;
                 }
@@ -612,8 +616,8 @@ fn get_rate(threads: usize, dur: Duration, get: &(dyn Fn(&[u8], &mut [u8]) + Syn
     total.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
 }
 
-/// Get (hit) throughput with one thread and with two, interleaved rounds, resman against
-/// rust-rocksdb on the same data (the data-path fixture).
+/// Get (hit) throughput with one thread and with two, in interleaved rounds (resman and
+/// rust-rocksdb, one thread then two), on the same data (the data-path fixture).
 fn scaling(rows: &mut Vec<Row>, series: &mut serde_json::Map<String, Value>) {
     let (rounds, dur) = if quick() {
         (1, Duration::from_millis(500))
@@ -622,14 +626,14 @@ fn scaling(rows: &mut Vec<Row>, series: &mut serde_json::Map<String, Value>) {
     };
     let fx = Fixture::new("scaling");
     let cf = fx.resman.cf;
-    let resman_get = move |k: &[u8], buf: &mut [u8]| {
-        let r = rm_get(cf, k, buf);
+    let resman_get = move |k: &[u8], buf: &mut [u8], err: &mut rm_error| {
+        let r = rm_get(cf, k, buf, err);
         debug_assert!(r.is_some());
     };
     let db = &fx.direct;
     let handle = db.cf_handle(CF).unwrap();
     let ro = ReadOptions::default();
-    let direct = |k: &[u8], buf: &mut [u8]| {
+    let direct = |k: &[u8], buf: &mut [u8], _: &mut rm_error| {
         let r = direct_get(db, &handle, &ro, k, buf);
         debug_assert!(r.is_some());
     };
@@ -641,10 +645,9 @@ fn scaling(rows: &mut Vec<Row>, series: &mut serde_json::Map<String, Value>) {
             rates[threads - 1][1].push(get_rate(threads, dur, &direct));
         }
     }
-    let m: Vec<[f64; 2]> = rates
-        .iter_mut()
-        .map(|[r, b]| [median(r), median(b)])
-        .collect();
+    // The best run of each: load from elsewhere only ever slows a run down.
+    let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    let m: Vec<[f64; 2]> = rates.iter().map(|[r, b]| [best(r), best(b)]).collect();
     let mut points = Vec::new();
     for (i, [r, b]) in m.iter().enumerate() {
         let threads = i + 1;
@@ -664,7 +667,7 @@ fn scaling(rows: &mut Vec<Row>, series: &mut serde_json::Map<String, Value>) {
             row.goal("resman/baseline >= 0.95", ratio >= 0.95)
                 .note(format!(
                     "{threads} thread(s) looping rm_get vs get_pinned_cf_opt + copy on the \
-                     data-path fixture, {:.1} s per run, median of {rounds} interleaved runs",
+                     data-path fixture, {:.1} s per run, best of {rounds} interleaved runs",
                     dur.as_secs_f64()
                 )),
         );

@@ -242,9 +242,13 @@ impl Fixture {
     fn warm(&self) {
         let cf = self.direct.cf_handle(CF).unwrap();
         let mut buf = [0u8; 256];
+        let mut err = new_error();
         for i in 0..KEYS {
             let k = key(2 * i);
-            assert_eq!(rm_get(self.resman.cf, &k, &mut buf), Some(VALUE_LEN));
+            assert_eq!(
+                rm_get(self.resman.cf, &k, &mut buf, &mut err),
+                Some(VALUE_LEN)
+            );
             assert!(self.direct.get_pinned_cf(cf, k).unwrap().is_some());
         }
     }
@@ -267,14 +271,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// `rm_get` into `buf` with a caller `rm_error`, as a C or Go caller makes it: the length, or
-/// None for a missing key (anything else panics).
+/// `rm_get` into `buf` with the caller's `rm_error`, as a C or Go caller makes it (one error
+/// struct on its stack, reused): the length, or None for a missing key (anything else panics).
 #[inline]
-pub fn rm_get(cf: u64, key: &[u8], buf: &mut [u8]) -> Option<usize> {
-    let mut err = new_error();
+pub fn rm_get(cf: u64, key: &[u8], buf: &mut [u8], err: &mut rm_error) -> Option<usize> {
     let mut len = 0usize;
     // SAFETY: `key` and `buf` are live slices of the lengths passed; `len` and `err` are
-    // locals.
+    // writable.
     let rc = unsafe {
         resman::ffi::rm_get(
             cf,
@@ -283,14 +286,14 @@ pub fn rm_get(cf: u64, key: &[u8], buf: &mut [u8]) -> Option<usize> {
             buf.as_mut_ptr(),
             buf.len(),
             &mut len,
-            &mut err,
+            err,
         )
     };
     match rc {
         rm_result::RM_OK => Some(len),
         rm_result::RM_ERR_NOT_FOUND => None,
         _ => {
-            check(rc, &err, "rm_get");
+            check(rc, err, "rm_get");
             unreachable!()
         }
     }
