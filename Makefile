@@ -102,4 +102,4 @@ bench:
 	else echo "bench/go/run.sh is missing: Go suite not run"; fi
 	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-	$(BENCH_VENV)/bin/python bench/report.py --bench-dir $(BENCH_DIR)
+	$(BENCH_VENV)/bin/python bench/report.py --bench-dir $(BENCH_DIR) --started "$$(cat $(BENCH_DIR)/started)"

@@ -4,7 +4,7 @@
 Inputs, in $CARGO_TARGET_DIR/bench (or --bench-dir):
   rust.json   written by `cargo bench --bench data_path --bench lifecycle` (benches/)
   go.json     written by `bash bench/go/run.sh`; optional ("Go suite not run" without it)
-  started     optional: the epoch second `make bench` started, for its wall time
+With --started EPOCH (make bench passes the second it started), the wall time is stated.
 
 Both JSON files follow one schema:
   {"suite", "versions": {...}, "rows": [{"group", "name", "unit", "higher_is_better",
@@ -261,6 +261,7 @@ def main():
     ap.add_argument("--bench-dir", type=Path, default=target / "bench")
     ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     ap.add_argument("--charts", type=Path, default=REPO / "bench" / "charts")
+    ap.add_argument("--started", type=int, help="epoch second `make bench` started")
     args = ap.parse_args()
     plt.rcParams["svg.hashsalt"] = "resman"
 
@@ -284,23 +285,61 @@ def main():
         "goes.\n"
     )
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out.append("Written %s." % now)
-    started = args.bench_dir / "started"
-    if started.exists():
-        try:
-            secs = datetime.datetime.now().timestamp() - int(started.read_text().strip())
-            out.append(
-                " `make bench` ran for %.1f minutes up to this report (the build, both suites "
-                "and their set-up included)." % (secs / 60)
-            )
-        except ValueError:
-            pass
+    written = "Written %s." % now
+    if args.started:
+        secs = datetime.datetime.now().timestamp() - args.started
+        written += (
+            " `make bench` ran for %.1f minutes up to this report (the build, both suites and "
+            "their set-up included)." % (secs / 60)
+        )
+    out.append(written)
+    runs = {k.split("/", 1)[1]: v for k, v in rust.get("series", {}).items()
+            if k.startswith("run/") and isinstance(v, dict)}
+    if any(v.get("quick") for v in runs.values()):
+        out.append(
+            "\n**Quick mode (`RESMAN_BENCH_QUICK=1`): the Rust figures below are from shortened "
+            "measurements, for checking the harness only.**"
+        )
     out.append("\n")
+
+    out.append("## How it is measured\n")
+    out.append(
+        "- **Rust suite** (`benches/`, `cargo bench --bench data_path --bench lifecycle`). "
+        "resman is called through its C ABI (`rm_get` into a caller buffer with an `rm_error`, "
+        "`rm_put`, `rm_batch_*`, `rm_iter_*`), as C and Go callers call it; the baseline is "
+        "rust-rocksdb called directly. Both open byte-identical copies of one seed DB with the "
+        "same options (resman's defaults), use default read and write options (WAL on, no "
+        "sync) built once, and have warm block caches. The data path is measured with "
+        "criterion, the two sides in interleaved rounds after both DBs have finished their "
+        "background work, keeping each side's best round. Latency percentiles, cleanup, close "
+        "and scaling are timed call by call with `Instant` (`benches/lifecycle.rs`)."
+    )
+    out.append(
+        "- **Go suite** (`bench/go`, `bash bench/go/run.sh`): the Go binding against grocksdb "
+        "on the same RocksDB build; see `bench/go/README.md`."
+    )
+    out.append(
+        "- Each row's note says what exactly is compared and, for a goal that is missed, where "
+        "the time goes. `RESMAN_BENCH_QUICK=1` shortens the Rust suite for checking the "
+        "harness; its figures are not meant to be published.\n"
+    )
 
     out.append("## Machine\n")
     out.append("| | |\n| --- | --- |")
     for k, v in machine().items():
         out.append("| %s | %s |" % (k, cell(v)))
+    out.append("")
+
+    if runs:
+        out.append("")
+        out.append("Rust suite runs (the load average is the 1, 5 and 15 minute one from "
+                   "`/proc/loadavg`; above about 0.5 on this machine, something else was "
+                   "running):\n")
+        out.append("| part | seconds | load average at start | at end |")
+        out.append("| --- | ---: | --- | --- |")
+        for part, v in sorted(runs.items()):
+            out.append("| %s | %.0f | %s | %s |" % (
+                part, v.get("seconds", 0), v.get("loadavg_start", ""), v.get("loadavg_end", "")))
     out.append("")
 
     out.append("## Versions\n")

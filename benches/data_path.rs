@@ -39,6 +39,7 @@ const SEQ: usize = 1 << 16;
 const GOAL: &str = "resman/baseline >= 0.95";
 
 fn main() {
+    let info = RunInfo::start();
     let quick = quick();
     let crit_dir = out_dir().join("criterion");
     let _ = std::fs::remove_dir_all(&crit_dir);
@@ -76,7 +77,7 @@ fn main() {
     c.final_summary();
 
     let rows = rows(&crit_dir);
-    write_part("1-data_path", &rows, json!({}));
+    write_part("1-data_path", &info, &rows, json!({}));
     fx.destroy();
 }
 

@@ -31,6 +31,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 fn main() {
+    let info = RunInfo::start();
     // `cargo bench` passes --bench; a first free argument filters the sections by name.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
@@ -49,7 +50,7 @@ fn main() {
     if run("scaling") {
         scaling(&mut rows, &mut series);
     }
-    write_part("2-lifecycle", &rows, Value::Object(series));
+    write_part("2-lifecycle", &info, &rows, Value::Object(series));
     let _ = std::fs::remove_dir_all(out_dir().join("tmp"));
 }
 

@@ -429,12 +429,45 @@ pub fn versions() -> Value {
     })
 }
 
+/// The conditions of one target's run, recorded next to its figures: whether it was the quick
+/// mode, how long it took, and the load average (from /proc) when it started and ended.
+pub struct RunInfo {
+    started: std::time::Instant,
+    load_start: String,
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+impl RunInfo {
+    pub fn start() -> RunInfo {
+        RunInfo {
+            started: std::time::Instant::now(),
+            load_start: loadavg(),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "quick": quick(),
+            "seconds": self.started.elapsed().as_secs_f64(),
+            "loadavg_start": self.load_start,
+            "loadavg_end": loadavg(),
+        })
+    }
+}
+
 /// Writes this target's part (`bench/rust-parts/<part>.json`), then merges every part present
-/// into `bench/rust.json` (`make bench` removes the parts first, so none is stale).
-pub fn write_part(part: &str, rows: &[Row], series: Value) {
+/// into `bench/rust.json` (`make bench` removes the parts first, so none is stale). The part's
+/// run conditions go into the series as `run/<part>`.
+pub fn write_part(part: &str, info: &RunInfo, rows: &[Row], mut series: Value) {
     let dir = out_dir();
     let parts = dir.join("rust-parts");
     std::fs::create_dir_all(&parts).unwrap();
+    series[format!("run/{part}")] = info.to_json();
     let doc = json!({
         "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         "series": series,
