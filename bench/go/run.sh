@@ -12,16 +12,17 @@
 #   go-grocksdb.txt     raw `go test -bench` output of grocksbench
 #   go-benchstat.txt    benchstat -ignore pkg resman=go-resman.txt grocksdb=go-grocksdb.txt
 #
-# Knobs: RESMAN_GO_BENCH_COUNT (rounds: samples per benchmark, 6, the least for which
-# benchstat gives a 95% confidence interval), RESMAN_GO_BENCH_TIME (-benchtime, 1.5s).
-# About 4-5 minutes on two cores with the defaults, the first build of grocksdb included.
+# Knobs: RESMAN_GO_BENCH_COUNT (rounds: samples per benchmark, 10; benchstat needs at least
+# 6 for a 95% confidence interval), RESMAN_GO_BENCH_TIME (-benchtime, 800ms). Many short
+# samples rather than a few long ones: on a busy machine the medians hold better. About 4-5
+# minutes on two cores with the defaults, the first build of grocksdb included.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 out="$CARGO_TARGET_DIR/bench"
-count="${RESMAN_GO_BENCH_COUNT:-6}"
-benchtime="${RESMAN_GO_BENCH_TIME:-1.5s}"
+count="${RESMAN_GO_BENCH_COUNT:-10}"
+benchtime="${RESMAN_GO_BENCH_TIME:-800ms}"
 benchstat_version=v0.0.0-20260908200009-22c9c6c9d4da # golang.org/x/perf
 start=$(date +%s)
 mkdir -p "$out/go-bin" "$out/go-tmp"

@@ -170,6 +170,7 @@ func BenchmarkPut(b *testing.B) {
 	key, value := make([]byte, workload.KeyLen), workload.Value(make([]byte, workload.ValueLen), 1)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		writes++
 		if err := db.Put(wo, workload.WriteKey(key, writes), value); err != nil {
@@ -185,6 +186,7 @@ func BenchmarkGet(b *testing.B) {
 	db := readDB.get(b, "grocksdb-read-", true)
 	b.Run("hit", func(b *testing.B) {
 		b.ReportAllocs()
+		defer workload.StartCPU().Report(b) // cpu-ns/op
 		for i := 0; i < b.N; i++ {
 			v, err := db.Get(ro, workload.Hits.At(i))
 			if err != nil || !v.Exists() {
@@ -196,6 +198,7 @@ func BenchmarkGet(b *testing.B) {
 	})
 	b.Run("miss", func(b *testing.B) {
 		b.ReportAllocs()
+		defer workload.StartCPU().Report(b) // cpu-ns/op
 		for i := 0; i < b.N; i++ {
 			v, err := db.Get(ro, workload.Misses.At(i))
 			if err != nil || v.Exists() {
@@ -212,6 +215,7 @@ func BenchmarkGetPinned(b *testing.B) {
 	db := readDB.get(b, "grocksdb-read-", true)
 	b.Run("hit", func(b *testing.B) {
 		b.ReportAllocs()
+		defer workload.StartCPU().Report(b) // cpu-ns/op
 		for i := 0; i < b.N; i++ {
 			v, err := db.GetPinned(ro, workload.Hits.At(i))
 			if err != nil || !v.Exists() {
@@ -223,6 +227,7 @@ func BenchmarkGetPinned(b *testing.B) {
 	})
 	b.Run("miss", func(b *testing.B) {
 		b.ReportAllocs()
+		defer workload.StartCPU().Report(b) // cpu-ns/op
 		for i := 0; i < b.N; i++ {
 			v, err := db.GetPinned(ro, workload.Misses.At(i))
 			if err != nil || v.Exists() {
@@ -242,6 +247,7 @@ func BenchmarkBatchWrite100(b *testing.B) {
 	key, value := make([]byte, workload.KeyLen), workload.Value(make([]byte, workload.ValueLen), 1)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		for j := 0; j < workload.BatchSize; j++ {
 			writes++
@@ -261,6 +267,7 @@ func BenchmarkMultiGet100(b *testing.B) {
 	keys := make([][]byte, workload.BatchSize)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		for j := range keys {
 			keys[j] = workload.Hits.At(i*workload.BatchSize + j)
@@ -287,6 +294,7 @@ func BenchmarkBatchedMultiGet100(b *testing.B) {
 	keys := make([][]byte, workload.BatchSize)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		for j := range keys {
 			keys[j] = workload.Hits.At(i*workload.BatchSize + j)
@@ -312,6 +320,7 @@ func BenchmarkIterate10k(b *testing.B) {
 	start := make([]byte, workload.KeyLen)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		it := db.NewIterator(ro)
 		n := 0
@@ -333,6 +342,7 @@ func BenchmarkIterate10kSlice(b *testing.B) {
 	start := make([]byte, workload.KeyLen)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		it := db.NewIterator(ro)
 		n := 0

@@ -156,6 +156,7 @@ func BenchmarkPut(b *testing.B) {
 	key, value := make([]byte, workload.KeyLen), workload.Value(make([]byte, workload.ValueLen), 1)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		writes++
 		if err := cf.Put(workload.WriteKey(key, writes), value, nil); err != nil {
@@ -172,6 +173,7 @@ func BenchmarkGet(b *testing.B) {
 		buf := make([]byte, 0, 128)
 		b.ReportAllocs()
 		b.ResetTimer()
+		defer workload.StartCPU().Report(b) // cpu-ns/op
 		for i := 0; i < b.N; i++ {
 			v, err := cf.GetAppend(buf[:0], workload.Hits.At(i), nil)
 			if err != nil {
@@ -184,6 +186,7 @@ func BenchmarkGet(b *testing.B) {
 		buf := make([]byte, 0, 128)
 		b.ReportAllocs()
 		b.ResetTimer()
+		defer workload.StartCPU().Report(b) // cpu-ns/op
 		for i := 0; i < b.N; i++ {
 			_, err := cf.GetAppend(buf[:0], workload.Misses.At(i), nil)
 			if !errors.Is(err, resman.ErrNotFound) {
@@ -206,6 +209,7 @@ func BenchmarkBatchWrite100(b *testing.B) {
 	key, value := make([]byte, workload.KeyLen), workload.Value(make([]byte, workload.ValueLen), 1)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		for j := 0; j < workload.BatchSize; j++ {
 			writes++
@@ -225,6 +229,7 @@ func BenchmarkMultiGet100(b *testing.B) {
 	keys := make([][]byte, workload.BatchSize)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		for j := range keys {
 			keys[j] = workload.Hits.At(i*workload.BatchSize + j)
@@ -249,6 +254,7 @@ func BenchmarkIterate10k(b *testing.B) {
 	start := make([]byte, workload.KeyLen)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
 	for i := 0; i < b.N; i++ {
 		it, err := cf.NewIterator(nil)
 		if err != nil {

@@ -22,7 +22,7 @@ import (
 )
 
 // sample is one benchmark line.
-type sample struct{ ns, bytes, allocs float64 }
+type sample struct{ ns, cpu, bytes, allocs float64 }
 
 // results are the samples per benchmark name and GOMAXPROCS.
 type results map[string]map[int][]sample
@@ -55,6 +55,8 @@ func parse(path string) (results, error) {
 			switch fields[i+1] {
 			case "ns/op":
 				s.ns = v
+			case "cpu-ns/op":
+				s.cpu = v
 			case "B/op":
 				s.bytes = v
 			case "allocs/op":
@@ -244,8 +246,8 @@ var specs = []spec{
 // stat is a variant's figures.
 type stat struct {
 	variant
-	ns, bytes, allocs float64
-	samples           []float64
+	ns, cpu, bytes, allocs float64
+	samples, cpuSamples    []float64
 }
 
 func lookup(r results, v variant, procs int) (stat, bool) {
@@ -254,8 +256,9 @@ func lookup(r results, v variant, procs int) (stat, bool) {
 		return stat{}, false
 	}
 	ns := field(ss, func(s sample) float64 { return s.ns })
-	return stat{v, median(ns), median(field(ss, func(s sample) float64 { return s.bytes })),
-		median(field(ss, func(s sample) float64 { return s.allocs })), ns}, true
+	cpu := field(ss, func(s sample) float64 { return s.cpu })
+	return stat{v, median(ns), median(cpu), median(field(ss, func(s sample) float64 { return s.bytes })),
+		median(field(ss, func(s sample) float64 { return s.allocs })), ns, cpu}, true
 }
 
 func (s stat) String() string {
@@ -322,6 +325,10 @@ func main() {
 			p, len(rs.samples), len(base.samples), sig))
 		if lo, hi, ok := pairedRange(rs.samples, base.samples); ok {
 			notes = append(notes, fmt.Sprintf("per-round ratios %.2f to %.2f", lo, hi))
+		}
+		if rs.cpu > 0 && base.cpu > 0 {
+			notes = append(notes, fmt.Sprintf("CPU time per op (process, all threads): resman %.0f ns, grocksdb %.0f ns, ratio %.2f (p=%.3f)",
+				rs.cpu, base.cpu, base.cpu/rs.cpu, mannWhitneyP(rs.cpuSamples, base.cpuSamples)))
 		}
 		for _, o := range others {
 			notes = append(notes, fmt.Sprintf("grocksdb variant %s (resman/variant %.2f)", o, o.ns/rs.ns))

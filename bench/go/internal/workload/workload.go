@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
 )
 
 const (
@@ -154,4 +157,23 @@ func copyFile(src, dst string) error {
 // system's temporary directory; the caller removes it.
 func TempDir(prefix string) (string, error) {
 	return os.MkdirTemp(os.Getenv("RESMAN_BENCH_DIR"), prefix)
+}
+
+// CPU is a reading of the process's CPU time (user and system, every thread: the benchmark,
+// Go's garbage collector, RocksDB's background threads).
+type CPU time.Duration
+
+// StartCPU reads the CPU time; call it where the timed loop starts.
+func StartCPU() CPU {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return CPU(time.Duration(ru.Utime.Nano() + ru.Stime.Nano()))
+}
+
+// Report adds the CPU time per op since c as the metric cpu-ns/op: unlike ns/op, it does not
+// grow while other processes hold the CPU, so it is the steadier figure on a busy machine.
+func (c CPU) Report(b *testing.B) {
+	b.ReportMetric(float64(StartCPU()-c)/float64(b.N), "cpu-ns/op")
 }
