@@ -46,7 +46,7 @@ fn main() {
     let (warm, measure, samples) = if quick {
         (Duration::from_millis(200), Duration::from_millis(600), 10)
     } else {
-        (Duration::from_secs(2), Duration::from_secs(5), 50)
+        (Duration::from_secs(1), Duration::from_secs(4), 50)
     };
     let mut c = Criterion::default()
         .warm_up_time(warm)
@@ -119,7 +119,7 @@ fn rounds() -> usize {
     if quick() {
         1
     } else {
-        2
+        3
     }
 }
 
