@@ -66,6 +66,14 @@ pub trait Resource: Send + Sync + 'static {
     /// failure it is never called again, and the resource is dropped.
     fn close(&self, mode: CloseMode) -> std::result::Result<(), String>;
 
+    /// Called once after the last close attempt failed or panicked, in the same conditions
+    /// as `close` and before the close is reported: releases what the resource still holds
+    /// natively, without the steps that failed, so that nothing of it outlives the close
+    /// that reported the failure (a DB's directory lock, which a caller reopening the
+    /// directory right after needs). By default nothing: a resource with native state left
+    /// after a failed close gives it up when it is dropped.
+    fn abandon(&self) {}
+
     /// Whether what this resource depends on may still close after this resource's close
     /// failed for good. Yes by default: a failed foreign resource is forgotten and its
     /// parent goes on. resman's own children of a DB say no, so a DB is never closed under
@@ -1365,6 +1373,15 @@ fn close_attempts(
         errors.push(msg);
         let attempts = errors.len() as u32;
         if panicked || attempts > max_retries {
+            IN_CLOSE.with(|c| c.set(c.get() + 1));
+            let abandoned = catch_unwind(AssertUnwindSafe(|| e.resource.abandon()));
+            IN_CLOSE.with(|c| c.set(c.get() - 1));
+            if let Err(panic) = abandoned {
+                errors.push(format!(
+                    "releasing it after the failed close panicked: {}",
+                    panic_message(&*panic)
+                ));
+            }
             return (errors, false, forced);
         }
         if let Some(inner) = owner {

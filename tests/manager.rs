@@ -24,6 +24,8 @@ struct Log {
     /// Names of resources with an operation in flight (one entry per operation).
     in_use: Mutex<Vec<String>>,
     closed_in_use: AtomicBool,
+    /// `abandon` calls: the resource, and how many close attempts it had seen by then.
+    abandoned: Mutex<Vec<(String, usize)>>,
 }
 
 impl Log {
@@ -59,6 +61,14 @@ impl Resource for Probe {
             Behaviour::Fail => Err(format!("{} refuses to close", self.name)),
             Behaviour::Panic => panic!("{} panics while closing", self.name),
         }
+    }
+    fn abandon(&self) {
+        let closes = self.closes.load(Ordering::SeqCst);
+        self.log
+            .abandoned
+            .lock()
+            .unwrap()
+            .push((self.name.clone(), closes));
     }
     fn can_unregister(&self) -> bool {
         true
@@ -271,6 +281,30 @@ fn failing_and_panicking_closes_are_reported_and_not_retried_by_a_second_close()
         .as_deref()
         .unwrap()
         .contains("panics while closing"));
+}
+
+#[test]
+fn a_resource_is_abandoned_once_after_its_last_failed_attempt_before_the_close_returns() {
+    let f = Fixture::with(Config {
+        max_retries: 2,
+        retry_delay: Duration::from_millis(1),
+        ..Config::default()
+    });
+    let good = f.add("good", Behaviour::Ok, &[]);
+    let bad = f.add("bad", Behaviour::Fail, &[]);
+    let panicky = f.add("panicky", Behaviour::Panic, &[]);
+    f.mgr.close(good).unwrap();
+    assert!(f.log.abandoned.lock().unwrap().is_empty());
+    assert!(f.mgr.close(bad).is_err());
+    // All three attempts were made, then it was abandoned, all before close returned.
+    assert_eq!(*f.log.abandoned.lock().unwrap(), [("bad".to_string(), 3)]);
+    assert!(f.mgr.close(panicky).is_err());
+    // A panic is not retried: abandoned after its one attempt.
+    assert_eq!(
+        f.log.abandoned.lock().unwrap().last(),
+        Some(&("panicky".to_string(), 1))
+    );
+    assert_eq!(f.log.abandoned.lock().unwrap().len(), 2);
 }
 
 #[test]

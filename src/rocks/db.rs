@@ -270,6 +270,19 @@ impl Resource for DbResource {
         Ok(())
     }
 
+    /// Every close attempt failed (a flush on a full disk): the DB is closed unflushed now,
+    /// its writes kept in the WAL, so its directory lock is released before the failure is
+    /// reported and the caller can reopen the directory at once.
+    fn abandon(&self) {
+        // SAFETY: as for `close`: the manager calls this right after the last close attempt,
+        // with no lease held or obtainable and no other close running.
+        let cell = unsafe { &mut *self.0.db.get() };
+        if let Some(db) = cell.as_ref() {
+            db.cancel_all_background_work(false);
+        }
+        drop(cell.take());
+    }
+
     fn memory(&self) -> Option<ResourceMemory> {
         // SAFETY: the manager calls `memory` under a lease on this DB's entry.
         let m = unsafe { self.0.memory() }.ok()?;
