@@ -64,12 +64,22 @@ fn quick_config() -> Config {
 
 /// Opens `path` in `mgr` as `name` with the column families `cfs` and 1 MiB memtables.
 fn open(mgr: &Manager, name: &str, path: &Path, cfs: &[&str]) -> resman::Result<rocks::Opened> {
+    open_with(mgr, name, path, cfs, 1 << 20)
+}
+
+fn open_with(
+    mgr: &Manager,
+    name: &str,
+    path: &Path,
+    cfs: &[&str],
+    write_buffer_size: usize,
+) -> resman::Result<rocks::Opened> {
     let specs: Vec<CfSpec> = cfs.iter().map(|n| CfSpec::new(n)).collect();
-    let small = DbOptions {
-        write_buffer_size: 1 << 20,
+    let opts = DbOptions {
+        write_buffer_size,
         ..DbOptions::default()
     };
-    rocks::open(mgr.handle(), name, path, &specs, &small)
+    rocks::open(mgr.handle(), name, path, &specs, &opts)
 }
 
 #[test]
@@ -80,7 +90,10 @@ fn a_disk_that_fills_up_is_reported_and_loses_no_acknowledged_write() {
     let data = disk.path().join("db");
     let other_dir = tempfile::tempdir().unwrap();
     let mgr = Manager::with_config(quick_config()).unwrap();
-    let db = open(&mgr, "full", &data, &["default"]).unwrap();
+    // A memtable larger than the disk: the write-ahead log is what fills it, and the put
+    // that cannot be logged fails. (Had a flush hit the full disk first, RocksDB would stall
+    // every write until space came back, waiting in its own recovery: puts block, not fail.)
+    let db = open_with(&mgr, "full", &data, &["default"], 64 << 20).unwrap();
     let other = open(&mgr, "other", other_dir.path(), &["default"]).unwrap();
     let cf = db.column_families[0];
     let value = vec![0xabu8; 4096];
