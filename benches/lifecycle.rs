@@ -188,8 +188,10 @@ fn register(rows: &mut Vec<Row>) {
              {p999:.0} ns, max {max:.0} ns; the timer adds about {timer_ns:.0} ns. Called \
              through the extern \"C\" function, as from C. What a registration costs: the \
              manager's registry lock, the entry and two copies of the name allocated, two hash \
-             map inserts (std's SipHash) and a handle-table slot{}; its tail is the \
-             allocator and the maps growing, and on a shared machine the other processes.",
+             map inserts (std's SipHash) and a handle-table slot{}; its tail: \
+             first-touch page faults while the heap grows (about one call in ten in a first \
+             round), the allocator's free lists once freed memory is reused, the maps growing, \
+             and on a shared machine the other processes.",
             samples.len(),
             if with_dep {
                 ", plus resolving and leasing the dependency and adding an edge"
