@@ -356,6 +356,12 @@ def main():
     out.append("")
 
     out.append("## Goals\n")
+    for name, doc in suites:
+        with_goal = [r for r in doc.get("rows", []) if r.get("goal")]
+        if with_goal:
+            out.append("- %s suite: %d of %d goals met." % (
+                name.capitalize(), sum(1 for r in with_goal if r.get("goal_met")), len(with_goal)))
+    out.append("")
     out.append(goals(suites))
     out.append("")
     if go is None:

@@ -18,8 +18,8 @@ mod common;
 use common::*;
 use criterion::{Bencher, Criterion, Throughput};
 use resman::ffi::{
-    rm_batch_create, rm_batch_put, rm_batch_write, rm_close, rm_iter_create, rm_iter_entry,
-    rm_iter_next, rm_iter_seek,
+    rm_batch_count, rm_batch_create, rm_batch_put, rm_batch_write, rm_close, rm_iter_create,
+    rm_iter_entry, rm_iter_next, rm_iter_seek,
 };
 use resman::rm_result;
 use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
@@ -74,9 +74,24 @@ fn main() {
     bench_scan(&mut c, &fx, &starts);
     bench_put(&mut c, &fx, &writes, &value);
     bench_batch(&mut c, &fx, &writes, &value);
+    bench_call(&mut c, &fx);
     c.final_summary();
 
-    let rows = rows(&crit_dir);
+    let mut rows = rows(&crit_dir);
+    if let Some(ns) = median_ns(&crit_dir, "call", "resman") {
+        rows.push(
+            Row::new("data path", "one C call that does no RocksDB work", "ns")
+                .lower_is_better()
+                .resman(ns)
+                .note(format!(
+                    "rm_batch_count on an empty batch: resolving the handle, the lease, the \
+                     batch's lock, the panic boundary and writing the rm_error, with nothing \
+                     else; the floor of what any resman call adds to the RocksDB call it makes \
+                     (median, best of {} criterion runs)",
+                    rounds()
+                )),
+        );
+    }
     write_part("1-data_path", &info, &rows, json!({}));
     fx.destroy();
 }
@@ -368,6 +383,39 @@ fn bench_batch(c: &mut Criterion, fx: &Fixture, keys: &[[u8; 16]], value: &[u8])
             })
         },
     );
+    // SAFETY: `err` is a local.
+    check(
+        unsafe { rm_close(fx.resman.mgr, batch, &mut err) },
+        &err,
+        "rm_close(batch)",
+    );
+}
+
+/// resman's own cost per call: `rm_batch_count` does nothing but resolve, lease, lock and
+/// report.
+fn bench_call(c: &mut Criterion, fx: &Fixture) {
+    let mut err = new_error();
+    let mut batch = 0u64;
+    // SAFETY: out-pointer and `err` are locals.
+    check(
+        unsafe { rm_batch_create(fx.resman.db, &mut batch, &mut err) },
+        &err,
+        "rm_batch_create",
+    );
+    let mut g = c.benchmark_group("call");
+    g.throughput(Throughput::Elements(1));
+    for round in 0..rounds() {
+        g.bench_function(format!("resman-{round}"), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                // SAFETY: `n` and `err` are locals.
+                let rc = unsafe { rm_batch_count(black_box(batch), &mut n, &mut err) };
+                debug_assert_eq!(rc, rm_result::RM_OK);
+                black_box(n)
+            })
+        });
+    }
+    g.finish();
     // SAFETY: `err` is a local.
     check(
         unsafe { rm_close(fx.resman.mgr, batch, &mut err) },
