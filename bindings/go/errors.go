@@ -68,16 +68,32 @@ func (e *Error) Error() string {
 }
 
 // Is matches a sentinel of the same code, so errors.Is(err, ErrClosed) works on any error
-// resman returned.
+// resman returned. It allocates nothing when target is an *Error (a sentinel), so a miss
+// tested with errors.Is(err, ErrNotFound) stays allocation-free.
 func (e *Error) Is(target error) bool {
-	var t *Error
-	if !errors.As(target, &t) {
-		return false
+	t, ok := target.(*Error)
+	if !ok {
+		if t = asError(target); t == nil {
+			return false
+		}
 	}
 	return t.Code == e.Code && (t.Message == "" || t.Message == e.Message)
 }
 
-// Sentinels for errors.Is.
+// asError is errors.As for a target that is not an *Error itself (it allocates: kept out of
+// Is so that Is's common case does not; inlined, its variable would move Is's to the heap).
+//
+//go:noinline
+func asError(err error) *Error {
+	var t *Error
+	if errors.As(err, &t) {
+		return t
+	}
+	return nil
+}
+
+// Sentinels for errors.Is. They are shared values: never modify them (nor any *Error the
+// binding returns).
 var (
 	ErrNullPointer      = &Error{Code: CodeNullPointer}
 	ErrInvalidArgument  = &Error{Code: CodeInvalidArgument}
@@ -112,6 +128,15 @@ var (
 // pointers, which cgo allows passing).
 type cerr = C.rm_error
 
+// errKeyNotFound is the error of every read of an absent key (Get, GetAppend): resman's
+// RM_ERR_NOT_FOUND always carries the message "key not found", so one shared value stands for
+// all of them and a miss allocates nothing. errors.Is(err, ErrNotFound) matches it, and
+// errors.As finds an *Error with Code CodeNotFound and that Message, as for any other error;
+// like every *Error the binding returns, it must not be modified.
+var errKeyNotFound = &Error{Code: CodeNotFound, Message: keyNotFound}
+
+const keyNotFound = "key not found"
+
 // check turns a result code and its detail into an error (nil for RM_OK).
 func check(rc C.rm_result, e *cerr) error {
 	if rc == C.RM_OK {
@@ -122,6 +147,9 @@ func check(rc C.rm_result, e *cerr) error {
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&e.message[0])), len(e.message))
 	if n := bytes.IndexByte(raw, 0); n >= 0 {
 		raw = raw[:n]
+	}
+	if rc == C.RM_ERR_NOT_FOUND && string(raw) == keyNotFound {
+		return errKeyNotFound // the comparison does not allocate
 	}
 	return &Error{Code: Code(rc), Message: string(raw)}
 }
