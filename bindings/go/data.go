@@ -19,9 +19,8 @@ type Batch struct {
 
 // NewBatch creates an empty batch. Close it when done (the DB's Close does otherwise).
 func (db *DB) NewBatch() (*Batch, error) {
-	var e cerr
-	var h C.uint64_t
-	if err := check(C.rm_batch_create(db.h, &h, &e), &e); err != nil {
+	h, err := createBatch(db.h)
+	if err != nil {
 		return nil, err
 	}
 	return &Batch{db: db, h: h}, nil
@@ -76,9 +75,8 @@ type Snapshot struct {
 
 // NewSnapshot takes a snapshot. Close it as soon as it is not needed.
 func (db *DB) NewSnapshot() (*Snapshot, error) {
-	var e cerr
-	var h C.uint64_t
-	if err := check(C.rm_snapshot_create(db.h, &h, &e), &e); err != nil {
+	h, err := createSnapshot(db.h)
+	if err != nil {
 		return nil, err
 	}
 	return &Snapshot{db: db, h: h}, nil
@@ -159,14 +157,20 @@ func (cf *ColumnFamily) NewIterator(opts *IterOptions) (*Iterator, error) {
 	}
 	snap, flags := ro.split()
 	lp, up := boundPtr(lower), boundPtr(upper)
-	var e cerr
-	var h C.uint64_t
-	rc := C.rm_iter_create(cf.h, snap, flags, lp, C.size_t(len(lower)), up, C.size_t(len(upper)), &h, &e)
-	if err := check(rc, &e); err != nil {
+	h, err := createIter(cf.h, snap, flags, lp, len(lower), up, len(upper))
+	if err != nil {
 		return nil, err
 	}
-	return &Iterator{cf: cf, h: h, kbuf: make([]byte, 64), vbuf: make([]byte, 256)}, nil
+	// One allocation for both entry buffers (load grows each on its own when needed).
+	buf := make([]byte, iterKeyBuf+iterValueBuf)
+	return &Iterator{cf: cf, h: h, kbuf: buf[:iterKeyBuf:iterKeyBuf], vbuf: buf[iterKeyBuf:]}, nil
 }
+
+// The initial sizes of an iterator's key and value buffers.
+const (
+	iterKeyBuf   = 64
+	iterValueBuf = 256
+)
 
 // emptyKey gives a non-nil empty bound a valid pointer (NULL would mean "no bound").
 var emptyKey [1]byte

@@ -173,8 +173,7 @@ func (db *DB) Default() *ColumnFamily { return db.cfs["default"] }
 // ErrTimeout. A DB from Open also destroys its manager. A second Close returns
 // ErrAlreadyClosed.
 func (db *DB) Close() error {
-	var e cerr
-	err := check(C.rm_close(db.m.h, db.h, &e), &e)
+	err := closeHandle(db.m.h, db.h)
 	if db.own {
 		if derr := db.m.Close(); err == nil && derr != nil && !isCode(derr, CodeAlreadyClosed) {
 			err = derr

@@ -117,8 +117,7 @@ func (m *Manager) Register(name string, c io.Closer, dependsOn ...Handle) (Handl
 // reported as ErrTimeout and closes when what holds it lets go. A second call returns
 // ErrAlreadyClosed.
 func (m *Manager) CloseResource(h Handle) error {
-	var e cerr
-	err := check(C.rm_close(m.h, C.uint64_t(h), &e), &e)
+	err := closeHandle(m.h, C.uint64_t(h))
 	m.closes.Load() // see Manager.closes
 	return err
 }
