@@ -85,47 +85,6 @@ func (db *DB) NewSnapshot() (*Snapshot, error) {
 // Close releases the snapshot (and closes the iterators reading at it).
 func (s *Snapshot) Close() error { return s.db.m.CloseResource(Handle(s.h)) }
 
-// MultiGet reads keys from cf in one call; missing keys give nil values.
-func (cf *ColumnFamily) MultiGet(keys [][]byte, opts *ReadOptions) ([][]byte, error) {
-	out := make([][]byte, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
-	snap, flags := opts.split()
-	total := 0
-	for _, k := range keys {
-		total += len(k)
-	}
-	flat := make([]byte, 0, total)
-	lens := make([]C.size_t, len(keys))
-	for i, k := range keys {
-		flat = append(flat, k...)
-		lens[i] = C.size_t(len(k))
-	}
-	vals := make([]C.rm_value, len(keys))
-	buf := make([]byte, 64*len(keys))
-	cfh := cf.h
-	for attempt := 0; ; attempt++ {
-		var e cerr
-		var needed C.size_t
-		rc := C.rm_multi_get(&cfh, 1, snap, flags, ptr(flat), &lens[0], C.size_t(len(keys)),
-			ptr(buf), C.size_t(len(buf)), &vals[0], &needed, &e)
-		if rc == C.RM_ERR_BUFFER_TOO_SMALL && attempt < 2 {
-			buf = make([]byte, int(needed)+int(needed)/8+1)
-			continue
-		}
-		if err := check(rc, &e); err != nil {
-			return nil, err
-		}
-		for i, v := range vals {
-			if v.code == C.RM_OK {
-				out[i] = buf[v.offset : v.offset+v.len : v.offset+v.len]
-			}
-		}
-		return out, nil
-	}
-}
-
 // IterOptions bound an iterator.
 type IterOptions struct {
 	ReadOptions

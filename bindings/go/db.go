@@ -7,6 +7,7 @@ package resman
 import "C"
 
 import (
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -90,6 +91,9 @@ type ColumnFamily struct {
 	db   *DB
 	h    C.uint64_t
 	name string
+	// mgHint is the bytes per key that MultiGet's recent calls needed (0: no call yet); it
+	// sizes the next call's buffer.
+	mgHint atomic.Uint32
 }
 
 // Open opens the DB at path with a manager of its own (default Config): DB.Close closes the
