@@ -280,9 +280,28 @@ func (cf *ColumnFamily) Delete(key []byte, opts *WriteOptions) error {
 	return check(C.rm_delete_opt(cf.h, ptr(key), C.size_t(len(key)), opts.flags(), &e), &e)
 }
 
-// Get returns key's value in a new slice, or ErrNotFound.
+// getStackBuf is the room Get reads a value into on its stack before copying it out.
+const getStackBuf = 128
+
+// Get returns key's value in a new slice, or ErrNotFound. A miss allocates nothing; a hit
+// allocates the value (its exact size).
 func (cf *ColumnFamily) Get(key []byte, opts *ReadOptions) ([]byte, error) {
-	return cf.GetAppend(make([]byte, 0, 128), key, opts)
+	// Read into a buffer on the stack (rm_get_opt is noescape and nocallback), so that a miss
+	// allocates nothing; a larger value is read again into a slice of its size.
+	var stack [getStackBuf]byte
+	snap, flags := opts.split()
+	var e cerr
+	var n C.size_t
+	rc := C.rm_get_opt(cf.h, snap, flags, ptr(key), C.size_t(len(key)), (*C.uint8_t)(&stack[0]), C.size_t(len(stack)), &n, &e)
+	switch rc {
+	case C.RM_OK:
+		v := make([]byte, int(n))
+		copy(v, stack[:n])
+		return v, nil
+	case C.RM_ERR_BUFFER_TOO_SMALL:
+		return cf.GetAppend(make([]byte, 0, int(n)), key, opts)
+	}
+	return nil, check(rc, &e)
 }
 
 // GetAppend appends key's value to dst and returns the extended slice: one cgo call and no

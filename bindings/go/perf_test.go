@@ -1,0 +1,268 @@
+package resman
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// checkMultiGet compares MultiGet's values with want (nil: missing) and checks that each is a
+// slice of its own: appending to one must not overwrite another.
+func checkMultiGet(t *testing.T, cf *ColumnFamily, keys [][]byte, want [][]byte) {
+	t.Helper()
+	got, err := cf.MultiGet(keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(keys) {
+		t.Fatalf("%d values for %d keys", len(got), len(keys))
+	}
+	for i := range keys {
+		switch {
+		case want[i] == nil && got[i] != nil:
+			t.Fatalf("key %q: missing, got %d bytes", keys[i], len(got[i]))
+		case want[i] != nil && (got[i] == nil || !bytes.Equal(got[i], want[i])):
+			t.Fatalf("key %q: want %d bytes, got %d (nil %v)", keys[i], len(want[i]), len(got[i]), got[i] == nil)
+		case cap(got[i]) != len(got[i]):
+			t.Fatalf("key %q: capacity %d beyond the value's %d bytes", keys[i], cap(got[i]), len(got[i]))
+		}
+	}
+}
+
+func TestMultiGetBuffers(t *testing.T) {
+	db := openTemp(t, "big", "mixed")
+	defer db.Close()
+
+	// Values larger than the first buffer of a column family (64 bytes per key): every value
+	// is read in the second round, and the hint learns their size.
+	big := db.CF("big")
+	var keys, want [][]byte
+	for i := 0; i < 50; i++ {
+		k, v := []byte(fmt.Sprintf("k%03d", i)), bytes.Repeat([]byte{byte(i)}, 1000+i)
+		if err := big.Put(k, v, nil); err != nil {
+			t.Fatal(err)
+		}
+		keys, want = append(keys, k), append(want, v)
+	}
+	checkMultiGet(t, big, keys, want)
+	if need, first := 1000*len(keys), big.multiGetFirstBuf(len(keys)); first < need {
+		t.Fatalf("after a call needing %d bytes, the next first buffer is %d", need, first)
+	}
+	checkMultiGet(t, big, keys, want)
+
+	// Mixed sizes around the first buffer's, empty values, missing and repeated keys, an
+	// empty key.
+	mixed := db.CF("mixed")
+	keys, want = nil, nil
+	for i, n := range []int{0, 1, 63, 64, 65, 100, 500, 10000, 3, 200000, 64, 0} {
+		k, v := []byte(fmt.Sprintf("m%02d", i)), bytes.Repeat([]byte{'a' + byte(i)}, n)
+		if err := mixed.Put(k, v, nil); err != nil {
+			t.Fatal(err)
+		}
+		keys, want = append(keys, k), append(want, v)
+		keys, want = append(keys, []byte(fmt.Sprintf("m%02d-absent", i))), append(want, nil)
+	}
+	keys, want = append(keys, keys[7], keys[0]), append(want, want[7], want[0])
+	keys, want = append(keys, []byte{}), append(want, nil)
+	for round := 0; round < 3; round++ { // the hint changes between the rounds
+		checkMultiGet(t, mixed, keys, want)
+	}
+	if err := mixed.Put(nil, []byte("empty key"), nil); err != nil {
+		t.Fatal(err)
+	}
+	checkMultiGet(t, mixed, [][]byte{{}, nil}, [][]byte{[]byte("empty key"), []byte("empty key")})
+
+	// Every key missing, and no key.
+	checkMultiGet(t, mixed, [][]byte{[]byte("x"), []byte("y")}, [][]byte{nil, nil})
+	if vals, err := mixed.MultiGet(nil, nil); err != nil || len(vals) != 0 {
+		t.Fatalf("no keys: %v %v", vals, err)
+	}
+
+	// Appending to a value leaves the next one alone.
+	vals, err := mixed.MultiGet([][]byte{keys[2], keys[4]}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = append(vals[0], 'z')
+	if !bytes.Equal(vals[1], want[4]) {
+		t.Fatal("appending to one value overwrote the next")
+	}
+}
+
+// Values growing while MultiGet reads them: each value read is one that was written, or the
+// call gives up with ErrBufferTooSmall after its bounded rounds.
+func TestMultiGetGrowingValues(t *testing.T) {
+	db := openTemp(t)
+	defer db.Close()
+	cf := db.Default()
+	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c")}
+	value := func(n int) []byte { return bytes.Repeat([]byte{'v'}, n) }
+	for _, k := range keys {
+		if err := cf.Put(k, value(10), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 10; ; n = n*2%50000 + 10 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, k := range keys {
+				if err := cf.Put(k, value(n), nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	for i := 0; i < 300; i++ {
+		vals, err := cf.MultiGet(keys, nil)
+		if errors.Is(err, ErrBufferTooSmall) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vals {
+			if len(v) < 10 || !bytes.Equal(v, value(len(v))) || cap(v) != len(v) {
+				t.Fatalf("torn value: %d bytes, capacity %d", len(v), cap(v))
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// A miss allocates nothing, and its error keeps the contract: errors.Is(err, ErrNotFound),
+// errors.As to an *Error with CodeNotFound and resman's message.
+func TestMissAllocatesNothing(t *testing.T) {
+	db := openTemp(t)
+	defer db.Close()
+	cf := db.Default()
+	key := []byte("absent")
+	_, err := cf.Get(key, nil)
+	var re *Error
+	if !errors.Is(err, ErrNotFound) || !errors.As(err, &re) || re.Code != CodeNotFound ||
+		re.Message != "key not found" || err.Error() != "resman: not found: key not found" {
+		t.Fatalf("miss: %#v (%v)", err, err)
+	}
+	if errors.Is(err, ErrClosed) || errors.Is(err, &Error{Code: CodeNotFound, Message: "other"}) {
+		t.Fatal("a miss matches another error")
+	}
+	if !errors.Is(fmt.Errorf("wrapped: %w", err), ErrNotFound) {
+		t.Fatal("a wrapped miss is not ErrNotFound")
+	}
+	dst := make([]byte, 0, 16)
+	for name, miss := range map[string]func() error{
+		"Get": func() error { _, err := cf.Get(key, nil); return err },
+		"GetAppend": func() error {
+			_, err := cf.GetAppend(dst[:0], key, nil)
+			return err
+		},
+	} {
+		if allocs := testing.AllocsPerRun(100, func() {
+			if err := miss(); !errors.Is(err, ErrNotFound) {
+				panic(err)
+			}
+		}); allocs != 0 {
+			t.Errorf("%s: a miss allocated %v times", name, allocs)
+		}
+	}
+}
+
+// The data calls keep their rm_error and out-parameters on the stack.
+func TestDataCallsAllocateNothing(t *testing.T) {
+	db := openTemp(t)
+	defer db.Close()
+	cf := db.Default()
+	for i := 0; i < 10; i++ {
+		if err := cf.Put([]byte(fmt.Sprint(i)), []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := db.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	it, err := cf.NewIterator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	key, begin, end := []byte("k"), []byte("a"), []byte("b")
+	for name, f := range map[string]func(){
+		"Batch.Put":         func() { must(b.Put(cf, key, key)) },
+		"Batch.Delete":      func() { must(b.Delete(cf, key)) },
+		"Batch.DeleteRange": func() { must(b.DeleteRange(cf, begin, end)) },
+		"Batch.Count":       func() { _, err := b.Count(); must(err) },
+		"Batch.Write":       func() { must(b.Put(cf, key, key)); must(b.Write(nil)) },
+		"Batch.Clear":       func() { must(b.Clear()) },
+		"Iterator.Seek": func() {
+			if !it.Seek([]byte("5")) || !it.Prev() || !it.SeekForPrev([]byte("5")) || !it.Next() {
+				panic("seek")
+			}
+		},
+		"Iterator.SeekToFirst/Last": func() {
+			if !it.SeekToFirst() || !it.SeekToLast() {
+				panic("seek")
+			}
+		},
+	} {
+		if allocs := testing.AllocsPerRun(50, f); allocs != 0 {
+			t.Errorf("%s allocated %v times per call", name, allocs)
+		}
+	}
+	// NewIterator and Close: the Iterator and its buffers only.
+	if allocs := testing.AllocsPerRun(20, func() {
+		it, err := cf.NewIterator(nil)
+		must(err)
+		must(it.Close())
+	}); allocs > 2 {
+		t.Errorf("NewIterator + Close allocated %v times", allocs)
+	}
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// The calls that go through calls.go's wrappers still report resman's detail.
+func TestWrappedCallErrors(t *testing.T) {
+	m, err := NewManager(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	db, err := m.Open("db", t.TempDir(), DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := db.Default()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var re *Error
+	if _, err := db.NewBatch(); !errors.As(err, &re) || re.Message == "" {
+		t.Fatalf("NewBatch on a closed DB: %v", err)
+	}
+	if _, err := db.NewSnapshot(); !errors.As(err, &re) || re.Message == "" {
+		t.Fatalf("NewSnapshot on a closed DB: %v", err)
+	}
+	if _, err := cf.NewIterator(nil); !errors.As(err, &re) || re.Message == "" {
+		t.Fatalf("NewIterator on a closed DB: %v", err)
+	}
+	if err := db.Close(); !errors.Is(err, ErrAlreadyClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+}
