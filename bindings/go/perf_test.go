@@ -266,3 +266,78 @@ func TestWrappedCallErrors(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// go test -run '^$' -bench . -benchmem: the allocations of the hot paths.
+func BenchmarkHotPaths(b *testing.B) {
+	db, err := Open(b.TempDir(), DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	cf := db.Default()
+	value := bytes.Repeat([]byte{'v'}, 100)
+	keys := make([][]byte, 100)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("key%05d", i))
+		must(cf.Put(keys[i], value, nil))
+	}
+	miss, buf := []byte("key00000x"), make([]byte, 0, 128)
+	b.Run("GetAppend/miss", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := cf.GetAppend(buf[:0], miss, nil); !errors.Is(err, ErrNotFound) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Get/miss", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := cf.Get(miss, nil); !errors.Is(err, ErrNotFound) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Get/hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := cf.Get(keys[i%len(keys)], nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("MultiGet100", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := cf.MultiGet(keys, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	batch, err := db.NewBatch()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer batch.Close()
+	b.Run("BatchWrite10", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			for _, k := range keys[:10] {
+				must(batch.Put(cf, k, value))
+			}
+			must(batch.Write(nil))
+		}
+	})
+	b.Run("Iterate100", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			it, err := cf.NewIterator(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for ok := it.Seek(keys[0]); ok; ok = it.Next() {
+			}
+			must(it.Close())
+		}
+	})
+}
