@@ -79,11 +79,14 @@ func flag(b bool) C.uint8_t {
 // DB is an open RocksDB database. Its column families, iterators, snapshots and batches are
 // closed before it, whatever order Close is called in. Safe for concurrent use.
 type DB struct {
-	m    *Manager
-	own  bool // the DB was opened with Open and owns its manager
-	h    C.uint64_t
-	cfs  map[string]*ColumnFamily
-	list []*ColumnFamily
+	m   *Manager
+	own bool // the DB was opened with Open and owns its manager
+	// closed is set by the first Close of a DB that owns its manager: after it, the
+	// manager is destroyed, so a second Close cannot ask resman and answers here.
+	closed atomic.Bool
+	h      C.uint64_t
+	cfs    map[string]*ColumnFamily
+	list   []*ColumnFamily
 }
 
 // ColumnFamily is a handle to one column family of a DB. Safe for concurrent use.
@@ -177,6 +180,9 @@ func (db *DB) Default() *ColumnFamily { return db.cfs["default"] }
 // ErrTimeout. A DB from Open also destroys its manager. A second Close returns
 // ErrAlreadyClosed.
 func (db *DB) Close() error {
+	if db.own && db.closed.Swap(true) {
+		return &Error{Code: CodeAlreadyClosed, Message: "the DB and its manager were closed already"}
+	}
 	err := closeHandle(db.m.h, db.h)
 	if db.own {
 		if derr := db.m.Close(); err == nil && derr != nil && !isCode(derr, CodeAlreadyClosed) {

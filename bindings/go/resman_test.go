@@ -122,7 +122,7 @@ func TestDoubleCloseAndUseAfterClose(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(); !errors.Is(err, ErrAlreadyClosed) && !errors.Is(err, ErrClosed) {
+	if err := db.Close(); !errors.Is(err, ErrAlreadyClosed) {
 		t.Fatalf("second close: %v", err)
 	}
 	if _, err := cf.Get([]byte("k"), nil); !errors.Is(err, ErrClosed) {
