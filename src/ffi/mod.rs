@@ -57,6 +57,18 @@ fn write_error(err: *mut rm_error, code: rm_result, message: &dyn std::fmt::Disp
     w.buf[end] = 0;
 }
 
+/// Sets `*err` (if not NULL) to success: the code and an empty message, without formatting
+/// (every successful call on the data path passes here).
+fn write_ok(err: *mut rm_error) {
+    if err.is_null() {
+        return;
+    }
+    // SAFETY: as in `write_error`.
+    let e = unsafe { &mut *err };
+    e.code = rm_result::RM_OK;
+    e.message[0] = 0;
+}
+
 /// Fills `rm_error.message`, keeping room for the NUL and cutting at a character boundary.
 struct MessageWriter<'a> {
     buf: &'a mut [c_char; RM_ERROR_MESSAGE_MAX],
@@ -98,7 +110,7 @@ pub(crate) fn boundary(err: *mut rm_error, body: impl FnOnce() -> Result<()>) ->
     });
     match result {
         Ok(()) => {
-            write_error(err, rm_result::RM_OK, &"");
+            write_ok(err);
             rm_result::RM_OK
         }
         Err(e) => {
