@@ -282,6 +282,30 @@ fn bench_scan(c: &mut Criterion, fx: &Fixture, starts: &[[u8; 16]]) {
     );
 }
 
+/// A batch on the fixture's resman DB; its handle.
+fn create_batch(fx: &Fixture) -> u64 {
+    let mut err = new_error();
+    let mut batch = 0u64;
+    // SAFETY: out-pointer and `err` are locals.
+    check(
+        unsafe { rm_batch_create(fx.resman.db, &mut batch, &mut err) },
+        &err,
+        "rm_batch_create",
+    );
+    batch
+}
+
+/// Closes a batch of [`create_batch`].
+fn close_batch(fx: &Fixture, batch: u64) {
+    let mut err = new_error();
+    // SAFETY: `err` is a local.
+    check(
+        unsafe { rm_close(fx.resman.mgr, batch, &mut err) },
+        &err,
+        "rm_close(batch)",
+    );
+}
+
 fn bench_put(c: &mut Criterion, fx: &Fixture, keys: &[[u8; 16]], value: &[u8]) {
     let cf = fx.resman.cf;
     let mut err = new_error();
@@ -299,17 +323,7 @@ fn bench_put(c: &mut Criterion, fx: &Fixture, keys: &[[u8; 16]], value: &[u8]) {
             b.iter(|| {
                 let k = &keys[i & (SEQ - 1)];
                 i += 1;
-                // SAFETY: live slices of the lengths passed; `err` is a local.
-                let rc = unsafe {
-                    resman::ffi::rm_put(
-                        cf,
-                        k.as_ptr(),
-                        k.len(),
-                        value.as_ptr(),
-                        value.len(),
-                        &mut err,
-                    )
-                };
+                let rc = put_rc(cf, k, value, &mut err);
                 debug_assert_eq!(rc, rm_result::RM_OK);
                 black_box(rc)
             })
@@ -327,13 +341,7 @@ fn bench_put(c: &mut Criterion, fx: &Fixture, keys: &[[u8; 16]], value: &[u8]) {
 fn bench_batch(c: &mut Criterion, fx: &Fixture, keys: &[[u8; 16]], value: &[u8]) {
     let cf = fx.resman.cf;
     let mut err = new_error();
-    let mut batch = 0u64;
-    // SAFETY: out-pointer and `err` are locals.
-    check(
-        unsafe { rm_batch_create(fx.resman.db, &mut batch, &mut err) },
-        &err,
-        "rm_batch_create",
-    );
+    let batch = create_batch(fx);
     let (mut i, mut j) = (0usize, 0usize);
     let db = &fx.direct;
     let handle = db.cf_handle(CF).unwrap();
@@ -383,25 +391,14 @@ fn bench_batch(c: &mut Criterion, fx: &Fixture, keys: &[[u8; 16]], value: &[u8])
             })
         },
     );
-    // SAFETY: `err` is a local.
-    check(
-        unsafe { rm_close(fx.resman.mgr, batch, &mut err) },
-        &err,
-        "rm_close(batch)",
-    );
+    close_batch(fx, batch);
 }
 
 /// resman's own cost per call: `rm_batch_count` does nothing but resolve, lease, lock and
 /// report.
 fn bench_call(c: &mut Criterion, fx: &Fixture) {
     let mut err = new_error();
-    let mut batch = 0u64;
-    // SAFETY: out-pointer and `err` are locals.
-    check(
-        unsafe { rm_batch_create(fx.resman.db, &mut batch, &mut err) },
-        &err,
-        "rm_batch_create",
-    );
+    let batch = create_batch(fx);
     let mut g = c.benchmark_group("call");
     g.throughput(Throughput::Elements(1));
     for round in 0..rounds() {
@@ -416,12 +413,7 @@ fn bench_call(c: &mut Criterion, fx: &Fixture) {
         });
     }
     g.finish();
-    // SAFETY: `err` is a local.
-    check(
-        unsafe { rm_close(fx.resman.mgr, batch, &mut err) },
-        &err,
-        "rm_close(batch)",
-    );
+    close_batch(fx, batch);
 }
 
 /// Criterion's median time per iteration of `group/function-<round>` in nanoseconds, the best

@@ -18,8 +18,8 @@ mod common;
 
 use common::*;
 use resman::ffi::{
-    rm_cleanup, rm_close, rm_close_timeout, rm_db_memory, rm_error, rm_manager_create,
-    rm_manager_destroy, rm_manager_destroy_timeout, rm_memory, rm_register,
+    rm_cleanup, rm_close, rm_close_timeout, rm_db_memory, rm_error, rm_manager_destroy,
+    rm_manager_destroy_timeout, rm_memory, rm_register,
 };
 use resman::rm_result;
 use rocksdb::{ReadOptions, WriteOptions};
@@ -59,18 +59,6 @@ unsafe extern "C" fn close_ok(_context: *mut c_void, _msg: *mut c_char, _cap: us
     0
 }
 
-fn new_manager() -> u64 {
-    let mut err = new_error();
-    let mut mgr = 0u64;
-    // SAFETY: NULL config (defaults); out-pointers to locals.
-    check(
-        unsafe { rm_manager_create(ptr::null(), &mut mgr, &mut err) },
-        &err,
-        "rm_manager_create",
-    );
-    mgr
-}
-
 fn destroy_manager(mgr: u64) {
     let mut err = new_error();
     // SAFETY: `err` is a local.
@@ -87,12 +75,19 @@ fn cleanup_manager(mgr: u64) {
     check(unsafe { rm_cleanup(mgr, &mut err) }, &err, "rm_cleanup");
 }
 
-/// Registers `name` with `deps`; the handle.
-fn register_one(mgr: u64, name: &CString, deps: &[u64], err: &mut rm_error) -> u64 {
-    let mut h = 0u64;
+/// `rm_register` of `name` (closed by [`close_ok`]) with `deps`, the handle into `h`: the result
+/// code as it comes. Inlined, so that timing a call times `rm_register` alone.
+#[inline(always)]
+fn register_rc(
+    mgr: u64,
+    name: &CString,
+    deps: &[u64],
+    h: &mut u64,
+    err: &mut rm_error,
+) -> rm_result {
     // SAFETY: `name` is NUL-terminated; `deps` is a live slice of the length passed; the
     // callback ignores its (NULL) context; `h` and `err` are writable.
-    let rc = unsafe {
+    unsafe {
         rm_register(
             mgr,
             name.as_ptr(),
@@ -100,11 +95,20 @@ fn register_one(mgr: u64, name: &CString, deps: &[u64], err: &mut rm_error) -> u
             ptr::null_mut(),
             deps.as_ptr(),
             deps.len(),
-            &mut h,
+            h,
             err,
         )
-    };
-    check(rc, err, "rm_register");
+    }
+}
+
+/// Registers `name` with `deps`; the handle.
+fn register_one(mgr: u64, name: &CString, deps: &[u64], err: &mut rm_error) -> u64 {
+    let mut h = 0u64;
+    check(
+        register_rc(mgr, name, deps, &mut h, err),
+        err,
+        "rm_register",
+    );
     h
 }
 
@@ -149,19 +153,7 @@ fn register(rows: &mut Vec<Row>) {
             let mut h = 0u64;
             for name in &names {
                 let t = Instant::now();
-                // SAFETY: as in `register_one` (inlined here so only the call is timed).
-                let rc = unsafe {
-                    rm_register(
-                        mgr,
-                        name.as_ptr(),
-                        Some(close_ok),
-                        ptr::null_mut(),
-                        deps.as_ptr(),
-                        deps.len(),
-                        &mut h,
-                        &mut err,
-                    )
-                };
+                let rc = register_rc(mgr, name, &deps, &mut h, &mut err);
                 let ns = t.elapsed().as_nanos() as u64;
                 if rc != rm_result::RM_OK {
                     check(rc, &err, "rm_register");
@@ -349,11 +341,7 @@ fn fill_resman(r: &Resman, mib: u64, pool: &[u8]) -> (u64, u64) {
             let k = key(n);
             let off = (n as usize * 61) % (pool.len() - CLOSE_VALUE);
             let v = &pool[off..off + CLOSE_VALUE];
-            // SAFETY: live slices of the lengths passed; `err` is a local.
-            let rc = unsafe {
-                resman::ffi::rm_put(r.cf, k.as_ptr(), k.len(), v.as_ptr(), v.len(), &mut err)
-            };
-            check(rc, &err, "rm_put");
+            check(put_rc(r.cf, &k, v, &mut err), &err, "rm_put");
             n += 1;
         }
         let mut m = rm_memory::default();
@@ -453,18 +441,7 @@ fn forced_once(close: fn(&Resman) -> rm_result, destroys: bool) -> (f64, u64, u6
     let mut err = new_error();
     for i in 0..20_000u64 {
         let k = key(i);
-        // SAFETY: live slices of the lengths passed; `err` is a local.
-        let rc = unsafe {
-            resman::ffi::rm_put(
-                r.cf,
-                k.as_ptr(),
-                k.len(),
-                value.as_ptr(),
-                value.len(),
-                &mut err,
-            )
-        };
-        check(rc, &err, "rm_put");
+        check(put_rc(r.cf, &k, &value, &mut err), &err, "rm_put");
     }
     let ops = AtomicU64::new(0);
     let refused = AtomicU64::new(0);
@@ -482,32 +459,9 @@ fn forced_once(close: fn(&Resman) -> rm_result, destroys: bool) -> (f64, u64, u6
                 loop {
                     let k = key(rng.next_u64() % 20_000);
                     let rc = if t % 4 == 3 {
-                        // SAFETY: live slices of the lengths passed; `err` is a local.
-                        unsafe {
-                            resman::ffi::rm_put(
-                                cf,
-                                k.as_ptr(),
-                                k.len(),
-                                value.as_ptr(),
-                                value.len(),
-                                &mut err,
-                            )
-                        }
+                        put_rc(cf, &k, value, &mut err)
                     } else {
-                        let mut len = 0usize;
-                        // SAFETY: live key and buffer of the lengths passed; locals for the
-                        // outputs.
-                        unsafe {
-                            resman::ffi::rm_get(
-                                cf,
-                                k.as_ptr(),
-                                k.len(),
-                                buf.as_mut_ptr(),
-                                buf.len(),
-                                &mut len,
-                                &mut err,
-                            )
-                        }
+                        get_rc(cf, &k, &mut buf, &mut err).0
                     };
                     match rc {
                         rm_result::RM_OK | rm_result::RM_ERR_NOT_FOUND => n += 1,

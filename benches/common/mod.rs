@@ -124,6 +124,19 @@ pub fn new_error() -> rm_error {
     }
 }
 
+/// A new manager with the default configuration; its handle.
+pub fn new_manager() -> u64 {
+    let mut err = new_error();
+    let mut mgr = 0u64;
+    // SAFETY: NULL config (the defaults); out-pointers to locals.
+    check(
+        unsafe { rm_manager_create(ptr::null(), &mut mgr, &mut err) },
+        &err,
+        "rm_manager_create",
+    );
+    mgr
+}
+
 /// A manager with one DB ("db", column families "default" and [`CF`]) opened through the C
 /// ABI; destroyed (gracefully) on drop unless already closed.
 pub struct Resman {
@@ -135,13 +148,7 @@ pub struct Resman {
 impl Resman {
     pub fn open(path: &Path, write_buffer_size: usize) -> Resman {
         let mut err = new_error();
-        let mut mgr = 0u64;
-        // SAFETY: NULL config (the defaults); out-pointers to locals.
-        check(
-            unsafe { rm_manager_create(ptr::null(), &mut mgr, &mut err) },
-            &err,
-            "rm_manager_create",
-        );
+        let mgr = new_manager();
         let mut opts = rm_db_options {
             create_if_missing: 0,
             create_missing_column_families: 0,
@@ -271,10 +278,10 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// `rm_get` into `buf` with the caller's `rm_error`, as a C or Go caller makes it (one error
-/// struct on its stack, reused): the length, or None for a missing key (anything else panics).
+/// `rm_get` into `buf` with the caller's `rm_error`: the result code as it comes, and the
+/// value's length.
 #[inline]
-pub fn rm_get(cf: u64, key: &[u8], buf: &mut [u8], err: &mut rm_error) -> Option<usize> {
+pub fn get_rc(cf: u64, key: &[u8], buf: &mut [u8], err: &mut rm_error) -> (rm_result, usize) {
     let mut len = 0usize;
     // SAFETY: `key` and `buf` are live slices of the lengths passed; `len` and `err` are
     // writable.
@@ -289,6 +296,30 @@ pub fn rm_get(cf: u64, key: &[u8], buf: &mut [u8], err: &mut rm_error) -> Option
             err,
         )
     };
+    (rc, len)
+}
+
+/// `rm_put` of `key` and `value` with the caller's `rm_error`: the result code as it comes.
+#[inline]
+pub fn put_rc(cf: u64, key: &[u8], value: &[u8], err: &mut rm_error) -> rm_result {
+    // SAFETY: `key` and `value` are live slices of the lengths passed; `err` is writable.
+    unsafe {
+        resman::ffi::rm_put(
+            cf,
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+            err,
+        )
+    }
+}
+
+/// `rm_get` into `buf` with the caller's `rm_error`, as a C or Go caller makes it (one error
+/// struct on its stack, reused): the length, or None for a missing key (anything else panics).
+#[inline]
+pub fn rm_get(cf: u64, key: &[u8], buf: &mut [u8], err: &mut rm_error) -> Option<usize> {
+    let (rc, len) = get_rc(cf, key, buf, err);
     match rc {
         rm_result::RM_OK => Some(len),
         rm_result::RM_ERR_NOT_FOUND => None,

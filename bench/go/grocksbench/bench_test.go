@@ -57,28 +57,14 @@ var (
 	sink            int
 )
 
-func (l *lazyDB) open() {
-	l.db, l.cache, l.err = open(l.dir)
-}
-
 func (l *lazyDB) get(b *testing.B, prefix string, preload bool) *grocksdb.DB {
 	b.Helper()
 	l.once.Do(func() {
-		if l.dir, l.err = workload.TempDir(prefix); l.err != nil {
+		// The read DB is a copy of the seed resmanbench made, or else made by makeSeed.
+		if l.dir, l.err = workload.PrepareDir(prefix, preload, makeSeed); l.err != nil {
 			return
 		}
-		seed := os.Getenv(workload.SeedEnv)
-		switch {
-		case !preload:
-		case seed != "":
-			l.err = workload.CopyDir(seed, l.dir) // the DB resmanbench made
-		default:
-			l.err = l.makeSeed()
-		}
-		if l.err != nil {
-			return
-		}
-		if l.open(); l.err != nil || !preload {
+		if l.db, l.cache, l.err = open(l.dir); l.err != nil || !preload {
 			return
 		}
 		l.err = warm(l.db)
@@ -89,20 +75,22 @@ func (l *lazyDB) get(b *testing.B, prefix string, preload bool) *grocksdb.DB {
 	return l.db
 }
 
-// makeSeed creates the read DB in l.dir when no seed is given: the preloaded keys, flushed
-// to one L0 table file (resman's graceful close flushes; here Flush does), then closed.
-func (l *lazyDB) makeSeed() error {
-	if l.open(); l.err != nil {
-		return l.err
+// makeSeed creates the read DB in dir when no seed is given: the preloaded keys, flushed to
+// one L0 table file (resman's graceful close flushes; here Flush does), then closed.
+func makeSeed(dir string) error {
+	db, cache, err := open(dir)
+	if err != nil {
+		return err
 	}
-	defer l.close()
-	if err := load(l.db); err != nil {
+	defer cache.Destroy()
+	defer db.Close()
+	if err := load(db); err != nil {
 		return err
 	}
 	fo := grocksdb.NewDefaultFlushOptions()
 	defer fo.Destroy()
 	fo.SetWait(true)
-	return l.db.Flush(fo)
+	return db.Flush(fo)
 }
 
 func (l *lazyDB) close() {

@@ -43,18 +43,7 @@ var (
 func (l *lazyDB) get(b *testing.B, prefix string, preload bool) *resman.DB {
 	b.Helper()
 	l.once.Do(func() {
-		if l.dir, l.err = workload.TempDir(prefix); l.err != nil {
-			return
-		}
-		seed := os.Getenv(workload.SeedEnv)
-		switch {
-		case !preload:
-		case seed != "":
-			l.err = workload.CopyDir(seed, l.dir)
-		default:
-			l.err = makeSeed(l.dir)
-		}
-		if l.err != nil {
+		if l.dir, l.err = workload.PrepareDir(prefix, preload, makeSeed); l.err != nil {
 			return
 		}
 		if l.db, l.err = resman.Open(l.dir, options()); l.err != nil || !preload {

@@ -159,6 +159,21 @@ func TempDir(prefix string) (string, error) {
 	return os.MkdirTemp(os.Getenv("RESMAN_BENCH_DIR"), prefix)
 }
 
+// PrepareDir creates the directory of a benchmark DB (see TempDir) and, for the read DB
+// (preload), fills it: with a copy of the seed DB of SeedEnv when it is set, else with
+// makeSeed(dir), which preloads it through the binding under test. The directory is returned
+// even with an error, for the caller to remove.
+func PrepareDir(prefix string, preload bool, makeSeed func(dir string) error) (string, error) {
+	dir, err := TempDir(prefix)
+	if err != nil || !preload {
+		return dir, err
+	}
+	if seed := os.Getenv(SeedEnv); seed != "" {
+		return dir, CopyDir(seed, dir)
+	}
+	return dir, makeSeed(dir)
+}
+
 // CPU is a reading of the process's CPU time (user and system, every thread: the benchmark,
 // Go's garbage collector, RocksDB's background threads).
 type CPU time.Duration
