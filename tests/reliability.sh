@@ -64,7 +64,7 @@ part_coverage() { bash "$here/coverage.sh"; }
 # The lines of a part's log that carry its figures (a test's own lines may follow libtest's
 # "test NAME ... " on the same line).
 figures() {
-    grep -E '(^|\.\.\. )(calls\.rs:|stress:|soak:|fuzz calls:|stat::number_of_executed_units|corpus:|valgrind:|Rust tests under ASan|asan\.sh:|coverage\.sh:|resource management|all of src/|src/[a-z_/]+\.rs +[0-9]|test result:|cycles:|acknowledged:|keys checked:|disk full after|close of the full|creating a column family|opening on a read-only|skipped:|[A-Za-z_ ]*: *[0-9]+ checks|.*checks passed|.*[0-9]+ checks,)' "$1" || true
+    grep -E '(^|\.\.\. )(calls\.rs:|stress:|soak:|fuzz calls:|stat::number_of_executed_units|corpus:|valgrind:|Rust tests under ASan|asan\.sh:|coverage\.sh:|resource management|all of src/|src/[a-z_/]+\.rs +[0-9]|test result:|cycles:|acknowledged:|keys checked:|disk full after|close of the full|creating a column family|opening on a read-only|skipped:|[0-9]+ passed, [0-9]+ failed|[A-Za-z_ ]*: *[0-9]+ checks|.*checks passed|.*[0-9]+ checks,)' "$1" || true
 }
 
 cd "$repo"
