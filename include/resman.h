@@ -893,7 +893,10 @@ rm_result rm_db_options_default(rm_db_options *out);
  * caller never frees any. On error nothing stays registered, open or allocated. Close the DB
  * with `rm_close` (its iterators, snapshots, batches and column families close first) or let
  * `rm_cleanup`/`rm_manager_destroy` do it; a graceful close flushes every column family and
- * syncs the WAL, so the next open replays nothing. Thread-safe.
+ * syncs the WAL, so the next open replays nothing. If the flush fails on every attempt (a
+ * full disk), the close reports `RM_ERR_CLOSE_FAILED` and the DB is closed unflushed before
+ * it returns: its writes stay in the WAL and the directory can be reopened at once.
+ * Thread-safe.
  *
  * Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
  * path, empty or repeated column family, too many, an option out of range; and RocksDB's
