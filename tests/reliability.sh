@@ -6,7 +6,8 @@
 #   bash tests/reliability.sh              every part, in the order below
 #   bash tests/reliability.sh PART...      only those parts
 #
-# Parts (defaults in brackets; on two cores the whole run takes about 75 minutes):
+# Parts (defaults in brackets; on two cores the whole run takes about 30 minutes,
+# plus about 10 for the first sanitizer, coverage and fuzzing builds):
 #   calls      the C ABI call-sequence property test, RESMAN_CALLS_CASES times the cases
 #              of `make test` [20: 8,960 cases, ~9 M calls]
 #   stress     the dependency-graph cleanup with RESMAN_STRESS_RESOURCES resources
