@@ -1321,6 +1321,20 @@ thread_local! {
     static IN_CLOSE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// Runs `f` marked as inside a close on this thread (see `refuse_inside_close`); the mark is
+/// removed when `f` returns or unwinds.
+fn inside_close<R>(f: impl FnOnce() -> R) -> R {
+    struct Mark;
+    impl Drop for Mark {
+        fn drop(&mut self) {
+            IN_CLOSE.with(|c| c.set(c.get() - 1));
+        }
+    }
+    IN_CLOSE.with(|c| c.set(c.get() + 1));
+    let _mark = Mark;
+    f()
+}
+
 /// Close, cleanup and destroy wait for closes to finish; called from inside a close (a close
 /// callback calling back into resman) they would wait for themselves until the deadline.
 fn refuse_inside_close(what: &str) -> Result<()> {
@@ -1365,9 +1379,8 @@ fn close_attempts(
         } else {
             CloseMode::Graceful
         };
-        IN_CLOSE.with(|c| c.set(c.get() + 1));
-        let result = catch_unwind(AssertUnwindSafe(|| e.resource.close(attempt_mode)));
-        IN_CLOSE.with(|c| c.set(c.get() - 1));
+        let result =
+            inside_close(|| catch_unwind(AssertUnwindSafe(|| e.resource.close(attempt_mode))));
         let (msg, panicked) = match result {
             Ok(Ok(())) => return (errors, true, forced),
             Ok(Err(msg)) => (msg, false),
@@ -1379,9 +1392,8 @@ fn close_attempts(
         errors.push(msg);
         let attempts = errors.len() as u32;
         if panicked || attempts > max_retries {
-            IN_CLOSE.with(|c| c.set(c.get() + 1));
-            let abandoned = catch_unwind(AssertUnwindSafe(|| e.resource.abandon()));
-            IN_CLOSE.with(|c| c.set(c.get() - 1));
+            let abandoned =
+                inside_close(|| catch_unwind(AssertUnwindSafe(|| e.resource.abandon())));
             if let Err(panic) = abandoned {
                 errors.push(format!(
                     "releasing it after the failed close panicked: {}",
@@ -1511,11 +1523,11 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
         });
         drop(history);
         // A receiver calling close, cleanup or destroy from here would wait for this close.
-        IN_CLOSE.with(|c| c.set(c.get() + 1));
-        log_close(
-            inner, entry, outcome, forced, duration, &error, hold, leaked,
-        );
-        IN_CLOSE.with(|c| c.set(c.get() - 1));
+        inside_close(|| {
+            log_close(
+                inner, entry, outcome, forced, duration, &error, hold, leaked,
+            )
+        });
     }
     // Every effect is visible before anyone waiting is told: the log event is delivered,
     // the handle is gone (rm_live_objects), what it depends on is let go. A run that picks its
