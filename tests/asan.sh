@@ -8,7 +8,7 @@
 #    the explicit host target (so build scripts and proc macros are built without it), in its
 #    own target directory (RESMAN_ASAN_TARGET_DIR, default /var/tmp/resman-asan). Leak
 #    checking is on: a test binary that leaks fails.
-# 2. The C tests (tests/c/test_lifecycle.c, tests/c/test_rocks.c) compiled with
+# 2. The C tests and the C quick-start (tests/c/run.sh, without valgrind) compiled with
 #    gcc -fsanitize=address and linked against the libresman.a of step 1.
 # RocksDB is the main release build's (CARGO_TARGET_DIR, default <repo>/target), linked as
 # it is, not instrumented: its own memory errors are valgrind's part (tests/c/run.sh).
@@ -38,22 +38,12 @@ if ! cargo test --release --target "$triple" --lib --tests; then
 fi
 echo "Rust tests under ASan: $(( ($(ms) - start) / 1000 )) s"
 
-lib="$asan_target/$triple/release/libresman.a"
-build="$asan_target/ctests"
-mkdir -p "$build"
 cargo build --release --target "$triple" --lib
-for prog in test_lifecycle test_rocks; do
-    echo "== $prog (gcc -fsanitize=address, $lib)"
-    gcc -std=c11 -Wall -Wextra -Werror -g -fsanitize=address -fno-omit-frame-pointer \
-        -I"$repo/include" "$here/c/$prog.c" "$lib" -lstdc++ -lm -ldl -lpthread \
-        -o "$build/$prog"
-    if "$build/$prog" >"$build/$prog.stdout" 2>"$build/$prog.stderr"; then
-        tail -n 1 "$build/$prog.stdout"
-    else
-        tail -n 40 "$build/$prog.stderr" >&2
-        failed+=("$prog")
-    fi
-done
+echo "== C tests (gcc -fsanitize=address, the instrumented libresman.a)"
+if ! RESMAN_LIB="$asan_target/$triple/release/libresman.a" RESMAN_NO_VALGRIND=1 \
+    CFLAGS="-fsanitize=address -fno-omit-frame-pointer" bash "$here/c/run.sh"; then
+    failed+=("C tests")
+fi
 
 if ((${#failed[@]})); then
     echo "asan.sh: failed: ${failed[*]}" >&2

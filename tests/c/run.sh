@@ -10,10 +10,12 @@
 # Environment:
 #   CARGO_TARGET_DIR      where cargo put the library (default: <repo>/target); the script
 #                         links $CARGO_TARGET_DIR/release/libresman.a.
+#   RESMAN_LIB            the static library to link instead (tests/asan.sh's build).
 #   RESMAN_CARGO_BUILD=1  run `cargo build --release` first (cheap when RocksDB is cached,
 #                         about 12 minutes on two cores when it is not).
 #   RESMAN_NO_VALGRIND=1  skip the valgrind run (not for CI).
 #   CC                    C compiler (default: gcc).
+#   CFLAGS                extra compile (and link) flags, e.g. -fsanitize=address (word-split).
 #   LDFLAGS               extra link flags (word-split).
 set -euo pipefail
 
@@ -22,7 +24,7 @@ repo="$(cd "$here/../.." && pwd)"
 # shellcheck source=../lib.sh
 source "$repo/tests/lib.sh"
 target="${CARGO_TARGET_DIR:-$repo/target}"
-lib="$target/release/libresman.a"
+lib="${RESMAN_LIB:-$target/release/libresman.a}"
 build="$here/build"
 cc="${CC:-gcc}"
 
@@ -33,6 +35,8 @@ require_lib run.sh "$lib" "$repo" "$target" " (or RESMAN_CARGO_BUILD=1)"
 
 mkdir -p "$build"
 cflags=(-std=c11 -Wall -Wextra -Werror -g -I"$repo/include")
+# shellcheck disable=SC2206
+cflags+=(${CFLAGS:-})
 libs=("$lib" -lstdc++ -lm -ldl -lpthread)
 # Extra link flags, e.g. tests/coverage.sh's hook for the profiler runtime.
 # shellcheck disable=SC2206
