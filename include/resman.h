@@ -562,6 +562,21 @@ typedef struct {
     size_t len;
 } rm_value;
 
+/**
+ * The lengths of one entry copied by `rm_iter_read_next` or `rm_iter_read_prev`.
+ */
+typedef struct {
+    /**
+     * The key's length; the key starts where the previous entry's value ended (entry 0:
+     * at the start of the buffer).
+     */
+    size_t key_len;
+    /**
+     * The value's length; the value starts right after the key.
+     */
+    size_t value_len;
+} rm_entry_len;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1322,6 +1337,60 @@ rm_result rm_iter_entry(uint64_t iter,
                         size_t value_cap,
                         size_t *out_value_len,
                         rm_error *err);
+
+/**
+ * Copies up to `max_entries` entries into `buf`, starting with the current one and moving to
+ * the next after each, in one call: the same entries as `rm_iter_entry` then `rm_iter_next`
+ * in a loop, without a call per entry. The iterator is left on the first entry not copied;
+ * `*out_valid` (may be NULL) receives whether there is one, and `*out_count` the number of
+ * entries copied.
+ *
+ * The entries are packed: entry 0's key at the start of `buf`, each value right after its
+ * key, each key right after the previous value; `out_lens[i]` holds entry `i`'s key and
+ * value lengths. The copy stops early, with `RM_OK`, when the next entry does not fit in
+ * what is left of `buf` (a larger buffer takes more per call) or the iterator reaches the
+ * end (`*out_valid` false). An iterator that is not on an entry copies nothing and returns
+ * `RM_OK` with `*out_valid` false: reading at the end is not an error.
+ *
+ * Errors: if the current entry alone does not fit, nothing is copied, the iterator does not
+ * move, `out_lens[0]` receives its lengths and the result is `RM_ERR_BUFFER_TOO_SMALL` (a
+ * buffer of `key_len + value_len` bytes takes it). If RocksDB fails while moving (I/O,
+ * corruption), its error is returned and `*out_count` entries copied before the failure are
+ * still in `buf`. Handle errors, `RM_ERR_CLOSED` (the iterator or its DB closing),
+ * `RM_ERR_INVALID_ARGUMENT` (`buf` overlapping `out_lens`, `out_lens` misaligned).
+ * `max_entries` 0 copies nothing and reports whether the iterator is on an entry.
+ * Thread-safe; calls on one iterator are serialised.
+ *
+ * # Safety
+ * `buf` points to `buf_cap` writable bytes (it may be NULL when `buf_cap` is 0);
+ * `out_lens` to `max_entries` writable `rm_entry_len` (NULL when `max_entries` is 0);
+ * `out_count` to a writable `size_t`; `out_valid` and `err` are NULL or writable.
+ */
+rm_result rm_iter_read_next(uint64_t iter,
+                            uint8_t *buf,
+                            size_t buf_cap,
+                            rm_entry_len *out_lens,
+                            size_t max_entries,
+                            size_t *out_count,
+                            bool *out_valid,
+                            rm_error *err);
+
+/**
+ * Copies up to `max_entries` entries into `buf`, starting with the current one and moving to
+ * the previous after each: `rm_iter_read_next` going backwards (entry 0 is the current one,
+ * entry 1 the one before it, and so on).
+ *
+ * # Safety
+ * As for `rm_iter_read_next`.
+ */
+rm_result rm_iter_read_prev(uint64_t iter,
+                            uint8_t *buf,
+                            size_t buf_cap,
+                            rm_entry_len *out_lens,
+                            size_t max_entries,
+                            size_t *out_count,
+                            bool *out_valid,
+                            rm_error *err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -118,6 +118,18 @@ pub struct rm_value {
     pub len: usize,
 }
 
+/// The lengths of one entry copied by `rm_iter_read_next` or `rm_iter_read_prev`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rm_entry_len {
+    /// The key's length; the key starts where the previous entry's value ended (entry 0:
+    /// at the start of the buffer).
+    pub key_len: usize,
+    /// The value's length; the value starts right after the key.
+    pub value_len: usize,
+}
+
 fn compression(code: u32, what: &str) -> Result<Option<Compression>> {
     match code {
         RM_COMPRESSION_INHERIT => Ok(None),
@@ -1146,4 +1158,142 @@ pub unsafe extern "C" fn rm_iter_entry(
             })
         }
     })
+}
+
+/// Copies up to `max_entries` entries into `buf`, starting with the current one and moving to
+/// the next after each, in one call: the same entries as `rm_iter_entry` then `rm_iter_next`
+/// in a loop, without a call per entry. The iterator is left on the first entry not copied;
+/// `*out_valid` (may be NULL) receives whether there is one, and `*out_count` the number of
+/// entries copied.
+///
+/// The entries are packed: entry 0's key at the start of `buf`, each value right after its
+/// key, each key right after the previous value; `out_lens[i]` holds entry `i`'s key and
+/// value lengths. The copy stops early, with `RM_OK`, when the next entry does not fit in
+/// what is left of `buf` (a larger buffer takes more per call) or the iterator reaches the
+/// end (`*out_valid` false). An iterator that is not on an entry copies nothing and returns
+/// `RM_OK` with `*out_valid` false: reading at the end is not an error.
+///
+/// Errors: if the current entry alone does not fit, nothing is copied, the iterator does not
+/// move, `out_lens[0]` receives its lengths and the result is `RM_ERR_BUFFER_TOO_SMALL` (a
+/// buffer of `key_len + value_len` bytes takes it). If RocksDB fails while moving (I/O,
+/// corruption), its error is returned and `*out_count` entries copied before the failure are
+/// still in `buf`. Handle errors, `RM_ERR_CLOSED` (the iterator or its DB closing),
+/// `RM_ERR_INVALID_ARGUMENT` (`buf` overlapping `out_lens`, `out_lens` misaligned).
+/// `max_entries` 0 copies nothing and reports whether the iterator is on an entry.
+/// Thread-safe; calls on one iterator are serialised.
+///
+/// # Safety
+/// `buf` points to `buf_cap` writable bytes (it may be NULL when `buf_cap` is 0);
+/// `out_lens` to `max_entries` writable `rm_entry_len` (NULL when `max_entries` is 0);
+/// `out_count` to a writable `size_t`; `out_valid` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rm_iter_read_next(
+    iter: u64,
+    buf: *mut u8,
+    buf_cap: usize,
+    out_lens: *mut rm_entry_len,
+    max_entries: usize,
+    out_count: *mut usize,
+    out_valid: *mut bool,
+    err: *mut rm_error,
+) -> rm_result {
+    // SAFETY: the caller's contract is this function's.
+    boundary(err, || unsafe {
+        read_entries(
+            iter,
+            true,
+            buf,
+            buf_cap,
+            out_lens,
+            max_entries,
+            out_count,
+            out_valid,
+        )
+    })
+}
+
+/// Copies up to `max_entries` entries into `buf`, starting with the current one and moving to
+/// the previous after each: `rm_iter_read_next` going backwards (entry 0 is the current one,
+/// entry 1 the one before it, and so on).
+///
+/// # Safety
+/// As for `rm_iter_read_next`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_iter_read_prev(
+    iter: u64,
+    buf: *mut u8,
+    buf_cap: usize,
+    out_lens: *mut rm_entry_len,
+    max_entries: usize,
+    out_count: *mut usize,
+    out_valid: *mut bool,
+    err: *mut rm_error,
+) -> rm_result {
+    // SAFETY: the caller's contract is this function's.
+    boundary(err, || unsafe {
+        read_entries(
+            iter,
+            false,
+            buf,
+            buf_cap,
+            out_lens,
+            max_entries,
+            out_count,
+            out_valid,
+        )
+    })
+}
+
+/// # Safety
+/// As for `rm_iter_read_next`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn read_entries(
+    iter: u64,
+    forward: bool,
+    buf: *mut u8,
+    buf_cap: usize,
+    out_lens: *mut rm_entry_len,
+    max_entries: usize,
+    out_count: *mut usize,
+    out_valid: *mut bool,
+) -> Result<()> {
+    let out_count = out_ptr(out_count, "out_count")?;
+    if max_entries > 0 {
+        let lens = out_ptr(out_lens, "out_lens")?;
+        if !lens.is_aligned() {
+            return Err(Error::InvalidArgument("out_lens must be aligned".into()));
+        }
+        let lens_bytes = max_entries
+            .checked_mul(std::mem::size_of::<rm_entry_len>())
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("max_entries {max_entries} is too large"))
+            })?;
+        if overlaps(lens.cast::<u8>(), lens_bytes, buf, buf_cap) {
+            return Err(Error::InvalidArgument("buf and out_lens overlap".into()));
+        }
+    }
+    // SAFETY: writable per the contract (checked for NULL inside), not overlapping out_lens.
+    let buf = unsafe { buffer(buf, buf_cap, "buf") }?;
+    let (count, result) = iter::read_batch(iter, forward, buf, max_entries, |i, k, v| {
+        // SAFETY: `i < max_entries` (read_batch records at most `max` entries), out_lens is
+        // non-NULL, aligned and holds `max_entries` writable entries per the contract.
+        unsafe {
+            put_out(
+                out_lens.add(i),
+                rm_entry_len {
+                    key_len: k,
+                    value_len: v,
+                },
+            )
+        }
+    });
+    // SAFETY: checked non-NULL; writable per the contract.
+    unsafe { put_out(out_count, count) };
+    let batch = result?;
+    if !out_valid.is_null() {
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { put_out(out_valid, batch.valid) };
+    }
+    Ok(())
 }

@@ -34,6 +34,11 @@ impl Resource for IterResource {
         false
     }
 
+    /// Destroying it frees memory: closed on the closing thread when nothing holds it.
+    fn closes_quickly(&self) -> bool {
+        true
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -162,4 +167,62 @@ fn copy_out(src: &[u8], out: &mut [u8]) -> Result<usize> {
     }
     out[..src.len()].copy_from_slice(src);
     Ok(src.len())
+}
+
+/// What [`read_batch`] copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Entries copied into the buffer.
+    pub count: usize,
+    /// Whether the iterator is on an entry afterwards: the first one not copied.
+    pub valid: bool,
+}
+
+/// Copies entries into `buf`, starting with the current one and moving forward (`forward`) or
+/// back after each, until `max` are copied, the next does not fit in what is left of `buf`, or
+/// the iterator runs out. Entry `i`'s key is packed right after entry `i - 1`'s value, its
+/// value right after its key; `record(i, key_len, value_len)` is called for each copied entry.
+/// The iterator is left on the first entry not copied.
+///
+/// An iterator that is not on an entry copies nothing (`valid` false) unless it failed, which
+/// is its error. If the very first entry does not fit, nothing is copied, `record(0, ..)` gets
+/// its lengths and the result is `BufferTooSmall` with the bytes it needs. If moving fails
+/// after some entries were copied, those entries stay in `buf` and their count comes with the
+/// error: the second element is the count whatever the result.
+pub fn read_batch(
+    it: u64,
+    forward: bool,
+    buf: &mut [u8],
+    max: usize,
+    mut record: impl FnMut(usize, usize, usize),
+) -> (usize, Result<Batch>) {
+    let mut count = 0;
+    let mut too_small = None;
+    let result = with_iter(it, |i| {
+        let mut at = 0;
+        let valid = i.take_while(forward, |k, v| {
+            if count == max {
+                return false;
+            }
+            let end = at + k.len() + v.len();
+            if end > buf.len() {
+                if count == 0 {
+                    too_small = Some((k.len(), v.len()));
+                }
+                return false;
+            }
+            buf[at..at + k.len()].copy_from_slice(k);
+            buf[at + k.len()..end].copy_from_slice(v);
+            record(count, k.len(), v.len());
+            count += 1;
+            at = end;
+            true
+        })?;
+        if let Some((k, v)) = too_small {
+            record(0, k, v);
+            return Err(Error::BufferTooSmall { needed: k + v });
+        }
+        Ok(Batch { count, valid })
+    });
+    (count, result)
 }

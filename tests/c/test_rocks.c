@@ -295,6 +295,13 @@ static void iter_all_calls(uint64_t it, rm_result want, const char *ctx) {
     CHECK_RC(rm_iter_key(it, kb, sizeof kb, &kl, &err), want);
     CHECK_RC(rm_iter_value(it, vb, sizeof vb, &vl, &err), want);
     CHECK_RC(rm_iter_entry(it, kb, sizeof kb, &kl, vb, sizeof vb, &vl, &err), want);
+    rm_entry_len lens[2];
+    size_t count = 99;
+    CHECK_RC(rm_iter_read_next(it, kb, sizeof kb, lens, 2, &count, &valid, &err), want);
+    CHECK(count == 0);
+    count = 99;
+    CHECK_RC(rm_iter_read_prev(it, kb, sizeof kb, lens, 2, &count, &valid, &err), want);
+    CHECK(count == 0);
     g_ctx = saved;
 }
 
@@ -1387,6 +1394,175 @@ static void test_iterators(void) {
     CHECK(rm_live_objects() == live0);
 }
 
+/* Reads every entry from the iterator's position on with rm_iter_read_next (or _prev) into
+ * a buffer of `cap` bytes, at most `max` per call, as "k=v,k=v"; false on any error. */
+static bool read_all(uint64_t it, bool forward, size_t cap, size_t max, char *out, size_t out_cap,
+                     int *calls) {
+    uint8_t buf[512];
+    rm_entry_len lens[32];
+    rm_error e;
+    size_t n = 0;
+    out[0] = '\0';
+    *calls = 0;
+    bool valid = true;
+    while (valid) {
+        size_t count = 0;
+        rm_result rc = forward ? rm_iter_read_next(it, buf, cap, lens, max, &count, &valid, &e)
+                               : rm_iter_read_prev(it, buf, cap, lens, max, &count, &valid, &e);
+        (*calls)++;
+        if (rc != RM_OK || *calls > 100 || (count == 0 && valid)) {
+            return false;
+        }
+        size_t at = 0;
+        for (size_t i = 0; i < count; i++) {
+            size_t need = lens[i].key_len + lens[i].value_len + 2;
+            if (n + need >= out_cap) {
+                return false;
+            }
+            if (n > 0) {
+                out[n++] = ',';
+            }
+            memcpy(out + n, buf + at, lens[i].key_len);
+            n += lens[i].key_len;
+            out[n++] = '=';
+            memcpy(out + n, buf + at + lens[i].key_len, lens[i].value_len);
+            n += lens[i].value_len;
+            at += lens[i].key_len + lens[i].value_len;
+        }
+        out[n] = '\0';
+    }
+    return true;
+}
+
+static void test_iter_read(void) {
+    BEGIN_TEST();
+    uint64_t live0 = rm_live_objects();
+    const char *dir = make_tmpdir();
+    if (!CHECK(dir != NULL)) {
+        return;
+    }
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    const char *cfn[] = {"default"};
+    uint64_t db = 0, cf = 0;
+    if (!CHECK(open_db(m, "rd", dir, NULL, cfn, 1, &db, &cf))) {
+        rm_manager_destroy(m, NULL);
+        return;
+    }
+    /* k0=v0 ... k9=v9: 2-byte keys, 2-byte values. */
+    char k[4], v[4];
+    for (int i = 0; i < 10; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        CHECK_RC(rm_put(cf, S(k), S(v), &err), RM_OK);
+    }
+    const char *all = "k0=v0,k1=v1,k2=v2,k3=v3,k4=v4,k5=v5,k6=v6,k7=v7,k8=v8,k9=v9";
+    const char *rev = "k9=v9,k8=v8,k7=v7,k6=v6,k5=v5,k4=v4,k3=v3,k2=v2,k1=v1,k0=v0";
+    uint64_t it = 0;
+    CHECK_RC(rm_iter_create(cf, 0, 0, NULL, 0, NULL, 0, &it, &err), RM_OK);
+
+    uint8_t buf[64];
+    rm_entry_len lens[8];
+    size_t count = 99;
+    bool valid = true;
+    /* Unpositioned: nothing to read, and that is not an error. */
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, lens, 8, &count, &valid, &err), RM_OK);
+    CHECK(count == 0 && !valid);
+
+    /* Whole scans, forward and back, in calls of 1, 3 and 8 entries and with buffers that
+     * hold 1, 2 and many entries: always the same entries, in order. */
+    char got[256];
+    int calls = 0;
+    size_t maxes[] = {1, 3, 8};
+    size_t caps[] = {4, 9, 512};
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t b = 0; b < 3; b++) {
+            CHECK_RC(rm_iter_seek_to_first(it, &valid, &err), RM_OK);
+            CHECK(read_all(it, true, caps[b], maxes[a], got, sizeof got, &calls));
+            CHECK(strcmp(got, all) == 0);
+            size_t per = maxes[a] < caps[b] / 4 ? maxes[a] : caps[b] / 4;
+            /* The call that copies the last entry also reports the end. */
+            CHECK(calls == (int)((10 + per - 1) / per));
+            CHECK_RC(rm_iter_seek_to_last(it, &valid, &err), RM_OK);
+            CHECK(read_all(it, false, caps[b], maxes[a], got, sizeof got, &calls));
+            CHECK(strcmp(got, rev) == 0);
+        }
+    }
+    /* At the end: count 0, not valid, RM_OK. */
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, lens, 8, &count, &valid, &err), RM_OK);
+    CHECK(count == 0 && !valid);
+
+    /* The iterator is left on the first entry not copied. */
+    CHECK_RC(rm_iter_seek(it, S("k2"), &valid, &err), RM_OK);
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, lens, 3, &count, &valid, &err), RM_OK);
+    CHECK(count == 3 && valid && at(it, "k5"));
+    CHECK(lens[0].key_len == 2 && lens[0].value_len == 2 && memcmp(buf, "k2v2k3v3k4v4", 12) == 0);
+    CHECK_RC(rm_iter_read_prev(it, buf, sizeof buf, lens, 2, &count, &valid, &err), RM_OK);
+    CHECK(count == 2 && valid && at(it, "k3") && memcmp(buf, "k5v5k4v4", 8) == 0);
+    /* Stopped by the buffer: 9 bytes hold two 4-byte entries, not three. */
+    CHECK_RC(rm_iter_read_next(it, buf, 9, lens, 8, &count, &valid, &err), RM_OK);
+    CHECK(count == 2 && valid && at(it, "k5"));
+    /* out_valid may be NULL. */
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, lens, 1, &count, NULL, &err), RM_OK);
+    CHECK(count == 1 && at(it, "k6"));
+    /* max_entries 0 reads nothing and reports the position; out_lens may then be NULL. */
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, NULL, 0, &count, &valid, &err), RM_OK);
+    CHECK(count == 0 && valid && at(it, "k6"));
+
+    /* The current entry alone does not fit: nothing copied, nothing moved, its size told. */
+    memset(buf, '#', sizeof buf);
+    lens[0].key_len = lens[0].value_len = 99;
+    count = 99;
+    CHECK_RC(rm_iter_read_next(it, buf, 3, lens, 8, &count, &valid, &err), RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(count == 0 && lens[0].key_len == 2 && lens[0].value_len == 2 && buf[0] == '#');
+    CHECK(at(it, "k6"));
+    CHECK_RC(rm_iter_read_prev(it, NULL, 0, lens, 8, &count, &valid, &err), RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(count == 0 && lens[0].key_len == 2 && at(it, "k6"));
+
+    /* Bad arguments: each refused, the iterator unmoved. */
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, lens, 8, NULL, &valid, &err),
+             RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, NULL, 1, &count, &valid, &err),
+             RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_iter_read_next(it, NULL, 8, lens, 8, &count, &valid, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_iter_read_prev(it, (uint8_t *)lens, sizeof lens, lens, 8, &count, &valid, &err),
+             RM_ERR_INVALID_ARGUMENT);
+    CHECK_RC(rm_iter_read_next(it, (uint8_t *)&lens[4], 16, lens, 8, &count, &valid, &err),
+             RM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "overlap") != NULL);
+    uint64_t raw[9];
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, (rm_entry_len *)((char *)raw + 1), 2, &count,
+                               &valid, &err),
+             RM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "aligned") != NULL);
+    CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, lens, SIZE_MAX / 4, &count, &valid, &err),
+             RM_ERR_INVALID_ARGUMENT);
+    CHECK(at(it, "k6"));
+
+    /* Bounds hold: [k3, k6). */
+    uint64_t bi = 0;
+    CHECK_RC(rm_iter_create(cf, 0, 0, S("k3"), S("k6"), &bi, &err), RM_OK);
+    CHECK_RC(rm_iter_seek_to_first(bi, &valid, &err), RM_OK);
+    CHECK(read_all(bi, true, sizeof buf, 8, got, sizeof got, &calls));
+    CHECK(strcmp(got, "k3=v3,k4=v4,k5=v5") == 0 && calls == 1);
+    CHECK_RC(rm_iter_seek_to_last(bi, &valid, &err), RM_OK);
+    CHECK(read_all(bi, false, sizeof buf, 8, got, sizeof got, &calls));
+    CHECK(strcmp(got, "k5=v5,k4=v4,k3=v3") == 0);
+
+    /* Empty keys and values take no room: a NULL buffer of 0 bytes holds them. */
+    CHECK_RC(rm_put(cf, NULL, 0, NULL, 0, &err), RM_OK);
+    uint64_t ei = 0;
+    CHECK_RC(rm_iter_create(cf, 0, 0, NULL, 0, NULL, 0, &ei, &err), RM_OK);
+    CHECK_RC(rm_iter_seek_to_first(ei, &valid, &err), RM_OK);
+    CHECK_RC(rm_iter_read_next(ei, NULL, 0, lens, 8, &count, &valid, &err), RM_OK);
+    CHECK(count == 1 && lens[0].key_len == 0 && lens[0].value_len == 0 && valid && at(ei, "k0"));
+
+    CHECK_RC(rm_close(m, db, &err), RM_OK);
+    iter_all_calls(it, RM_ERR_CLOSED, "iterator read after its DB's close");
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+    CHECK(rm_live_objects() == live0);
+}
+
 static void test_multi_get(void) {
     BEGIN_TEST();
     uint64_t live0 = rm_live_objects();
@@ -2231,6 +2407,7 @@ int main(void) {
     RUN(test_batch);
     RUN(test_snapshot);
     RUN(test_iterators);
+    RUN(test_iter_read);
     RUN(test_multi_get);
     RUN(test_memory_and_status);
     RUN(test_cross_db);
