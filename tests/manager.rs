@@ -809,3 +809,68 @@ fn log_events_reach_the_receiver_at_the_levels_asked_for() {
     assert!(f.mgr.close(d).is_err());
     assert!(events.lock().unwrap().is_empty(), "no receiver, no output");
 }
+
+/// Records the thread its close ran on.
+struct Quick {
+    quick: bool,
+    closed_on: Arc<Mutex<Option<std::thread::ThreadId>>>,
+}
+
+impl Resource for Quick {
+    fn close(&self, _mode: CloseMode) -> Result<(), String> {
+        *self.closed_on.lock().unwrap() = Some(std::thread::current().id());
+        Ok(())
+    }
+    fn closes_quickly(&self) -> bool {
+        self.quick
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[test]
+fn a_quick_close_with_nothing_in_flight_runs_on_the_closing_thread_and_others_on_the_pool() {
+    let mgr = Manager::new().unwrap();
+    let add = |quick: bool| {
+        let closed_on = Arc::new(Mutex::new(None));
+        let r = Box::new(Quick {
+            quick,
+            closed_on: Arc::clone(&closed_on),
+        });
+        let h = mgr.register("q", Kind::Foreign, r, &[]).unwrap();
+        (h, closed_on)
+    };
+    let me = std::thread::current().id();
+    // Quick and idle: here, graceful or forced, and when swept along by a parent's close.
+    let (h, on) = add(true);
+    mgr.close(h).unwrap();
+    assert_eq!(*on.lock().unwrap(), Some(me));
+    let (h, on) = add(true);
+    mgr.close_with(h, CloseMode::Forced, None).unwrap();
+    assert_eq!(*on.lock().unwrap(), Some(me));
+    // Not quick: on a pool thread, so that the closer's deadline holds whatever it does.
+    let (h, on) = add(false);
+    mgr.close(h).unwrap();
+    assert!(matches!(*on.lock().unwrap(), Some(t) if t != me));
+    // Quick but in use when its close begins: the close waits on the pool as any other.
+    let (h, on) = add(true);
+    let lease = manager::lease(h, Kind::Foreign).unwrap();
+    std::thread::scope(|s| {
+        let closer = s.spawn(|| {
+            mgr.close(h).unwrap();
+            std::thread::current().id()
+        });
+        wait_until(|| {
+            mgr.status()
+                .unwrap()
+                .resources
+                .iter()
+                .any(|r| r.handle == h && r.state == "closing")
+        });
+        assert_eq!(*on.lock().unwrap(), None, "not closed under its operation");
+        drop(lease);
+        let closer = closer.join().unwrap();
+        assert!(matches!(*on.lock().unwrap(), Some(t) if t != closer && t != me));
+    });
+}

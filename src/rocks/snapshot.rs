@@ -48,6 +48,11 @@ impl Resource for SnapshotResource {
         false
     }
 
+    /// Destroying it frees memory: closed on the closing thread when nothing holds it.
+    fn closes_quickly(&self) -> bool {
+        true
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
