@@ -31,12 +31,10 @@ package resman
 #cgo nocallback rm_multi_get
 #cgo noescape rm_batch_put
 #cgo nocallback rm_batch_put
-#cgo noescape rm_iter_entry
-#cgo nocallback rm_iter_entry
-#cgo noescape rm_iter_next
-#cgo nocallback rm_iter_next
-#cgo noescape rm_iter_prev
-#cgo nocallback rm_iter_prev
+#cgo noescape rm_iter_read_next
+#cgo nocallback rm_iter_read_next
+#cgo noescape rm_iter_read_prev
+#cgo nocallback rm_iter_read_prev
 #cgo noescape rm_iter_seek
 #cgo nocallback rm_iter_seek
 #cgo noescape rm_iter_seek_for_prev

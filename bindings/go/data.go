@@ -6,6 +6,7 @@ package resman
 import "C"
 
 import (
+	"bytes"
 	"iter"
 )
 
@@ -96,6 +97,14 @@ type IterOptions struct {
 
 // Iterator walks a column family in key order. Not for concurrent use. Key and Value are
 // valid until the next move.
+//
+// It reads ahead: each call into resman (rm_iter_read_next / rm_iter_read_prev) copies a
+// batch of entries into the iterator's buffer, and Next and Prev serve from it. The batch
+// starts at one entry after every seek and doubles with each further read up to
+// maxIterBatch, so a seek that reads one entry copies one, and a long scan makes one call
+// per maxIterBatch entries. The iterator reads at the DB as of its creation (a RocksDB
+// iterator's implicit snapshot), so reading ahead never shows anything a step-by-step read
+// would not.
 type Iterator struct {
 	cf    *ColumnFamily
 	h     C.uint64_t
@@ -103,8 +112,18 @@ type Iterator struct {
 	err   error
 	key   []byte
 	value []byte
-	kbuf  []byte
-	vbuf  []byte
+
+	buf     []byte // the batch: packed key, value, key, value, ...
+	n       int    // entries in the batch
+	i       int    // the current entry's index in the batch
+	off     int    // where the current entry starts in buf
+	fwd     bool   // the batch was read forwards (else backwards: entry 0 is the largest key)
+	more    bool   // the C iterator is on an entry: the one after the batch
+	want    int    // entries to ask for in the next read
+	grow    bool   // the last read was cut short by the buffer: double it before the next
+	pending error  // an error met after the batch's entries were copied: reported after them
+	scratch []byte // a copy of the current key when the direction turns
+	lens    [maxIterBatch]C.rm_entry_len
 }
 
 // NewIterator creates an iterator over cf; position it with SeekToFirst, Seek, ....
@@ -120,15 +139,15 @@ func (cf *ColumnFamily) NewIterator(opts *IterOptions) (*Iterator, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One allocation for both entry buffers (load grows each on its own when needed).
-	buf := make([]byte, iterKeyBuf+iterValueBuf)
-	return &Iterator{cf: cf, h: h, kbuf: buf[:iterKeyBuf:iterKeyBuf], vbuf: buf[iterKeyBuf:]}, nil
+	return &Iterator{cf: cf, h: h, buf: make([]byte, iterBuf)}, nil
 }
 
-// The initial sizes of an iterator's key and value buffers.
+// Read-ahead limits: entries per call, and the initial and largest batch buffer (a single
+// entry larger than iterMaxBuf gets a buffer of its own size).
 const (
-	iterKeyBuf   = 64
-	iterValueBuf = 256
+	maxIterBatch = 128
+	iterBuf      = 1 << 10
+	iterMaxBuf   = 64 << 10
 )
 
 // emptyKey gives a non-nil empty bound a valid pointer (NULL would mean "no bound").
@@ -145,89 +164,172 @@ func boundPtr(b []byte) *C.uint8_t {
 	return ptr(b)
 }
 
-func (it *Iterator) moved(rc C.rm_result, valid C.bool, e *cerr) bool {
+// seeked handles a seek's result: on an entry, it reads a first batch in the direction the
+// seek suggests (forwards after SeekToFirst and Seek, backwards after SeekToLast and
+// SeekForPrev).
+func (it *Iterator) seeked(rc C.rm_result, valid C.bool, e *cerr, forward bool) bool {
+	it.n, it.pending, it.want = 0, nil, 1
 	if err := check(rc, e); err != nil {
-		it.err, it.valid = err, false
-		return false
+		return it.fail(err)
 	}
-	it.valid = bool(valid)
-	if it.valid {
-		it.load()
+	if !valid {
+		return it.end()
 	}
-	return it.valid
+	return it.read(forward, false)
 }
 
-// load copies the current entry into the iterator's buffers (growing them once if needed).
-func (it *Iterator) load() {
-	for attempt := 0; attempt < 2; attempt++ {
+func (it *Iterator) fail(err error) bool {
+	it.err, it.valid, it.n = err, false, 0
+	return false
+}
+
+func (it *Iterator) end() bool {
+	it.valid, it.n, it.key, it.value = false, 0, nil, nil
+	return false
+}
+
+// size is the packed size of batch entry i.
+func (it *Iterator) size(i int) int {
+	return int(it.lens[i].key_len + it.lens[i].value_len)
+}
+
+// set points Key and Value at the current batch entry.
+func (it *Iterator) set() bool {
+	kl := int(it.lens[it.i].key_len)
+	end := it.off + it.size(it.i)
+	it.key = it.buf[it.off : it.off+kl : it.off+kl]
+	it.value = it.buf[it.off+kl : end : end]
+	it.valid = true
+	return true
+}
+
+// read copies the next batch in direction forward, starting at the C iterator's entry. With
+// skip the C iterator was sought back to the current entry (its key is in it.scratch), which
+// the batch then starts with and which is passed over.
+func (it *Iterator) read(forward, skip bool) bool {
+	if it.grow {
+		it.buf, it.grow = make([]byte, 2*len(it.buf)), false
+	}
+	for {
 		var e cerr
-		var kl, vl C.size_t
-		rc := C.rm_iter_entry(it.h, ptr(it.kbuf), C.size_t(len(it.kbuf)), &kl, ptr(it.vbuf), C.size_t(len(it.vbuf)), &vl, &e)
-		if rc == C.RM_ERR_BUFFER_TOO_SMALL {
-			if int(kl) > len(it.kbuf) {
-				it.kbuf = make([]byte, int(kl))
-			}
-			if int(vl) > len(it.vbuf) {
-				it.vbuf = make([]byte, int(vl))
-			}
+		var count C.size_t
+		var more C.bool
+		var rc C.rm_result
+		if forward {
+			rc = C.rm_iter_read_next(it.h, ptr(it.buf), C.size_t(len(it.buf)), &it.lens[0], C.size_t(it.want), &count, &more, &e)
+		} else {
+			rc = C.rm_iter_read_prev(it.h, ptr(it.buf), C.size_t(len(it.buf)), &it.lens[0], C.size_t(it.want), &count, &more, &e)
+		}
+		if rc == C.RM_ERR_BUFFER_TOO_SMALL && count == 0 {
+			// The entry alone does not fit: a buffer that holds it (and twice as much).
+			it.buf = make([]byte, max(it.size(0), 2*len(it.buf)))
 			continue
 		}
+		n := int(count)
 		if err := check(rc, &e); err != nil {
-			it.err, it.valid = err, false
-			return
+			if n == 0 {
+				return it.fail(err)
+			}
+			it.pending, more = err, false
 		}
-		it.key, it.value = it.kbuf[:kl], it.vbuf[:vl]
-		return
+		it.n, it.i, it.off, it.fwd, it.more = n, 0, 0, forward, bool(more)
+		if n == it.want {
+			it.want = min(2*it.want, maxIterBatch)
+		} else if it.more && len(it.buf) < iterMaxBuf {
+			it.grow = true
+		}
+		if skip && n > 0 && bytes.Equal(it.buf[:it.lens[0].key_len], it.scratch) {
+			if n == 1 {
+				if !it.more {
+					return it.end()
+				}
+				skip = false
+				continue
+			}
+			it.i, it.off = 1, it.size(0)
+		}
+		if n == 0 {
+			return it.end()
+		}
+		return it.set()
 	}
+}
+
+// move steps to the next (forward) or previous entry: from the batch when it holds it, else
+// by reading the next batch; turning around at the batch's first entry seeks the C iterator
+// back to the current entry first.
+func (it *Iterator) move(forward bool) bool {
+	if !it.valid {
+		return false
+	}
+	if forward == it.fwd {
+		if it.i+1 < it.n {
+			it.off += it.size(it.i)
+			it.i++
+			return it.set()
+		}
+		if it.pending != nil {
+			return it.fail(it.pending)
+		}
+		if !it.more {
+			return it.end()
+		}
+		return it.read(forward, false)
+	}
+	if it.i > 0 {
+		it.i--
+		it.off -= it.size(it.i)
+		return it.set()
+	}
+	// The entry wanted comes before the batch: seek back to the current entry (the C
+	// iterator has moved past the batch) and read on from there the other way.
+	it.scratch = append(it.scratch[:0], it.key...)
+	var e cerr
+	var v C.bool
+	rc := C.rm_iter_seek(it.h, ptr(it.scratch), C.size_t(len(it.scratch)), &v, &e)
+	it.n, it.pending = 0, nil
+	if err := check(rc, &e); err != nil {
+		return it.fail(err)
+	}
+	if !v {
+		return it.end()
+	}
+	return it.read(forward, true)
 }
 
 // SeekToFirst moves to the first key; it reports whether there is one.
 func (it *Iterator) SeekToFirst() bool {
 	var e cerr
 	var v C.bool
-	return it.moved(C.rm_iter_seek_to_first(it.h, &v, &e), v, &e)
+	return it.seeked(C.rm_iter_seek_to_first(it.h, &v, &e), v, &e, true)
 }
 
 // SeekToLast moves to the last key.
 func (it *Iterator) SeekToLast() bool {
 	var e cerr
 	var v C.bool
-	return it.moved(C.rm_iter_seek_to_last(it.h, &v, &e), v, &e)
+	return it.seeked(C.rm_iter_seek_to_last(it.h, &v, &e), v, &e, false)
 }
 
 // Seek moves to the first key at or after key.
 func (it *Iterator) Seek(key []byte) bool {
 	var e cerr
 	var v C.bool
-	return it.moved(C.rm_iter_seek(it.h, ptr(key), C.size_t(len(key)), &v, &e), v, &e)
+	return it.seeked(C.rm_iter_seek(it.h, ptr(key), C.size_t(len(key)), &v, &e), v, &e, true)
 }
 
 // SeekForPrev moves to the last key at or before key.
 func (it *Iterator) SeekForPrev(key []byte) bool {
 	var e cerr
 	var v C.bool
-	return it.moved(C.rm_iter_seek_for_prev(it.h, ptr(key), C.size_t(len(key)), &v, &e), v, &e)
+	return it.seeked(C.rm_iter_seek_for_prev(it.h, ptr(key), C.size_t(len(key)), &v, &e), v, &e, false)
 }
 
 // Next moves to the next key (false at the end, or on an error: see Err).
-func (it *Iterator) Next() bool {
-	if !it.valid {
-		return false
-	}
-	var e cerr
-	var v C.bool
-	return it.moved(C.rm_iter_next(it.h, &v, &e), v, &e)
-}
+func (it *Iterator) Next() bool { return it.move(true) }
 
 // Prev moves to the previous key.
-func (it *Iterator) Prev() bool {
-	if !it.valid {
-		return false
-	}
-	var e cerr
-	var v C.bool
-	return it.moved(C.rm_iter_prev(it.h, &v, &e), v, &e)
-}
+func (it *Iterator) Prev() bool { return it.move(false) }
 
 // Valid reports whether the iterator is on an entry.
 func (it *Iterator) Valid() bool { return it.valid }
