@@ -712,6 +712,21 @@ public:
         }
     }
 
+    /// Appends up to `max` entries to `out`, the current one first and then forwards, and
+    /// leaves the iterator on the first entry not read; returns how many were appended (0 when
+    /// not on an entry). Each call into resman (rm_iter_read_next) copies as many entries as
+    /// fit in this object's buffer, so a scan costs a call per batch, not per entry:
+    /// `for (it.first(); it.read_next(batch) > 0;) { ... }`.
+    std::size_t read_next(std::vector<std::pair<std::string, std::string>> &out,
+                          std::size_t max = 128) {
+        return read(out, max, true);
+    }
+    /// As read_next, backwards: the current entry, then the one before it, and so on.
+    std::size_t read_prev(std::vector<std::pair<std::string, std::string>> &out,
+                          std::size_t max = 128) {
+        return read(out, max, false);
+    }
+
     /// Input iterator of the range-for adaptor; yields entry() (views, see there).
     class Cursor {
     public:
@@ -768,10 +783,51 @@ private:
         return valid_;
     }
 
+    std::size_t read(std::vector<std::pair<std::string, std::string>> &out, std::size_t max,
+                     bool forward) {
+        if (batch_.size() < 16 * detail::kInitialBuffer) {
+            batch_.resize(16 * detail::kInitialBuffer);
+        }
+        lens_.resize(std::min<std::size_t>(max, 128));
+        std::size_t total = 0;
+        while (total < max) {
+            std::size_t count = 0;
+            std::size_t want = std::min(max - total, lens_.size());
+            rm_result rc =
+                forward ? rm_iter_read_next(handle_, detail::bytes(batch_), batch_.size(),
+                                            lens_.data(), want, &count, &valid_, &err_)
+                        : rm_iter_read_prev(handle_, detail::bytes(batch_), batch_.size(),
+                                            lens_.data(), want, &count, &valid_, &err_);
+            if (rc == RM_ERR_BUFFER_TOO_SMALL && count == 0) {
+                // The entry alone does not fit: room for it (and twice the buffer).
+                batch_.resize(std::max(lens_[0].key_len + lens_[0].value_len, 2 * batch_.size()));
+                continue;
+            }
+            std::size_t at = 0;
+            for (std::size_t i = 0; i < count; ++i) {
+                const char *p = batch_.data() + at;
+                out.emplace_back(std::string(p, lens_[i].key_len),
+                                 std::string(p + lens_[i].key_len, lens_[i].value_len));
+                at += lens_[i].key_len + lens_[i].value_len;
+            }
+            total += count;
+            if (rc != RM_OK) {
+                valid_ = false;
+                detail::fail(rc, err_, forward ? "rm_iter_read_next" : "rm_iter_read_prev");
+            }
+            if (!valid_ || count == 0) {
+                break;
+            }
+        }
+        return total;
+    }
+
     bool valid_ = false;
     rm_error err_{};
     std::string key_;
     std::string val_;
+    std::string batch_;
+    std::vector<rm_entry_len> lens_;
 };
 
 // ------------------------------------------------------------------------------------------

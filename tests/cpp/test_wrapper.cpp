@@ -444,6 +444,23 @@ static void test_iterator(const Db &db) {
     auto e2 = u.entry();
     CHECK(e2.first == long_key && e2.second == "long-key-value");
 
+    // Batched reads: the same entries as stepping, across buffer growth, both ways.
+    std::vector<std::pair<std::string, std::string>> got;
+    CHECK(it.first() && it.read_next(got, 2) == 2 && it.valid() && it.key() == "i:d");
+    CHECK(it.read_next(got) == 1 && !it.valid() && it.read_next(got) == 0);
+    CHECK(got == seen);
+    got.clear();
+    CHECK(it.last() && it.read_prev(got) == 3 && !it.valid());
+    CHECK(got.size() == 3 && got[0].first == "i:d" && got[2].first == "i:b");
+    got.clear();
+    CHECK(u.seek("big") && u.read_next(got, 1) == 1);
+    CHECK(got.size() == 1 && got[0].first == "big" && got[0].second == big);
+    CHECK(u.seek(long_key) && u.read_prev(got, 1) == 1 && got.back().first == long_key);
+    resman::Iterator closed = db.iterator(def);
+    CHECK(closed.first());
+    closed.close();
+    CHECK_THROWS(closed.read_next(got), RM_ERR_CLOSED);
+
     CHECK_THROWS(db.iterator(def, "b"sv, "a"sv), RM_ERR_INVALID_ARGUMENT);
 }
 
