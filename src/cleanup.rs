@@ -15,7 +15,8 @@ use crate::handle::{Handle, Stored};
 use crate::manager::{self, CloseMode, Entry};
 use crate::monitor::{CleanupRecord, CleanupStep};
 use parking_lot::{Condvar, Mutex};
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,15 +24,15 @@ use std::time::{Duration, Instant};
 /// resources that are ready together, the most recently registered comes first. `node` gives
 /// a resource's registration sequence number and its dependencies.
 pub(crate) fn dependents_first(
-    set: &HashSet<Handle>,
+    set: &FxHashSet<Handle>,
     node: impl Fn(Handle) -> Option<(u64, Vec<Handle>)>,
 ) -> Vec<Handle> {
-    let nodes: HashMap<Handle, (u64, Vec<Handle>)> = set
+    let nodes: FxHashMap<Handle, (u64, Vec<Handle>)> = set
         .iter()
         .filter_map(|h| node(*h).map(|n| (*h, n)))
         .collect();
     // Number of dependents inside the set that must close first.
-    let mut waiting: HashMap<Handle, usize> = nodes.keys().map(|h| (*h, 0)).collect();
+    let mut waiting: FxHashMap<Handle, usize> = nodes.keys().map(|h| (*h, 0)).collect();
     for (_, deps) in nodes.values() {
         for d in deps {
             if let Some(w) = waiting.get_mut(d) {
@@ -58,7 +59,7 @@ pub(crate) fn dependents_first(
     }
     if order.len() < nodes.len() {
         // Unreachable while registration refuses cycles; close the rest newest first anyway.
-        let placed: HashSet<Handle> = order.iter().copied().collect();
+        let placed: FxHashSet<Handle> = order.iter().copied().collect();
         let mut rest: Vec<_> = nodes
             .keys()
             .filter(|h| !placed.contains(h))
@@ -252,7 +253,7 @@ pub(crate) fn run_closes(
     let mut s = Sched {
         run,
         closer,
-        nodes: HashMap::with_capacity(entries.len()),
+        nodes: FxHashMap::with_capacity_and_hasher(entries.len(), Default::default()),
         order: Vec::with_capacity(entries.len()),
         ready: VecDeque::new(),
         escalated: false,
@@ -284,7 +285,7 @@ pub(crate) fn run_closes(
 struct Sched<'a> {
     run: &'a Arc<Run>,
     closer: &'a dyn Closer,
-    nodes: HashMap<Handle, Node>,
+    nodes: FxHashMap<Handle, Node>,
     /// Dependents first: the order of escalation.
     order: Vec<Handle>,
     ready: VecDeque<Handle>,
@@ -538,7 +539,7 @@ mod tests {
             .map(|_| t.insert_with(Kind::Foreign, |_| ()).unwrap())
             .collect();
         // 0 <- 1 <- 3 ; 0 <- 2 ; 4 independent.  (a <- b: b depends on a)
-        let deps: HashMap<Handle, (u64, Vec<Handle>)> = [
+        let deps: FxHashMap<Handle, (u64, Vec<Handle>)> = [
             (h[0], (1, vec![])),
             (h[1], (2, vec![h[0]])),
             (h[2], (3, vec![h[0]])),
@@ -547,7 +548,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let set: HashSet<Handle> = h.iter().copied().collect();
+        let set: FxHashSet<Handle> = h.iter().copied().collect();
         let order = dependents_first(&set, |x| deps.get(&x).cloned());
         let pos = |x: Handle| order.iter().position(|y| *y == x).unwrap();
         assert_eq!(order.len(), 5);
@@ -563,7 +564,7 @@ mod tests {
         let t: HandleTable<()> = HandleTable::new(10);
         let a = t.insert_with(Kind::Foreign, |_| ()).unwrap();
         let b = t.insert_with(Kind::Foreign, |_| ()).unwrap();
-        let set: HashSet<Handle> = [b].into_iter().collect();
+        let set: FxHashSet<Handle> = [b].into_iter().collect();
         let order = dependents_first(&set, |x| (x == b).then(|| (2, vec![a])));
         assert_eq!(order, vec![b]);
     }

@@ -24,8 +24,9 @@ use crate::monitor::{
 };
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::any::Any;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
@@ -334,13 +335,13 @@ struct ManagerObj {
 struct Node {
     seq: u64,
     deps: Vec<Handle>,
-    dependents: HashSet<Handle>,
+    dependents: FxHashSet<Handle>,
 }
 
 #[derive(Default)]
 struct Registry {
-    names: HashMap<String, Handle>,
-    nodes: HashMap<Handle, Node>,
+    names: FxHashMap<String, Handle>,
+    nodes: FxHashMap<Handle, Node>,
     seq: u64,
 }
 
@@ -778,7 +779,7 @@ fn register_in(
             Node {
                 seq,
                 deps: dep_refs.iter().map(|d| d.handle).collect(),
-                dependents: HashSet::new(),
+                dependents: FxHashSet::default(),
             },
         );
         Metrics::bump(&inner.metrics.registered);
@@ -881,7 +882,7 @@ pub fn add_dependency(mgr: u64, dependent: u64, dependency: u64) -> Result<()> {
 /// True if `to` can be reached from `from` by following "depends on" edges.
 fn reaches(reg: &Registry, from: Handle, to: Handle) -> bool {
     let mut stack = vec![from];
-    let mut seen = HashSet::new();
+    let mut seen = FxHashSet::default();
     while let Some(h) = stack.pop() {
         if h == to {
             return true;
@@ -982,7 +983,7 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
         );
         let report = close_set(inner, &run, Some(target.handle), |reg| {
             // The target and everything that (transitively) depends on it.
-            let mut set = HashSet::new();
+            let mut set = FxHashSet::default();
             let mut stack = vec![target.handle];
             while let Some(h) = stack.pop() {
                 if set.insert(h) {
@@ -1046,7 +1047,7 @@ fn close_set(
     inner: &Arc<ManagerInner>,
     run: &Arc<cleanup::Run>,
     target: Option<Handle>,
-    pick: impl FnOnce(&Registry) -> HashSet<Handle>,
+    pick: impl FnOnce(&Registry) -> FxHashSet<Handle>,
 ) -> cleanup::Report {
     *inner.last_run.lock() = Some(Arc::clone(run));
     let entries: Vec<(Arc<Stored<Entry>>, Vec<Handle>)> = {
@@ -1060,7 +1061,7 @@ fn close_set(
             .map(|r| r.to_arc())
             .collect();
         count_leaks(inner, &reg, &set, &entries, target);
-        let mut deps: HashMap<Handle, Vec<Handle>> = entries
+        let mut deps: FxHashMap<Handle, Vec<Handle>> = entries
             .iter()
             .map(|e| {
                 let d = reg.nodes.get(&e.handle).map_or_else(Vec::new, |n| {
@@ -1071,7 +1072,7 @@ fn close_set(
             .collect();
         // A part (a column family) closes after its whole's other dependents: in scheduling
         // terms each of them "depends on" the part.
-        let parts: HashSet<Handle> = entries
+        let parts: FxHashSet<Handle> = entries
             .iter()
             .filter(|e| e.value.resource.part_of_dependencies())
             .map(|e| e.handle)
@@ -1079,7 +1080,7 @@ fn close_set(
         for p in &parts {
             // What the part already closes before (transitively): an edge from one of those
             // would be a cycle (a part made to depend on a dependent of its DB, say).
-            let mut before: HashSet<Handle> = HashSet::new();
+            let mut before: FxHashSet<Handle> = FxHashSet::default();
             let mut stack: Vec<Handle> = deps.get(p).cloned().unwrap_or_default();
             while let Some(h) = stack.pop() {
                 if before.insert(h) {
@@ -1190,7 +1191,7 @@ fn begin_entry(inner: &ManagerInner, e: &Stored<Entry>) -> bool {
 fn count_leaks(
     inner: &ManagerInner,
     reg: &Registry,
-    set: &HashSet<Handle>,
+    set: &FxHashSet<Handle>,
     entries: &[Arc<Stored<Entry>>],
     target: Option<Handle>,
 ) {
@@ -1210,7 +1211,7 @@ fn count_leaks(
         }
         // Its DB: the first dependency, transitively, that is a DB.
         let mut stack = vec![e.handle];
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         let mut db = None;
         while let Some(h) = stack.pop() {
             if h.kind() == Some(Kind::Db) {
