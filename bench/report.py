@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib
@@ -72,12 +73,27 @@ def machine():
         info["kernel"] = "Linux " + Path("/proc/sys/kernel/osrelease").read_text().strip()
     except OSError:
         pass
-    try:
-        load = Path("/proc/loadavg").read_text().split()[:3]
-        info["load average when the report was written (1, 5, 15 min)"] = ", ".join(load)
-    except OSError:
-        pass
+    idle = idle_percent()
+    if idle is not None:
+        info["CPU idle in the second before the report was written"] = "%.0f%%" % idle
     return info
+
+
+def idle_percent():
+    """The share of CPU time spent idle over one second, from /proc/stat (None if unreadable)."""
+    def sample():
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("cpu "):
+                v = [int(x) for x in line.split()[1:9]]
+                return v[3] + v[4], sum(v)
+        raise OSError("no cpu line")
+    try:
+        i0, t0 = sample()
+        time.sleep(1)
+        i1, t1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 100.0 * (i1 - i0) / (t1 - t0) if t1 > t0 else None
 
 
 def fmt(v, unit):
@@ -332,14 +348,15 @@ def main():
 
     if runs:
         out.append("")
-        out.append("Rust suite runs (the load average is the 1, 5 and 15 minute one from "
-                   "`/proc/loadavg`; above about 0.5 on this machine, something else was "
-                   "running):\n")
-        out.append("| part | seconds | load average at start | at end |")
-        out.append("| --- | ---: | --- | --- |")
+        out.append("Rust suite runs (CPU idle: the share of both CPUs' time spent idle, from "
+                   "`/proc/stat`, in the second before the part started and the second after "
+                   "it ended; well below 100%, something else was running):\n")
+        out.append("| part | seconds | CPU idle before | after |")
+        out.append("| --- | ---: | ---: | ---: |")
+        pct = lambda x: "" if x is None else "%.0f%%" % x
         for part, v in sorted(runs.items()):
             out.append("| %s | %.0f | %s | %s |" % (
-                part, v.get("seconds", 0), v.get("loadavg_start", ""), v.get("loadavg_end", "")))
+                part, v.get("seconds", 0), pct(v.get("idle_before")), pct(v.get("idle_after"))))
     out.append("")
 
     out.append("## Versions\n")

@@ -461,32 +461,51 @@ pub fn versions() -> Value {
 }
 
 /// The conditions of one target's run, recorded next to its figures: whether it was the quick
-/// mode, how long it took, and the load average (from /proc) when it started and ended.
+/// mode, how long it took, and how idle the machine was in the second before it started and
+/// the second after it ended (the load average is no guide on every machine: a VM's kernel
+/// threads may hold it near 1 with every CPU idle).
 pub struct RunInfo {
     started: std::time::Instant,
-    load_start: String,
+    idle_before: Option<f64>,
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+/// The share of CPU time spent idle across all CPUs over one second (from /proc/stat), in
+/// percent; None where /proc/stat cannot be read.
+fn idle_percent() -> Option<f64> {
+    let sample = || -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal ...: idle + iowait is idle.
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        Some((idle, v.iter().take(8).sum()))
+    };
+    let (i0, t0) = sample()?;
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (i1, t1) = sample()?;
+    (t1 > t0).then(|| 100.0 * (i1 - i0) as f64 / (t1 - t0) as f64)
 }
 
 impl RunInfo {
     pub fn start() -> RunInfo {
+        let idle_before = idle_percent();
         RunInfo {
             started: std::time::Instant::now(),
-            load_start: loadavg(),
+            idle_before,
         }
     }
 
     fn to_json(&self) -> Value {
+        let seconds = self.started.elapsed().as_secs_f64();
         json!({
             "quick": quick(),
-            "seconds": self.started.elapsed().as_secs_f64(),
-            "loadavg_start": self.load_start,
-            "loadavg_end": loadavg(),
+            "seconds": seconds,
+            "idle_before": self.idle_before,
+            "idle_after": idle_percent(),
         })
     }
 }
