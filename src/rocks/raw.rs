@@ -484,11 +484,7 @@ impl Iter {
             } else {
                 ffi::rocksdb_iter_value(it, &mut len)
             };
-            if len == 0 {
-                Ok(&[])
-            } else {
-                Ok(std::slice::from_raw_parts(p.cast::<u8>(), len))
-            }
+            Ok(raw_slice(p, len))
         }
     }
 
