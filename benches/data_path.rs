@@ -46,7 +46,7 @@ fn main() {
     let (warm, measure, samples) = if quick {
         (Duration::from_millis(200), Duration::from_millis(600), 10)
     } else {
-        (Duration::from_secs(1), Duration::from_secs(4), 50)
+        (Duration::from_secs(1), Duration::from_secs(3), 50)
     };
     let mut c = Criterion::default()
         .warm_up_time(warm)
@@ -135,7 +135,7 @@ fn rounds() -> usize {
     if quick() {
         1
     } else {
-        3
+        5
     }
 }
 
@@ -532,7 +532,11 @@ fn rows(dir: &Path) -> Vec<Row> {
             1.0,
             "rm_get into a caller buffer, with an rm_error, vs get_pinned_cf_opt and one copy \
              into the same kind of buffer; random keys of 100k in one level, cache warm",
-            format!("each rm_get {PER_CALL}"),
+            format!(
+                "each rm_get {PER_CALL}; the row \"one C call that does no RocksDB work\" is \
+                 all of that, and a difference beyond it is the RocksDB read itself running \
+                 slower on resman's copy of the DB, which varies from run to run"
+            ),
         ),
         (
             "get_miss",
@@ -542,7 +546,12 @@ fn rows(dir: &Path) -> Vec<Row> {
             1.0,
             "keys between the stored ones (no bloom filter on either side, as resman opens \
              it); rm_get reports RM_ERR_NOT_FOUND with its message in the rm_error",
-            format!("each rm_get {PER_CALL}, here the not-found message"),
+            format!(
+                "each rm_get {PER_CALL}, here the not-found message; the row \"one C call that \
+                 does no RocksDB work\" is all of that but the message, and a difference beyond \
+                 it is the RocksDB read itself running slower on resman's copy of the DB, which \
+                 varies from run to run"
+            ),
         ),
         (
             "put",
