@@ -501,6 +501,14 @@ fn bench_call(c: &mut Criterion, fx: &Fixture) {
 /// Criterion's median time per iteration of `group/function-<round>` in nanoseconds, the best
 /// (lowest) over the rounds that ran.
 fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
+    round_medians(dir, group, function)
+        .into_iter()
+        .min_by(f64::total_cmp)
+}
+
+/// Criterion's median time per iteration of `group/function-<round>` in nanoseconds, for each
+/// round that ran, in order.
+fn round_medians(dir: &Path, group: &str, function: &str) -> Vec<f64> {
     (0..rounds())
         .filter_map(|round| {
             let p = dir
@@ -511,7 +519,7 @@ fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
                 serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
             v["median"]["point_estimate"].as_f64()
         })
-        .min_by(f64::total_cmp)
+        .collect()
 }
 
 /// What resman does on each of these calls that a direct rust-rocksdb call does not (the
@@ -561,7 +569,12 @@ fn rows(dir: &Path) -> Vec<Row> {
             1.0,
             "rm_put vs put_cf_opt, 16-byte keys, 100-byte values, WAL on, no sync; includes \
              the flushes and compactions the writes cause",
-            format!("each rm_put {PER_CALL}; the WAL append and memtable insert dominate"),
+            format!(
+                "each rm_put {PER_CALL}; the WAL append and memtable insert dominate, and the \
+                 flushes and compactions the writes cause fall in some rounds and not others, \
+                 so the rounds of one side differ by more than resman's per-call work (the \
+                 \"one C call\" row); see the medians per round"
+            ),
         ),
         (
             "batch_100",
@@ -574,7 +587,9 @@ fn rows(dir: &Path) -> Vec<Row> {
              batch by value, so a new one per write)",
             format!(
                 "each rm_batch_put resolves and leases two handles (batch and column family) \
-                 and locks the batch; each call also {PER_CALL}"
+                 and locks the batch; each call also {PER_CALL}; the write itself dominates, \
+                 and the flushes and compactions it causes fall in some rounds and not others \
+                 (see the medians per round)"
             ),
         ),
         (
@@ -624,13 +639,23 @@ fn rows(dir: &Path) -> Vec<Row> {
         } else {
             row.goal(GOAL, ratio >= 0.95)
         };
+        let per_round = |f: &str| {
+            round_medians(dir, group, f)
+                .iter()
+                .map(|ns| format!("{ns:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let row = row.note(format!(
             "{what}. Median per {} (best of {} interleaved criterion runs): resman {r:.0} ns, \
-             rust-rocksdb {b:.0} ns, a difference of {:+.0} ns per C call of resman's. Where \
-             resman's extra time goes: {why}.",
+             rust-rocksdb {b:.0} ns, a difference of {:+.0} ns per C call of resman's (each \
+             round's median, in ns: resman {}; rust-rocksdb {}). Where resman's extra time \
+             goes: {why}.",
             if per_iter > 1.0 { "scan" } else { "operation" },
             rounds(),
             (r - b) / calls,
+            per_round("resman"),
+            per_round("rust-rocksdb"),
         ));
         rows.push(row);
     }

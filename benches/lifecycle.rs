@@ -683,6 +683,14 @@ fn scaling(rows: &mut Vec<Row>, series: &mut serde_json::Map<String, Value>) {
              fixture, {:.1} s per run, best of {rounds} interleaved runs",
             dur.as_secs_f64()
         );
+        if threads == 1 && ratio < 0.95 {
+            note.push_str(
+                "; where the extra time goes: the per-call work of the data path's get (hit) \
+                 row (handle, lease, panic boundary, rm_error), which the row \"one C call that \
+                 does no RocksDB work\" measures alone; a difference beyond it is the RocksDB \
+                 read itself running slower on resman's copy of the DB in these runs",
+            );
+        }
         if threads > 1 && ratio < 0.95 {
             note.push_str(
                 "; where the extra time goes: every rm_get on the column family takes and \
