@@ -19,7 +19,7 @@ use common::*;
 use criterion::{Bencher, Criterion, Throughput};
 use resman::ffi::{
     rm_batch_count, rm_batch_create, rm_batch_put, rm_batch_write, rm_close, rm_entry_len,
-    rm_iter_create, rm_iter_entry, rm_iter_next, rm_iter_read_next, rm_iter_seek,
+    rm_error, rm_iter_create, rm_iter_entry, rm_iter_next, rm_iter_read_next, rm_iter_seek,
 };
 use resman::rm_result;
 use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
@@ -229,18 +229,8 @@ fn bench_scan(c: &mut Criterion, fx: &Fixture, starts: &[[u8; 16]]) {
                 let start = &starts[i & (SEQ - 1)];
                 i += 1;
                 let mut err = new_error();
-                let mut it = 0u64;
-                let mut valid = false;
+                let (it, mut valid) = open_scan(cf, start, &mut err);
                 let mut total = 0usize;
-                // SAFETY: no bounds (NULL, 0); out-pointers and `err` are locals.
-                let rc = unsafe {
-                    rm_iter_create(cf, 0, 0, ptr::null(), 0, ptr::null(), 0, &mut it, &mut err)
-                };
-                check(rc, &err, "rm_iter_create");
-                // SAFETY: `start` is a live 16-byte key; `valid` and `err` are locals.
-                let rc =
-                    unsafe { rm_iter_seek(it, start.as_ptr(), start.len(), &mut valid, &mut err) };
-                check(rc, &err, "rm_iter_seek");
                 let mut left = SCAN as usize;
                 while left > 0 {
                     assert!(valid);
@@ -273,6 +263,20 @@ fn bench_scan(c: &mut Criterion, fx: &Fixture, starts: &[[u8; 16]]) {
         },
         |b| direct_scan(b, fx, starts),
     );
+}
+
+/// An iterator on `cf` positioned at `start`, and whether it is on an entry: the start of
+/// both resman scans.
+fn open_scan(cf: u64, start: &[u8; 16], err: &mut rm_error) -> (u64, bool) {
+    let mut it = 0u64;
+    let mut valid = false;
+    // SAFETY: no bounds (NULL, 0); the out-pointer and `err` are valid for the call.
+    let rc = unsafe { rm_iter_create(cf, 0, 0, ptr::null(), 0, ptr::null(), 0, &mut it, err) };
+    check(rc, err, "rm_iter_create");
+    // SAFETY: `start` is a live 16-byte key; `valid` and `err` are valid for the call.
+    let rc = unsafe { rm_iter_seek(it, start.as_ptr(), start.len(), &mut valid, err) };
+    check(rc, err, "rm_iter_seek");
+    (it, valid)
 }
 
 /// rust-rocksdb's side of both scans: an iterator at `start`'s key, SCAN keys and values
@@ -319,18 +323,8 @@ fn bench_scan_entries(c: &mut Criterion, fx: &Fixture, starts: &[[u8; 16]]) {
                 let start = &starts[i & (SEQ - 1)];
                 i += 1;
                 let mut err = new_error();
-                let mut it = 0u64;
-                let mut valid = false;
+                let (it, mut valid) = open_scan(cf, start, &mut err);
                 let mut total = 0usize;
-                // SAFETY: no bounds (NULL, 0); out-pointers and `err` are locals.
-                let rc = unsafe {
-                    rm_iter_create(cf, 0, 0, ptr::null(), 0, ptr::null(), 0, &mut it, &mut err)
-                };
-                check(rc, &err, "rm_iter_create");
-                // SAFETY: `start` is a live 16-byte key; `valid` and `err` are locals.
-                let rc =
-                    unsafe { rm_iter_seek(it, start.as_ptr(), start.len(), &mut valid, &mut err) };
-                check(rc, &err, "rm_iter_seek");
                 for _ in 0..SCAN {
                     assert!(valid);
                     let (mut kl, mut vl) = (0usize, 0usize);
