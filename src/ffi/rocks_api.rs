@@ -1178,8 +1178,11 @@ pub unsafe extern "C" fn rm_iter_entry(
 /// buffer of `key_len + value_len` bytes takes it). If RocksDB fails while moving (I/O,
 /// corruption), its error is returned and `*out_count` entries copied before the failure are
 /// still in `buf`. Handle errors, `RM_ERR_CLOSED` (the iterator or its DB closing),
-/// `RM_ERR_INVALID_ARGUMENT` (`buf` overlapping `out_lens`, `out_lens` misaligned).
-/// `max_entries` 0 copies nothing and reports whether the iterator is on an entry.
+/// `RM_ERR_NULL_POINTER` (`out_count`; `out_lens` when `max_entries` is not 0; `buf` when
+/// `buf_cap` is not 0), `RM_ERR_INVALID_ARGUMENT` (`buf` overlapping `out_lens`, `out_lens`
+/// misaligned, `max_entries` beyond what memory can hold): these argument errors leave the
+/// iterator where it was and the outputs untouched. `max_entries` 0 copies nothing and reports
+/// whether the iterator is on an entry.
 /// Thread-safe; calls on one iterator are serialised.
 ///
 /// # Safety
