@@ -1519,7 +1519,10 @@ static void test_iter_read(void) {
     CHECK_RC(rm_iter_read_prev(it, NULL, 0, lens, 8, &count, &valid, &err), RM_ERR_BUFFER_TOO_SMALL);
     CHECK(count == 0 && lens[0].key_len == 2 && at(it, "k6"));
 
-    /* Bad arguments: each refused, the iterator unmoved. */
+    /* Bad arguments: each refused, the iterator unmoved, the outputs untouched. */
+    count = 77;
+    valid = false;
+    lens[0].key_len = 55;
     CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, lens, 8, NULL, &valid, &err),
              RM_ERR_NULL_POINTER);
     CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, NULL, 1, &count, &valid, &err),
@@ -1537,7 +1540,7 @@ static void test_iter_read(void) {
     CHECK(strstr(err.message, "aligned") != NULL);
     CHECK_RC(rm_iter_read_next(it, buf, sizeof buf, lens, SIZE_MAX / 4, &count, &valid, &err),
              RM_ERR_INVALID_ARGUMENT);
-    CHECK(at(it, "k6"));
+    CHECK(at(it, "k6") && count == 77 && !valid && lens[0].key_len == 55);
 
     /* Bounds hold: [k3, k6). */
     uint64_t bi = 0;
