@@ -495,9 +495,12 @@ fn bench_call(c: &mut Criterion, fx: &Fixture) {
 /// Criterion's median time per iteration of `group/function-<round>` in nanoseconds, the best
 /// (lowest) over the rounds that ran.
 fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
-    round_medians(dir, group, function)
-        .into_iter()
-        .min_by(f64::total_cmp)
+    best_round(&round_medians(dir, group, function))
+}
+
+/// The best (lowest) of the rounds' medians.
+fn best_round(medians: &[f64]) -> Option<f64> {
+    medians.iter().copied().min_by(f64::total_cmp)
 }
 
 /// Criterion's median time per iteration of `group/function-<round>` in nanoseconds, for each
@@ -618,10 +621,11 @@ fn rows(dir: &Path) -> Vec<Row> {
     ];
     let mut rows = Vec::new();
     for (group, name, unit, per_iter, calls, what, why) in specs {
-        let (Some(r), Some(b)) = (
-            median_ns(dir, group, "resman"),
-            median_ns(dir, group, "rust-rocksdb"),
-        ) else {
+        let (rounds_r, rounds_b) = (
+            round_medians(dir, group, "resman"),
+            round_medians(dir, group, "rust-rocksdb"),
+        );
+        let (Some(r), Some(b)) = (best_round(&rounds_r), best_round(&rounds_b)) else {
             continue;
         };
         let row = Row::new("data path", name, unit)
@@ -633,9 +637,8 @@ fn rows(dir: &Path) -> Vec<Row> {
         } else {
             row.goal(GOAL, ratio >= 0.95)
         };
-        let per_round = |f: &str| {
-            round_medians(dir, group, f)
-                .iter()
+        let per_round = |v: &[f64]| {
+            v.iter()
                 .map(|ns| format!("{ns:.0}"))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -648,8 +651,8 @@ fn rows(dir: &Path) -> Vec<Row> {
             if per_iter > 1.0 { "scan" } else { "operation" },
             rounds(),
             (r - b) / calls,
-            per_round("resman"),
-            per_round("rust-rocksdb"),
+            per_round(&rounds_r),
+            per_round(&rounds_b),
         ));
         rows.push(row);
     }
