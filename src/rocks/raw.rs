@@ -424,13 +424,7 @@ impl Iter {
     pub(crate) fn step(&mut self, forward: bool) -> Result<()> {
         let it = self.positioned()?;
         // SAFETY: `it` is live and valid, as Next/Prev require.
-        unsafe {
-            if forward {
-                ffi::rocksdb_iter_next(it)
-            } else {
-                ffi::rocksdb_iter_prev(it)
-            }
-        }
+        unsafe { advance(it, forward) };
         Ok(())
     }
 
@@ -462,13 +456,7 @@ impl Iter {
                 return Ok(true);
             }
             // SAFETY: `it` is live and valid (checked above; taking does not move it).
-            unsafe {
-                if forward {
-                    ffi::rocksdb_iter_next(it)
-                } else {
-                    ffi::rocksdb_iter_prev(it)
-                }
-            }
+            unsafe { advance(it, forward) };
         }
     }
 
@@ -647,6 +635,22 @@ pub(crate) unsafe fn put_or_delete(
             }
         }
         take_error(err).map_or(Ok(()), Err)
+    }
+}
+
+/// RocksDB's Next (`forward`) or Prev.
+///
+/// # Safety
+/// `it` is a live iterator positioned on an entry (RocksDB's Next and Prev are undefined
+/// otherwise).
+unsafe fn advance(it: *mut ffi::rocksdb_iterator_t, forward: bool) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        if forward {
+            ffi::rocksdb_iter_next(it)
+        } else {
+            ffi::rocksdb_iter_prev(it)
+        }
     }
 }
 
