@@ -71,24 +71,12 @@ pub(crate) fn dependents_first(
     order
 }
 
-/// How one resource's close may begin, decided under the registry lock by a [`Closer`].
-pub(crate) enum Begin {
-    /// The caller won the close: it now refuses new leases and new dependents.
-    Won,
-    /// Someone else is closing it.
-    Lost,
-    /// Dependents registered after the set was chosen (none closing yet): close them first,
-    /// then ask again. The resource is still open, so they may use it while they close.
-    Late(Vec<Arc<Stored<Entry>>>),
-}
-
-/// What the scheduler needs from the manager.
+/// What the scheduler needs from the manager. The manager sealed the run's set when it chose
+/// it, so no dependent can join the run later: the set is the whole job.
 pub(crate) trait Closer {
-    /// Under the registry lock: begins `e`'s close, or names late dependents (see [`Begin`]);
-    /// `attempt` counts earlier `Late` answers for `e`.
-    fn begin(&self, e: &Stored<Entry>, attempt: u32) -> Begin;
-    /// The registered dependencies of `h`.
-    fn deps(&self, h: Handle) -> Vec<Handle>;
+    /// Begins `e`'s close (it refuses new leases from now on): true if this run won it, false
+    /// if someone else is closing it (the run then waits for that close to finish).
+    fn begin(&self, e: &Stored<Entry>) -> bool;
 }
 
 /// The bounds of a run: the graceful phase, then the forced phase.
@@ -104,7 +92,8 @@ struct RunLog {
     escalated: bool,
     resources: u64,
     duration: Option<Duration>,
-    errors: Vec<String>,
+    /// What did not close cleanly (shared with the caller's error, not copied).
+    failures: Arc<Vec<Failure>>,
 }
 
 /// One cleanup run: its deadlines, the channel by which finished closes reach the scheduler,
@@ -191,7 +180,11 @@ impl Run {
             resources: log.resources,
             order: steps.iter().map(|s| s.name.clone()).collect(),
             steps,
-            errors: log.errors.clone(),
+            errors: log
+                .failures
+                .iter()
+                .map(|f| format!("{}: {}", f.name, f.message))
+                .collect(),
         }
     }
 }
@@ -202,11 +195,9 @@ fn millis(d: Duration) -> u64 {
 
 /// What a run reports.
 pub(crate) struct Report {
-    pub failures: Vec<Failure>,
+    pub failures: Arc<Vec<Failure>>,
     /// The run escalated to the forced phase with something unfinished.
     pub escalated: bool,
-    /// `lost` was someone else's close already (for `rm_close`: "already closed").
-    pub lost: Vec<Handle>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -226,7 +217,6 @@ struct Node {
     /// Its dependents inside the run that have not finished.
     waiting: usize,
     state: NodeState,
-    attempts: u32,
 }
 
 impl Node {
@@ -237,7 +227,6 @@ impl Node {
             deps,
             waiting: 0,
             state: NodeState::Pending,
-            attempts: 0,
         }
     }
 }
@@ -257,7 +246,6 @@ pub(crate) fn run_closes(
         order: Vec::with_capacity(entries.len()),
         ready: VecDeque::new(),
         escalated: false,
-        lost: Vec::new(),
         done: 0,
         watching: 0,
         final_deadline: run.final_deadline,
@@ -290,7 +278,6 @@ struct Sched<'a> {
     order: Vec<Handle>,
     ready: VecDeque<Handle>,
     escalated: bool,
-    lost: Vec<Handle>,
     done: usize,
     /// Nodes in state Watching.
     watching: usize,
@@ -303,23 +290,16 @@ impl Sched<'_> {
         let run = Arc::clone(self.run);
         loop {
             self.collect();
-            let now = Instant::now();
             // Past the graceful phase, or nothing left but closes begun by someone else that are
             // past their own graceful phase (an earlier run that timed out): no graceful work
             // remains to wait for.
-            let only_watched = self.watching > 0
-                && self.watching == self.nodes.len() - self.done
-                && self
-                    .nodes
-                    .values()
-                    .all(|n| n.state != NodeState::Watching || manager::past_graceful(&n.entry));
-            if !self.escalated && (run.graceful_deadline.is_some_and(|g| now >= g) || only_watched)
+            if !self.escalated
+                && (run.graceful_deadline.is_some_and(|g| Instant::now() >= g)
+                    || self.only_watched_past_graceful())
             {
                 self.escalate();
             }
-            while let Some(h) = self.ready.pop_front() {
-                self.start(h);
-            }
+            self.start_ready();
             self.collect();
             if self.done == self.nodes.len() {
                 return;
@@ -401,44 +381,68 @@ impl Sched<'_> {
             .collect();
     }
 
-    fn start(&mut self, h: Handle) {
-        let Some(node) = self.nodes.get(&h) else {
-            return;
-        };
-        // In the graceful phase a node waits for its dependents in the run (a late one may
-        // have joined since it was queued); finishing them queues it again.
-        if node.state != NodeState::Pending || (!self.escalated && node.waiting > 0) {
-            return;
-        }
-        let entry = Arc::clone(&node.entry);
-        match self.closer.begin(&entry, node.attempts) {
-            Begin::Late(late) => {
-                if let Some(n) = self.nodes.get_mut(&h) {
-                    n.attempts += 1;
-                }
-                for l in late {
-                    self.add_late(l, h);
-                }
-                if self.escalated {
-                    // Started after the late dependents, which are ahead of it in `ready`.
-                    self.ready.push_back(h);
-                }
+    /// Nothing left but closes begun by someone else, each past its own graceful phase.
+    fn only_watched_past_graceful(&self) -> bool {
+        self.watching > 0
+            && self.watching == self.nodes.len() - self.done
+            && self
+                .nodes
+                .values()
+                .all(|n| n.state != NodeState::Watching || manager::past_graceful(&n.entry))
+    }
+
+    /// Starts the closes of everything ready: first every one of them begins (stops taking
+    /// leases), then their closes are launched. In the forced phase a whole batch is ready at
+    /// once, dependents and what they depend on together; beginning them all first means a
+    /// dependent's close, launched first, already finds what it depends on refusing new
+    /// operations, as a forced close promises. The launches that remain once the run's final
+    /// deadline has passed are handed to the close pool, so the run returns on time however
+    /// many there are.
+    fn start_ready(&mut self) {
+        let batch: Vec<Handle> = self.ready.drain(..).collect();
+        let mut won = Vec::with_capacity(batch.len());
+        for h in batch {
+            let Some(node) = self.nodes.get(&h) else {
+                continue;
+            };
+            // In the graceful phase a node waits for its dependents in the run; finishing
+            // them queues it again.
+            if node.state != NodeState::Pending || (!self.escalated && node.waiting > 0) {
+                continue;
             }
-            Begin::Won => {
+            let entry = Arc::clone(&node.entry);
+            if self.closer.begin(&entry) {
                 self.set_state(h, NodeState::Begun);
-                if self.escalated {
-                    manager::start_forced(entry, self.run);
-                } else {
-                    manager::start_graceful(entry, self.run);
-                }
-            }
-            Begin::Lost => {
+                won.push(entry);
+            } else {
                 self.set_state(h, NodeState::Watching);
                 self.watching += 1;
-                self.lost.push(h);
                 manager::watch(&entry, self.run);
             }
         }
+        let forced = self.escalated;
+        let mut deferred = Vec::new();
+        let mut won = won.into_iter();
+        let mut launched = 0usize;
+        while let Some(entry) = won.next() {
+            // Checking the clock every 64 launches keeps its cost out of the common case.
+            launched += 1;
+            if launched.is_multiple_of(64)
+                && self.final_deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                let rest: Vec<_> = std::iter::once(entry).chain(won).collect();
+                manager::launch_later(rest, self.run, forced);
+                break;
+            }
+            if forced {
+                if manager::start_forced(entry.clone(), self.run, true) {
+                    deferred.push(entry);
+                }
+            } else {
+                manager::start_graceful(entry, self.run, true);
+            }
+        }
+        manager::log_deferred(&deferred);
     }
 
     fn set_state(&mut self, h: Handle, state: NodeState) {
@@ -447,47 +451,8 @@ impl Sched<'_> {
         }
     }
 
-    /// A dependent of `of` registered after the run chose its set: it joins the run, ahead of
-    /// what it depends on. The edge to `of` is recorded whatever the registry says by now (the
-    /// dependent may have been added with `add_dependency`, or have closed meanwhile), so `of`
-    /// is queued again when the dependent finishes.
-    fn add_late(&mut self, e: Arc<Stored<Entry>>, of: Handle) {
-        let h = e.handle;
-        if let Some(existing) = self.nodes.get_mut(&h) {
-            if existing.state == NodeState::Done {
-                self.ready.push_back(of);
-                return;
-            }
-            if !existing.deps.contains(&of) {
-                existing.deps.push(of);
-                if let Some(n) = self.nodes.get_mut(&of) {
-                    n.waiting += 1;
-                }
-            }
-            return;
-        }
-        let mut deps: Vec<Handle> = self
-            .closer
-            .deps(h)
-            .into_iter()
-            .filter(|d| self.nodes.contains_key(d))
-            .collect();
-        if !deps.contains(&of) {
-            deps.push(of);
-        }
-        for d in &deps {
-            if let Some(n) = self.nodes.get_mut(d) {
-                if n.state != NodeState::Done {
-                    n.waiting += 1;
-                }
-            }
-        }
-        self.order.insert(0, h);
-        self.nodes.insert(h, Node::new(e, deps));
-        self.ready.push_front(h);
-    }
-
     fn report(self) -> Report {
+        let waiting_on = self.waiting_on();
         let mut failures = Vec::new();
         for h in &self.order {
             let n = &self.nodes[h];
@@ -496,34 +461,39 @@ impl Sched<'_> {
                     failures.push(f);
                 }
             } else {
-                failures.push(manager::timeout_failure(&n.entry, self.waiting_on(n)));
+                let names = waiting_on.get(h).map_or(&[][..], Vec::as_slice);
+                failures.push(manager::timeout_failure(&n.entry, names));
             }
         }
+        let failures = Arc::new(failures);
         let mut log = self.run.log.lock();
         log.resources = self.nodes.len() as u64;
-        log.errors = failures
-            .iter()
-            .map(|f| format!("{}: {}", f.name, f.message))
-            .collect();
+        log.failures = Arc::clone(&failures);
         log.duration = Some(self.run.started.elapsed());
+        let escalated = log.escalated;
         drop(log);
         Report {
             failures,
-            escalated: self.run.log.lock().escalated,
-            lost: self.lost,
+            escalated,
         }
     }
 
-    /// Names of the unfinished dependents of `n` inside the run.
-    fn waiting_on(&self, n: &Node) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .nodes
-            .values()
-            .filter(|d| d.state != NodeState::Done && d.deps.contains(&n.entry.handle))
-            .map(|d| d.entry.value.name().to_owned())
-            .collect();
-        names.sort();
-        names
+    /// For each resource, the names of its unfinished dependents inside the run (sorted):
+    /// one pass over the edges, borrowing the names, whatever the number left unfinished.
+    fn waiting_on(&self) -> FxHashMap<Handle, Vec<&str>> {
+        let mut out: FxHashMap<Handle, Vec<&str>> = FxHashMap::default();
+        for d in self.nodes.values() {
+            if d.state == NodeState::Done {
+                continue;
+            }
+            for h in &d.deps {
+                out.entry(*h).or_default().push(d.entry.value.name());
+            }
+        }
+        for names in out.values_mut() {
+            names.sort_unstable();
+        }
+        out
     }
 }
 

@@ -1,6 +1,7 @@
 //! Errors and the stable result codes they map to.
 
 use crate::handle::{Handle, HandleError};
+use std::sync::Arc;
 
 /// Result of every `rm_*` call. The numbers are stable: a code is never renumbered or reused.
 #[allow(non_camel_case_types)]
@@ -201,8 +202,8 @@ pub enum Error {
     #[error("{0}")]
     CloseFailed(String),
     /// Several failures from one close or cleanup (or one failure plus timeouts).
-    #[error("{}", summarize(.0))]
-    Cleanup(Vec<Failure>),
+    #[error("{}", Summary(.0))]
+    Cleanup(Arc<Vec<Failure>>),
     #[error("{0}")]
     Locked(String),
     #[error("{0}")]
@@ -221,24 +222,32 @@ pub enum Error {
     IteratorNotValid(String),
 }
 
-fn summarize(failures: &[Failure]) -> String {
-    let timeouts = failures
-        .iter()
-        .filter(|f| f.code == rm_result::RM_ERR_TIMEOUT)
-        .count();
-    let mut out = format!(
-        "{} resource(s) did not close cleanly ({} failed, {} timed out): ",
-        failures.len(),
-        failures.len() - timeouts,
-        timeouts
-    );
-    for (i, f) in failures.iter().enumerate() {
-        if i > 0 {
-            out.push_str("; ");
+/// The text of a cleanup's failures, written piece by piece: a writer with a fixed size (the
+/// C `rm_error`) stops it as soon as it is full, so the cost does not grow with the list.
+struct Summary<'a>(&'a [Failure]);
+
+impl std::fmt::Display for Summary<'_> {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let failures = self.0;
+        let timeouts = failures
+            .iter()
+            .filter(|f| f.code == rm_result::RM_ERR_TIMEOUT)
+            .count();
+        write!(
+            out,
+            "{} resource(s) did not close cleanly ({} failed, {} timed out): ",
+            failures.len(),
+            failures.len() - timeouts,
+            timeouts
+        )?;
+        for (i, f) in failures.iter().enumerate() {
+            if i > 0 {
+                out.write_str("; ")?;
+            }
+            write!(out, "{} ({}): {}", f.name, f.handle, f.message)?;
         }
-        out.push_str(&format!("{} ({}): {}", f.name, f.handle, f.message));
+        Ok(())
     }
-    out
 }
 
 impl Error {
@@ -282,12 +291,12 @@ impl Error {
     }
 
     /// Builds the error for a list of failures: the failure itself when there is exactly one,
-    /// `Cleanup` otherwise. None when the list is empty.
-    pub fn from_failures(mut failures: Vec<Failure>) -> Option<Error> {
+    /// `Cleanup` otherwise (sharing the list, not copying it). None when the list is empty.
+    pub fn from_failures(failures: Arc<Vec<Failure>>) -> Option<Error> {
         match failures.len() {
             0 => None,
             1 => {
-                let f = failures.pop()?;
+                let f = &failures[0];
                 let msg = format!("{} ({}): {}", f.name, f.handle, f.message);
                 Some(match f.code {
                     rm_result::RM_ERR_TIMEOUT => Error::Timeout(msg),

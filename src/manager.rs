@@ -42,6 +42,8 @@ fn deadline_after(d: Duration) -> Option<Instant> {
 pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest accepted name, in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
+/// Longest name of a column family's entry, `db/cf`: both parts may be [`MAX_NAME_LEN`] long.
+pub const MAX_QUALIFIED_NAME_LEN: usize = 2 * MAX_NAME_LEN + 1;
 /// Closes remembered for the status document.
 const HISTORY: usize = 128;
 
@@ -317,6 +319,21 @@ fn acquire<P: EntryRef>(entry: P) -> Result<Lease<P>> {
     }
 }
 
+/// "is closing" for a resource whose close was asked for but may not have begun yet.
+fn describe_closing(e: &Stored<Entry>) -> String {
+    let state = match e.value.lifecycle.state() {
+        State::Active => State::Closing,
+        s => s,
+    };
+    format!(
+        "{} '{}' ({}) is {}: its close was already asked for",
+        e.value.kind,
+        e.value.name,
+        e.handle,
+        state.as_str()
+    )
+}
+
 fn describe_closed(e: &Stored<Entry>) -> String {
     format!(
         "{} '{}' ({}) is {}",
@@ -336,6 +353,11 @@ struct Node {
     seq: u64,
     deps: Vec<Handle>,
     dependents: FxHashSet<Handle>,
+    /// A close of this resource has been asked for (a close, cleanup or destroy chose it, or
+    /// an unregister took it): from then on it takes no new dependent, and every other close
+    /// or unregister of it is told it is already closed. Set once, under the registry lock, so
+    /// exactly one caller is told it won.
+    sealed: bool,
 }
 
 #[derive(Default)]
@@ -343,6 +365,22 @@ struct Registry {
     names: FxHashMap<String, Handle>,
     nodes: FxHashMap<Handle, Node>,
     seq: u64,
+    /// Cleanups of the whole manager (cleanup, destroy) running now: while there is one, new
+    /// registrations are refused, so what a cleanup closes is what it chose and its bounds
+    /// hold whatever other threads do.
+    cleanups: u32,
+}
+
+impl Registry {
+    /// Refuses a new resource while a cleanup of the whole manager runs.
+    fn accepting(&self, mgr: Handle) -> Result<()> {
+        if self.cleanups > 0 {
+            return Err(Error::Closed(format!(
+                "manager {mgr} is cleaning up: new resources are refused until the cleanup returns"
+            )));
+        }
+        Ok(())
+    }
 }
 
 struct ManagerInner {
@@ -355,6 +393,9 @@ struct ManagerInner {
     logger: parking_lot::RwLock<Option<Logger>>,
     /// The most recent cleanup run (for the status document).
     last_run: Mutex<Option<Arc<cleanup::Run>>>,
+    /// What the most recent cleanup of the whole manager reported, by resource (for
+    /// `rm_cleanup_failures`).
+    last_failures: Mutex<FailureReport>,
     /// The monitor's last sample and when it was taken.
     memory: Mutex<(MemorySample, Option<Instant>)>,
 }
@@ -490,6 +531,7 @@ pub fn create(config: Config) -> Result<Handle> {
                 history: Mutex::new(VecDeque::new()),
                 logger: parking_lot::RwLock::new(None),
                 last_run: Mutex::new(None),
+                last_failures: Mutex::new((None, Arc::new(Vec::new()))),
                 memory: Mutex::new((MemorySample::default(), None)),
             }),
         })
@@ -674,13 +716,14 @@ fn destroy_with(mgr: u64, timeout: Option<Duration>, mode: CloseMode) -> Result<
 // ---------------------------------------------------------------------------------------
 // Registration
 
-fn validate_name(name: &str) -> Result<()> {
+/// Checks a resource name: 1 to `limit` bytes, no NUL.
+pub fn validate_name(name: &str, limit: usize) -> Result<()> {
     if name.is_empty() {
         return Err(Error::InvalidArgument("name must not be empty".into()));
     }
-    if name.len() > MAX_NAME_LEN {
+    if name.len() > limit {
         return Err(Error::InvalidArgument(format!(
-            "name is {} bytes long, the limit is {MAX_NAME_LEN}",
+            "name is {} bytes long, the limit is {limit}",
             name.len()
         )));
     }
@@ -688,6 +731,23 @@ fn validate_name(name: &str) -> Result<()> {
         return Err(Error::InvalidArgument("name must not contain NUL".into()));
     }
     Ok(())
+}
+
+/// The longest name a resource of `kind` may have: a column family is named after its DB
+/// and itself (`db/cf`, each part up to [`MAX_NAME_LEN`]), anything else [`MAX_NAME_LEN`].
+fn name_limit(kind: Kind) -> usize {
+    match kind {
+        Kind::ColumnFamily => MAX_QUALIFIED_NAME_LEN,
+        _ => MAX_NAME_LEN,
+    }
+}
+
+/// The refusal of a new dependent of `dep`, whose close has been asked for.
+fn sealed_error(dep: &Stored<Entry>) -> Error {
+    Error::DependencyClosed(format!(
+        "cannot depend on {} '{}' ({}): its close has begun",
+        dep.value.kind, dep.value.name, dep.handle
+    ))
 }
 
 /// Resolves a handle of this manager's (any state), checking that it belongs to `inner`.
@@ -722,7 +782,7 @@ fn register_in(
     resource: Box<dyn Resource>,
     deps: &[u64],
 ) -> Result<Handle> {
-    validate_name(name)?;
+    validate_name(name, name_limit(kind))?;
     let mut dep_refs: Vec<Arc<Stored<Entry>>> = Vec::with_capacity(deps.len());
     for (i, &d) in deps.iter().enumerate() {
         let e = resolve(inner, d, None)
@@ -737,14 +797,19 @@ fn register_in(
     let mut payload = Some(resource);
     let result = (|| {
         let mut reg = inner.registry.lock();
+        reg.accepting(inner.handle)?;
         if let Some(existing) = reg.names.get(name) {
             return Err(Error::DuplicateName(format!(
                 "a resource named '{name}' is already registered ({existing})"
             )));
         }
         // Pins are taken under the registry lock so that unregister can rely on "no
-        // dependents in the graph" meaning "no pins".
+        // dependents in the graph" meaning "no pins", and a close that chose its set under
+        // the same lock (and sealed it) can rely on no dependent joining it later.
         for dep in &dep_refs {
+            if reg.nodes.get(&dep.handle).is_some_and(|n| n.sealed) {
+                return Err(sealed_error(dep));
+            }
             match acquire(Arc::clone(dep)) {
                 Ok(pin) => pins.push(pin),
                 Err(_) => {
@@ -780,6 +845,7 @@ fn register_in(
                 seq,
                 deps: dep_refs.iter().map(|d| d.handle).collect(),
                 dependents: FxHashSet::default(),
+                sealed: false,
             },
         );
         Metrics::bump(&inner.metrics.registered);
@@ -801,13 +867,16 @@ fn register_in(
 }
 
 /// Fails with `DuplicateName` (or `InvalidArgument`) unless every name is valid and free in
-/// manager `mgr` right now. Lets a caller refuse early, before building an expensive resource.
+/// manager `mgr` right now, and with `Closed` while a cleanup of the whole manager runs. Lets
+/// a caller refuse early, before building an expensive resource.
 pub fn check_names_free(mgr: u64, names: &[String]) -> Result<()> {
     with_manager(mgr, |inner| {
         for name in names {
-            validate_name(name)?;
+            // Each registration checks its own kind's limit; this is the widest.
+            validate_name(name, MAX_QUALIFIED_NAME_LEN)?;
         }
         let reg = inner.registry.lock();
+        reg.accepting(inner.handle)?;
         for name in names {
             if let Some(existing) = reg.names.get(name) {
                 return Err(Error::DuplicateName(format!(
@@ -846,6 +915,11 @@ pub fn add_dependency(mgr: u64, dependent: u64, dependency: u64) -> Result<()> {
             drop(reg);
             drop(child_lease);
             return Ok(());
+        }
+        if reg.nodes.get(&parent.handle).is_some_and(|n| n.sealed) {
+            drop(reg);
+            drop(child_lease);
+            return Err(sealed_error(&parent));
         }
         if child.handle == parent.handle || reaches(&reg, parent.handle, child.handle) {
             drop(reg);
@@ -902,23 +976,29 @@ pub fn unregister(mgr: u64, raw: u64) -> Result<()> {
     with_manager(mgr, |inner| {
         let entry = resolve(inner, raw, None).map_err(already_closed)?;
         {
-            let reg = inner.registry.lock();
+            let mut reg = inner.registry.lock();
             if !entry.value.resource.can_unregister() {
                 return Err(Error::OwnedResource(format!(
                     "{} '{}' ({}) is owned by resman: close it instead of unregistering it",
                     entry.value.kind, entry.value.name, entry.handle
                 )));
             }
-            if let Some(node) = reg.nodes.get(&entry.handle) {
-                if !node.dependents.is_empty() {
-                    return Err(Error::HasDependents(format!(
-                        "'{}' still has {} dependent(s): close or unregister them first",
-                        entry.value.name,
-                        node.dependents.len()
-                    )));
-                }
+            // Whoever seals the node first wins: a close asked for earlier makes this an
+            // "already closed", and this unregister makes a later close one.
+            let node = match reg.nodes.get_mut(&entry.handle) {
+                Some(n) if !n.sealed => n,
+                _ => return Err(Error::AlreadyClosed(describe_closing(&entry))),
+            };
+            if !node.dependents.is_empty() {
+                return Err(Error::HasDependents(format!(
+                    "'{}' still has {} dependent(s): close or unregister them first",
+                    entry.value.name,
+                    node.dependents.len()
+                )));
             }
+            node.sealed = true;
             if !begin_entry(inner, &entry) {
+                // Unreachable: every close begins only after sealing under this lock.
                 return Err(Error::AlreadyClosed(describe_closed(&entry)));
             }
             entry.value.info.lock().unregistering = true;
@@ -968,6 +1048,13 @@ fn bounds(config: &Config, mode: CloseMode, timeout: Option<Duration>) -> cleanu
 
 /// Closes one resource after everything that (transitively) depends on it, as a cleanup run
 /// of that subtree (see [`cleanup_timeout`]). Errors of every resource are aggregated.
+///
+/// Exactly one caller wins the close of a resource: the first whose close, cleanup, destroy
+/// or unregister chose it (under the registry lock). Every other close of it returns
+/// `AlreadyClosed`, and so does a close through a manager that was destroyed (its destroy
+/// closed everything). From the moment a close is won, the resource and everything it sweeps
+/// along take no new dependent (`DependencyClosed`; for an iterator, snapshot or batch of a DB,
+/// `Closed`), so the run's bounds hold whatever other threads do.
 pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> Result<()> {
     refuse_inside_close("rm_close")?;
     with_manager(mgr, |inner| {
@@ -982,6 +1069,10 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
             bounds(&inner.config, mode, timeout),
         );
         let report = close_set(inner, &run, Some(target.handle), |reg| {
+            match reg.nodes.get(&target.handle) {
+                Some(n) if !n.sealed => {}
+                _ => return Err(Error::AlreadyClosed(describe_closing(&target))),
+            }
             // The target and everything that (transitively) depends on it.
             let mut set = FxHashSet::default();
             let mut stack = vec![target.handle];
@@ -992,13 +1083,28 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
                     }
                 }
             }
-            set
-        });
-        if report.lost.contains(&target.handle) {
-            return Err(Error::AlreadyClosed(describe_closed(&target)));
-        }
+            Ok(set)
+        })?;
         Error::from_failures(report.failures).map_or(Ok(()), Err)
     })
+    .map_err(|e| match e {
+        // The manager is gone. Its destroy closed everything it owned: a handle that names a
+        // closed resource (slot not reused yet) or one of its resources still closing is
+        // already closed. Anything else keeps the manager's error.
+        Error::Closed(m) if closed_with_manager(mgr, raw) => {
+            Error::AlreadyClosed(format!("{m}: it closed everything it owned"))
+        }
+        other => other,
+    })
+}
+
+/// True when `raw` names a closed resource, or a resource of manager `mgr` (which is gone):
+/// what a close through a destroyed manager reports as already closed.
+fn closed_with_manager(mgr: u64, raw: u64) -> bool {
+    match get_resource(raw, None) {
+        Ok(e) => e.value.manager.raw() == mgr,
+        Err(e) => e.code() == rm_result::RM_ERR_CLOSED,
+    }
 }
 
 /// Closes every resource of the manager, graceful with the manager's timeouts. See
@@ -1011,7 +1117,9 @@ pub fn cleanup(mgr: u64) -> Result<()> {
 /// depend on and independent resources concurrently. Graceful: a graceful phase bounded by
 /// `timeout`, then what is unfinished is forced and given `force_cleanup_timeout` more.
 /// Forced: the forced phase alone, bounded by `timeout`. Every resource still unfinished at
-/// the end is reported as timed out; the error aggregates every failure.
+/// the end is reported as timed out; the error aggregates every failure. While it runs, new
+/// registrations in the manager are refused (`Closed`); afterwards the manager takes new
+/// resources again.
 pub fn cleanup_timeout(mgr: u64, timeout: Duration, mode: CloseMode) -> Result<()> {
     cleanup_with(mgr, Some(timeout), mode)
 }
@@ -1031,88 +1139,137 @@ fn cleanup_all(
     mode: CloseMode,
 ) -> Result<()> {
     let run = cleanup::Run::new(operation, None, mode, bounds);
-    let report = close_set(inner, &run, None, |reg| reg.nodes.keys().copied().collect());
+    // Registrations are refused from the moment the set is chosen until the run returns.
+    struct Accepting<'a>(&'a ManagerInner);
+    impl Drop for Accepting<'_> {
+        fn drop(&mut self) {
+            self.0.registry.lock().cleanups -= 1;
+        }
+    }
+    let mut refusing = None;
+    let report = close_set(inner, &run, None, |reg| {
+        reg.cleanups += 1;
+        refusing = Some(Accepting(inner));
+        Ok(reg.nodes.keys().copied().collect())
+    })?;
+    drop(refusing);
+    *inner.last_failures.lock() = (Some(operation), Arc::clone(&report.failures));
     Error::from_failures(report.failures).map_or(Ok(()), Err)
 }
 
-/// Runs `run` over the resources `pick` chooses (under the registry lock): see
-/// [`crate::cleanup`]. Each resource stops granting leases only when its own close begins, so
-/// a dependent's close (a worker flushing into its DB) may still use what it depends on. A
-/// dependent registered after the set was chosen is closed before what it depends on too:
-/// each resource's close begins under the registry lock, after checking that no dependent is
-/// still open, and registration pins its dependencies under the same lock.
+/// One resource chosen by a close run, with what the registry said of it at that moment.
+struct Picked {
+    entry: Arc<Stored<Entry>>,
+    seq: u64,
+    deps: Vec<Handle>,
+    /// Someone else had already asked for its close (it is not swept along by this run).
+    was_sealed: bool,
+}
+
+/// Runs `run` over the resources `pick` chooses: see [`crate::cleanup`]. Under the registry
+/// lock `pick` chooses the set and every resource in it is sealed (see [`Node::sealed`]), so
+/// no dependent can join the set later and the run closes exactly what it chose. Everything
+/// else (the order, the leaks, the schedule) is worked out after the lock is released. Each
+/// resource stops granting leases only when its own close begins, so a dependent's close (a
+/// worker flushing into its DB) may still use what it depends on.
 /// `target` is the resource the caller asked to close (None: a cleanup of everything); the
 /// iterators and snapshots swept along are counted as leaked.
 fn close_set(
     inner: &Arc<ManagerInner>,
     run: &Arc<cleanup::Run>,
     target: Option<Handle>,
-    pick: impl FnOnce(&Registry) -> FxHashSet<Handle>,
-) -> cleanup::Report {
-    *inner.last_run.lock() = Some(Arc::clone(run));
-    let entries: Vec<(Arc<Stored<Entry>>, Vec<Handle>)> = {
-        let reg = inner.registry.lock();
-        let set = pick(&reg);
-        let order =
-            cleanup::dependents_first(&set, |h| reg.nodes.get(&h).map(|n| (n.seq, n.deps.clone())));
-        let entries: Vec<Arc<Stored<Entry>>> = order
-            .iter()
-            .filter_map(|h| OBJECTS.resources.get(h.raw(), None).ok())
-            .map(|r| r.to_arc())
-            .collect();
-        count_leaks(inner, &reg, &set, &entries, target);
-        let mut deps: FxHashMap<Handle, Vec<Handle>> = entries
-            .iter()
-            .map(|e| {
-                let d = reg.nodes.get(&e.handle).map_or_else(Vec::new, |n| {
-                    n.deps.iter().copied().filter(|d| set.contains(d)).collect()
+    pick: impl FnOnce(&mut Registry) -> Result<FxHashSet<Handle>>,
+) -> Result<cleanup::Report> {
+    let picked: Vec<Picked> = {
+        let mut reg = inner.registry.lock();
+        let set = pick(&mut reg)?;
+        let mut picked = Vec::with_capacity(set.len());
+        for h in set {
+            let Some(node) = reg.nodes.get_mut(&h) else {
+                continue;
+            };
+            let was_sealed = std::mem::replace(&mut node.sealed, true);
+            let (seq, deps) = (node.seq, node.deps.clone());
+            if let Ok(r) = OBJECTS.resources.get(h.raw(), None) {
+                picked.push(Picked {
+                    entry: r.to_arc(),
+                    seq,
+                    deps,
+                    was_sealed,
                 });
-                (e.handle, d)
-            })
-            .collect();
-        // A part (a column family) closes after its whole's other dependents: in scheduling
-        // terms each of them "depends on" the part.
-        let parts: FxHashSet<Handle> = entries
-            .iter()
-            .filter(|e| e.value.resource.part_of_dependencies())
-            .map(|e| e.handle)
-            .collect();
-        for p in &parts {
-            // What the part already closes before (transitively): an edge from one of those
-            // would be a cycle (a part made to depend on a dependent of its DB, say).
-            let mut before: FxHashSet<Handle> = FxHashSet::default();
-            let mut stack: Vec<Handle> = deps.get(p).cloned().unwrap_or_default();
-            while let Some(h) = stack.pop() {
-                if before.insert(h) {
-                    stack.extend(deps.get(&h).into_iter().flatten().copied());
-                }
             }
-            let wholes = deps.get(p).cloned().unwrap_or_default();
-            for whole in wholes {
-                let Some(node) = reg.nodes.get(&whole) else {
+        }
+        picked
+    };
+    *inner.last_run.lock() = Some(Arc::clone(run));
+    let index: FxHashMap<Handle, usize> = picked
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.entry.handle, i))
+        .collect();
+    let set: FxHashSet<Handle> = index.keys().copied().collect();
+    let order = cleanup::dependents_first(&set, |h| {
+        index
+            .get(&h)
+            .map(|&i| (picked[i].seq, picked[i].deps.clone()))
+    });
+    count_leaks(inner, &picked, &index, &order, target);
+    // Each resource's dependencies inside the run, and its dependents inside the run.
+    let mut deps: FxHashMap<Handle, Vec<Handle>> = picked
+        .iter()
+        .map(|p| {
+            let d = p.deps.iter().copied().filter(|d| set.contains(d)).collect();
+            (p.entry.handle, d)
+        })
+        .collect();
+    let mut dependents: FxHashMap<Handle, Vec<Handle>> = FxHashMap::default();
+    for (h, ds) in &deps {
+        for d in ds {
+            dependents.entry(*d).or_default().push(*h);
+        }
+    }
+    // A part (a column family) closes after its whole's other dependents: in scheduling
+    // terms each of them "depends on" the part.
+    let parts: FxHashSet<Handle> = picked
+        .iter()
+        .filter(|p| p.entry.value.resource.part_of_dependencies())
+        .map(|p| p.entry.handle)
+        .collect();
+    for p in &parts {
+        // What the part already closes before (transitively): an edge from one of those
+        // would be a cycle (a part made to depend on a dependent of its DB, say).
+        let mut before: FxHashSet<Handle> = FxHashSet::default();
+        let mut stack: Vec<Handle> = deps.get(p).cloned().unwrap_or_default();
+        while let Some(h) = stack.pop() {
+            if before.insert(h) {
+                stack.extend(deps.get(&h).into_iter().flatten().copied());
+            }
+        }
+        let wholes = deps.get(p).cloned().unwrap_or_default();
+        for whole in wholes {
+            for x in dependents.get(&whole).into_iter().flatten() {
+                // Another part, or something the part depends on.
+                if parts.contains(x) || before.contains(x) {
                     continue;
-                };
-                for x in &node.dependents {
-                    // Outside the run, another part, or something the part depends on.
-                    if parts.contains(x) || !deps.contains_key(x) || before.contains(x) {
-                        continue;
-                    }
-                    if let Some(d) = deps.get_mut(x) {
-                        if !d.contains(p) {
-                            d.push(*p);
-                        }
+                }
+                if let Some(d) = deps.get_mut(x) {
+                    if !d.contains(p) {
+                        d.push(*p);
                     }
                 }
             }
         }
-        entries
-            .into_iter()
-            .map(|e| {
-                let d = deps.remove(&e.handle).unwrap_or_default();
-                (e, d)
-            })
-            .collect()
-    };
+    }
+    let mut slots: Vec<Option<Arc<Stored<Entry>>>> =
+        picked.into_iter().map(|p| Some(p.entry)).collect();
+    let entries = order
+        .iter()
+        .filter_map(|h| {
+            let e = slots[index[h]].take()?;
+            let d = deps.remove(h).unwrap_or_default();
+            Some((e, d))
+        })
+        .collect();
     let report = cleanup::run_closes(run, entries, &RegistryCloser(inner));
     let m = &inner.metrics;
     Metrics::bump(&m.cleanups);
@@ -1129,7 +1286,7 @@ fn close_set(
             )
         });
     }
-    for f in &report.failures {
+    for f in report.failures.iter() {
         if f.code == rm_result::RM_ERR_TIMEOUT {
             Metrics::bump(&m.timed_out);
             inner.log(LogLevel::Warn, || {
@@ -1137,41 +1294,15 @@ fn close_set(
             });
         }
     }
-    report
+    Ok(report)
 }
 
-/// The scheduler's view of the registry.
+/// The scheduler's view of the manager.
 struct RegistryCloser<'a>(&'a Arc<ManagerInner>);
 
 impl cleanup::Closer for RegistryCloser<'_> {
-    fn begin(&self, e: &Stored<Entry>, attempt: u32) -> cleanup::Begin {
-        let inner = self.0;
-        let reg = inner.registry.lock();
-        // Bounded, so a caller registering dependents in a loop cannot stall the close.
-        if attempt < 64 {
-            let late: Vec<Arc<Stored<Entry>>> = reg
-                .nodes
-                .get(&e.handle)
-                .into_iter()
-                .flat_map(|n| n.dependents.iter())
-                .filter_map(|h| OBJECTS.resources.get(h.raw(), None).ok())
-                .filter(|d| !d.value.lifecycle.is_closing())
-                .map(|d| d.to_arc())
-                .collect();
-            if !late.is_empty() {
-                return cleanup::Begin::Late(late);
-            }
-        }
-        if begin_entry(inner, e) {
-            cleanup::Begin::Won
-        } else {
-            cleanup::Begin::Lost
-        }
-    }
-
-    fn deps(&self, h: Handle) -> Vec<Handle> {
-        let reg = self.0.registry.lock();
-        reg.nodes.get(&h).map_or_else(Vec::new, |n| n.deps.clone())
+    fn begin(&self, e: &Stored<Entry>) -> bool {
+        begin_entry(self.0, e)
     }
 }
 
@@ -1185,57 +1316,52 @@ fn begin_entry(inner: &ManagerInner, e: &Stored<Entry>) -> bool {
 }
 
 /// Counts the iterators and snapshots this close sweeps along with what they depend on (a
-/// DB, a column family, a snapshot): they were still open, so the caller leaked them, as
-/// Pebble reports at Close. Counted in the totals, and on their DB's record when the DB is
-/// closed by the same call.
+/// DB, a column family, a snapshot): nobody had asked for their close, so the caller leaked
+/// them, as Pebble reports at Close. Counted in the totals, and on their DB's record when the
+/// DB is closed by the same call. Linear in the set: `order` has dependents first, so walking
+/// it backwards meets every resource after what it depends on.
 fn count_leaks(
     inner: &ManagerInner,
-    reg: &Registry,
-    set: &FxHashSet<Handle>,
-    entries: &[Arc<Stored<Entry>>],
+    picked: &[Picked],
+    index: &FxHashMap<Handle, usize>,
+    order: &[Handle],
     target: Option<Handle>,
 ) {
-    for e in entries {
-        let kind = e.value.kind;
-        // Open now (not being closed by its owner): this close will sweep it.
-        if e.value.lifecycle.is_closing()
-            || Some(e.handle) == target
-            || !matches!(kind, Kind::Iterator | Kind::Snapshot)
-        {
+    // The DB of the run that each resource (transitively) depends on, if any.
+    let mut db_of: FxHashMap<Handle, Handle> = FxHashMap::default();
+    let mut per_db: FxHashMap<Handle, (u64, u64)> = FxHashMap::default();
+    for h in order.iter().rev() {
+        let p = &picked[index[h]];
+        let kind = p.entry.value.kind;
+        let db = if kind == Kind::Db {
+            Some(*h)
+        } else {
+            p.deps.iter().find_map(|d| db_of.get(d).copied())
+        };
+        if let Some(db) = db {
+            db_of.insert(*h, db);
+        }
+        // Open now (nobody asked for its close): this close sweeps it.
+        if p.was_sealed || Some(*h) == target || !matches!(kind, Kind::Iterator | Kind::Snapshot) {
             continue;
         }
+        let counts = db.map(|db| per_db.entry(db).or_default());
         if kind == Kind::Iterator {
             Metrics::bump(&inner.metrics.leaked_iterators);
+            if let Some(c) = counts {
+                c.0 += 1;
+            }
         } else {
             Metrics::bump(&inner.metrics.leaked_snapshots);
-        }
-        // Its DB: the first dependency, transitively, that is a DB.
-        let mut stack = vec![e.handle];
-        let mut seen = FxHashSet::default();
-        let mut db = None;
-        while let Some(h) = stack.pop() {
-            if h.kind() == Some(Kind::Db) {
-                db = Some(h);
-                break;
-            }
-            if seen.insert(h) {
-                if let Some(n) = reg.nodes.get(&h) {
-                    stack.extend(n.deps.iter().copied());
-                }
+            if let Some(c) = counts {
+                c.1 += 1;
             }
         }
-        let Some(db) = db.filter(|d| set.contains(d)) else {
-            continue;
-        };
-        let Some(db_entry) = entries.iter().find(|x| x.handle == db) else {
-            continue;
-        };
-        let mut info = db_entry.value.info.lock();
-        if kind == Kind::Iterator {
-            info.leaked_iterators += 1;
-        } else {
-            info.leaked_snapshots += 1;
-        }
+    }
+    for (db, (iterators, snapshots)) in per_db {
+        let mut info = picked[index[&db]].entry.value.info.lock();
+        info.leaked_iterators += iterators;
+        info.leaked_snapshots += snapshots;
     }
 }
 
@@ -1275,11 +1401,12 @@ pub(crate) fn watch(entry: &Stored<Entry>, run: &Arc<cleanup::Run>) {
 /// Won in the graceful phase: on a pool thread, wait for in-flight operations until the end
 /// of the graceful phase, then run the native close (graceful if drained in time, forced
 /// otherwise) or leave it to the last operation.
-pub(crate) fn start_graceful(entry: Arc<Stored<Entry>>, run: &Arc<cleanup::Run>) {
+/// `inline`: a quick close may run on this thread (see [`Resource::closes_quickly`]).
+pub(crate) fn start_graceful(entry: Arc<Stored<Entry>>, run: &Arc<cleanup::Run>, inline: bool) {
     note_begin(&entry, run, false);
     let graceful_end = run.graceful_deadline;
     // Begun: no lease can be taken any more, so none held now means drained for good.
-    let here = quick_and_drained(&entry);
+    let here = inline && quick_and_drained(&entry);
     let job = move || {
         let life = &entry.value.lifecycle;
         let drained = life.wait_drained(graceful_end);
@@ -1293,7 +1420,7 @@ pub(crate) fn start_graceful(entry: Arc<Stored<Entry>>, run: &Arc<cleanup::Run>)
                 };
                 run_close(&entry, mode);
             }
-            Claim::Deferred => mark_deferred(&entry),
+            Claim::Deferred => mark_deferred(&entry, LogLevel::Warn),
         }
     };
     if here {
@@ -1309,30 +1436,90 @@ fn quick_and_drained(entry: &Stored<Entry>) -> bool {
     entry.value.resource.closes_quickly() && entry.value.lifecycle.leases() == 0
 }
 
-/// Won in the forced phase: the native close runs now on a pool thread, or is left to the
-/// last operation (or dependent) still holding the resource.
-pub(crate) fn start_forced(entry: Arc<Stored<Entry>>, run: &Arc<cleanup::Run>) {
+/// Won in the forced phase: the native close runs now on a pool thread (on this one for a
+/// quick close when `inline`), or is left to the last operation (or dependent) still holding
+/// the resource. Returns true in that last case; the caller logs it (see [`log_deferred`]).
+pub(crate) fn start_forced(
+    entry: Arc<Stored<Entry>>,
+    run: &Arc<cleanup::Run>,
+    inline: bool,
+) -> bool {
     note_begin(&entry, run, true);
     match entry.value.lifecycle.claim_close() {
-        Claim::RunNow if entry.value.resource.closes_quickly() => {
+        Claim::RunNow if inline && entry.value.resource.closes_quickly() => {
             run_close(&entry, CloseMode::Forced);
+            false
         }
-        Claim::RunNow => dispatch(move || {
-            run_close(&entry, CloseMode::Forced);
-        }),
-        Claim::Deferred => mark_deferred(&entry),
+        Claim::RunNow => {
+            dispatch(move || {
+                run_close(&entry, CloseMode::Forced);
+            });
+            false
+        }
+        Claim::Deferred => {
+            mark_deferred(&entry, LogLevel::Debug);
+            true
+        }
     }
 }
 
-/// Marks a close as left to the last in-flight operation.
-fn mark_deferred(entry: &Stored<Entry>) {
+/// Launches, on a pool thread, the closes of begun resources that a run had no time left to
+/// launch itself (see `cleanup::Sched::start_ready`).
+pub(crate) fn launch_later(
+    entries: Vec<Arc<Stored<Entry>>>,
+    run: &Arc<cleanup::Run>,
+    forced: bool,
+) {
+    let run = Arc::clone(run);
+    dispatch(move || {
+        let mut deferred = Vec::new();
+        for entry in entries {
+            if forced {
+                if start_forced(Arc::clone(&entry), &run, false) {
+                    deferred.push(entry);
+                }
+            } else {
+                start_graceful(entry, &run, false);
+            }
+        }
+        log_deferred(&deferred);
+    });
+}
+
+/// One warning for the closes a forced phase left to what still holds them (each one is a
+/// debug event): a forced cleanup of a long chain defers every link, and an operator needs
+/// the count and a few names, not 100,000 lines.
+pub(crate) fn log_deferred(deferred: &[Arc<Stored<Entry>>]) {
+    let Some(inner) = deferred.first().and_then(|e| e.value.owner.upgrade()) else {
+        return;
+    };
+    inner.log(LogLevel::Warn, || {
+        const NAMED: usize = 5;
+        let mut names = deferred
+            .iter()
+            .take(NAMED)
+            .map(|e| format!("'{}'", e.value.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if deferred.len() > NAMED {
+            names.push_str(&format!(" and {} more", deferred.len() - NAMED));
+        }
+        format!(
+            "{} resource(s) closed by force with operations or dependents still holding them ({names}): the last one to let go starts each close",
+            deferred.len()
+        )
+    });
+}
+
+/// Marks a close as left to the last in-flight operation, and logs it at `level`.
+fn mark_deferred(entry: &Stored<Entry>, level: LogLevel) {
     let mut info = entry.value.info.lock();
     info.deferred = true;
     info.forced = true;
     drop(info);
     if let Some(inner) = entry.value.owner.upgrade() {
         Metrics::bump(&inner.metrics.deferred);
-        inner.log(LogLevel::Warn, || {
+        inner.log(level, || {
             format!(
                 "{} '{}' ({}) is closed with {} operation(s) or dependent(s) still holding it: the last one to let go starts the close",
                 entry.value.kind,
@@ -1662,7 +1849,7 @@ pub(crate) fn close_failure(entry: &Stored<Entry>) -> Option<Failure> {
 
 /// The failure of a close unfinished at a run's final deadline: its name and state, and what
 /// it waits for (`waiting_on`: unfinished dependents in the run).
-pub(crate) fn timeout_failure(entry: &Stored<Entry>, waiting_on: Vec<String>) -> Failure {
+pub(crate) fn timeout_failure(entry: &Stored<Entry>, waiting_on: &[&str]) -> Failure {
     let e = &entry.value;
     let state = e.lifecycle.state();
     let running = e.info.lock().running_since;
@@ -1672,14 +1859,18 @@ pub(crate) fn timeout_failure(entry: &Stored<Entry>, waiting_on: Vec<String>) ->
             since.elapsed().as_secs_f64() * 1e3
         )
     } else if !waiting_on.is_empty() {
-        format!(
-            "waiting for {} to finish closing first",
-            waiting_on
-                .iter()
-                .map(|n| format!("'{n}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        // A few names say what it waits for; a DB waiting for 40,000 iterators needs no more.
+        const NAMED: usize = 5;
+        let mut names = waiting_on
+            .iter()
+            .take(NAMED)
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if waiting_on.len() > NAMED {
+            names.push_str(&format!(" and {} more", waiting_on.len() - NAMED));
+        }
+        format!("waiting for {names} to finish closing first")
     } else if e.lifecycle.leases() == 0 {
         "its close has not started yet (waiting for a close thread)".to_owned()
     } else {
@@ -1829,6 +2020,16 @@ pub struct MetricsSnapshot {
     pub close_duration: crate::monitor::HistogramSnapshot,
     pub memory: MemorySample,
     pub close_threads: u64,
+}
+
+/// What a cleanup of the whole manager reported by resource: the operation (None before the
+/// first cleanup) and its failures, dependents first.
+pub type FailureReport = (Option<&'static str>, Arc<Vec<Failure>>);
+
+/// What the most recent cleanup of the whole manager (a cleanup, or the destroy's) reported
+/// by resource. A close of one resource does not replace it.
+pub fn cleanup_failures(mgr: u64) -> Result<FailureReport> {
+    with_manager(mgr, |inner| Ok(inner.last_failures.lock().clone()))
 }
 
 /// The failure entry for one resource (used by the cleanup layer).

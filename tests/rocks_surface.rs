@@ -8,7 +8,7 @@ use resman::rocks::{self, snapshot, CfSpec, Compression, DbOptions, Seek};
 use resman::{CloseMode, Error, Manager};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn open_with(mgr: &Manager, name: &str, path: &Path, cfs: &[&str], o: &DbOptions) -> rocks::Opened {
@@ -781,19 +781,38 @@ fn a_db_with_the_longest_name_still_gets_iterators_snapshots_and_batches() {
     // 1024 bytes, multi-byte characters at the cut.
     let name = format!("{}{}", "é".repeat(500), "x".repeat(24));
     assert_eq!(name.len(), 1024);
-    let specs = [CfSpec::new("c")];
+    // Its column families are named `name/cf`, longer than RM_MAX_NAME_LEN: accepted, the
+    // limit is on the names the caller chooses.
+    let cf_name = "c".repeat(1024);
+    let specs = [CfSpec::new("default"), CfSpec::new(&cf_name)];
     let db = rocks::open(
         mgr.handle(),
         &name,
         dir.path(),
         &specs,
         &DbOptions::default(),
+    )
+    .unwrap();
+    let st = mgr.status().unwrap();
+    let cf = st
+        .resources
+        .iter()
+        .find(|r| r.handle == db.column_families[1])
+        .unwrap();
+    assert_eq!(cf.name, format!("{name}/{cf_name}"));
+    assert_eq!(cf.name.len(), 2049);
+    let longer = format!("{name}x");
+    let refused = rocks::open(
+        mgr.handle(),
+        &longer,
+        dir.path(),
+        &[],
+        &DbOptions::default(),
     );
     assert!(
-        matches!(db, Err(Error::InvalidArgument(_))),
-        "its column family name is too long"
+        matches!(&refused, Err(Error::InvalidArgument(m)) if m.contains("1025 bytes")),
+        "{refused:?}"
     );
-    let db = rocks::open(mgr.handle(), &name, dir.path(), &[], &DbOptions::default()).unwrap();
     let s = snapshot::create(db.db).unwrap();
     let b = batch::create(db.db).unwrap();
     let st = mgr.status().unwrap();
@@ -804,18 +823,21 @@ fn a_db_with_the_longest_name_still_gets_iterators_snapshots_and_batches() {
 }
 
 /// A resource of the caller's that depends on a DB and uses it in its close (a write-behind
-/// cache flushing at shutdown); optionally also opens an iterator there (a dependent that
-/// appears while the cleanup runs).
+/// cache flushing at shutdown); optionally also tries to open an iterator there (a dependent
+/// that would appear while the cleanup runs) and keeps what it was told.
 struct Flusher {
     cf: u64,
-    open_iterator: bool,
+    open_iterator: Option<Told>,
 }
+
+/// What the flusher's attempt to open an iterator returned (None: no attempt yet).
+type Told = Arc<Mutex<Option<Result<u64, Error>>>>;
 
 impl resman::Resource for Flusher {
     fn close(&self, _mode: CloseMode) -> Result<(), String> {
         rocks::put(self.cf, b"flushed-at-close", b"yes").map_err(|e| e.to_string())?;
-        if self.open_iterator {
-            iter::create(self.cf, &IterOptions::default()).map_err(|e| e.to_string())?;
+        if let Some(told) = &self.open_iterator {
+            *told.lock().unwrap() = Some(iter::create(self.cf, &IterOptions::default()));
         }
         Ok(())
     }
@@ -836,7 +858,7 @@ fn a_dependent_may_use_its_db_while_it_closes_whichever_close_sweeps_it() {
             resman::Kind::Foreign,
             Box::new(Flusher {
                 cf,
-                open_iterator: false,
+                open_iterator: None,
             }),
             &[db.db],
         )
@@ -857,40 +879,54 @@ fn a_dependent_may_use_its_db_while_it_closes_whichever_close_sweeps_it() {
 }
 
 #[test]
-fn a_dependent_registered_during_a_cleanup_is_closed_before_what_it_depends_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let mgr = Manager::new().unwrap();
-    let db = open(&mgr, "db", dir.path(), &["default"]);
-    let cf = db.column_families[0];
-    // Registered after the column family, so it closes first and, while closing, opens an
-    // iterator on the column family: a dependent the cleanup did not know about. Without
-    // closing it first, the column family would wait for it until the deadline.
-    mgr.register(
-        "flusher",
-        resman::Kind::Foreign,
-        Box::new(Flusher {
-            cf,
-            open_iterator: true,
-        }),
-        &[db.db],
-    )
-    .unwrap();
-    let started = Instant::now();
-    mgr.cleanup_timeout(Duration::from_secs(20), CloseMode::Graceful)
+fn a_dependent_cannot_open_new_children_of_a_db_whose_close_was_asked_for() {
+    for how in ["close the DB", "cleanup"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mgr = Manager::new().unwrap();
+        let db = open(&mgr, "db", dir.path(), &["default"]);
+        let cf = db.column_families[0];
+        // Registered after the column family, so it closes first and, while closing, tries
+        // to open an iterator on the column family: a dependent the close did not choose,
+        // which would hold the column family until the deadline. It is refused; the
+        // flusher's write still lands.
+        let told = Arc::new(Mutex::new(None));
+        mgr.register(
+            "flusher",
+            resman::Kind::Foreign,
+            Box::new(Flusher {
+                cf,
+                open_iterator: Some(Arc::clone(&told)),
+            }),
+            &[db.db],
+        )
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "no resource waited for the deadline"
-    );
-    let status = mgr.status().unwrap();
-    assert!(only_monitor(&status));
-    assert_eq!(status.totals.timed_out, 0);
-    let kinds: Vec<&str> = status.recently_closed.iter().map(|r| r.kind).collect();
-    let pos = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
-    assert!(
-        pos("iterator") < pos("column_family") && pos("column_family") < pos("db"),
-        "{kinds:?}"
-    );
+        match how {
+            "close the DB" => mgr.close(db.db).unwrap(),
+            _ => mgr
+                .cleanup_timeout(Duration::from_secs(20), CloseMode::Graceful)
+                .unwrap(),
+        }
+        let refused = told
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the flusher's close ran");
+        assert!(
+            matches!(refused, Err(Error::Closed(_))),
+            "{how}: {refused:?}"
+        );
+        let status = mgr.status().unwrap();
+        assert_eq!(status.totals.timed_out, 0, "{how}");
+        let kinds: Vec<&str> = status.recently_closed.iter().map(|r| r.kind).collect();
+        assert!(!kinds.contains(&"iterator"), "{how}: {kinds:?}");
+        let mgr = Manager::new().unwrap();
+        let db = open(&mgr, "db", dir.path(), &["default"]);
+        assert_eq!(
+            get(db.column_families[0], b"flushed-at-close").as_deref(),
+            Some(&b"yes"[..]),
+            "{how}"
+        );
+    }
 }
 
 #[test]

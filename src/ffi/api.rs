@@ -75,7 +75,9 @@ impl rm_config {
 /// began it (which reports it as timed out and returns on time); after the last failure the
 /// resource is marked failed with every attempt's message, what it depends on goes on
 /// closing, and the callback is never called again. The callback must not unwind (throw a C++ exception or panic) across this boundary.
-/// It may call resman's data functions and `rm_register`, but `rm_close`,
+/// It may call resman's data functions and `rm_register` (refused with `RM_ERR_CLOSED` while
+/// a cleanup or destroy of the manager runs, and with `RM_ERR_DEPENDENCY_CLOSED` on a
+/// dependency whose close has been asked for), but `rm_close`,
 /// `rm_close_timeout`, `rm_cleanup`, `rm_cleanup_timeout` and `rm_manager_destroy` are
 /// refused with `RM_ERR_INVALID_ARGUMENT` from inside a callback (they would wait for the
 /// callback itself).
@@ -123,6 +125,8 @@ pub extern "C" fn rm_live_objects() -> u64 {
 }
 
 /// Fills `*out` with the default manager settings.
+///
+/// Errors: `RM_ERR_NULL_POINTER` (`out`), `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `out` is NULL (rejected) or points to a writable `rm_config`.
@@ -201,7 +205,14 @@ pub unsafe extern "C" fn rm_manager_create(
 /// even when an error is returned (the error lists what did not close cleanly). A second call
 /// returns `RM_ERR_ALREADY_CLOSED`; calls in flight on other threads are waited for (up to the
 /// cleanup timeout), later calls return `RM_ERR_CLOSED` (`RM_ERR_STALE_HANDLE` once a newer
-/// manager reuses the slot). Thread-safe.
+/// manager reuses the slot). New registrations are refused from the moment the destroy
+/// begins. Returns within the graceful + forced bounds (plus the time to start the closes),
+/// whatever other threads do. Thread-safe.
+///
+/// Errors: `RM_ERR_ALREADY_CLOSED` (destroyed, or being destroyed, by another call),
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a manager handle),
+/// `RM_ERR_INVALID_ARGUMENT` (called from inside a close callback), `RM_ERR_CLOSE_FAILED`,
+/// `RM_ERR_TIMEOUT`, `RM_ERR_CLEANUP_FAILED` (as `rm_cleanup`), `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
@@ -215,6 +226,8 @@ pub unsafe extern "C" fn rm_manager_destroy(manager: u64, err: *mut rm_error) ->
 /// manager), then the forced phase `force_cleanup_timeout_ms`; `force` non-zero: the forced
 /// phase alone, bounded by `timeout_ms`. A resource an earlier cleanup already reported as
 /// timed out is not waited for gracefully again: only the forced phase. Thread-safe.
+///
+/// Errors: as `rm_manager_destroy`.
 ///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
@@ -235,17 +248,28 @@ pub unsafe extern "C" fn rm_manager_destroy_timeout(
 ///
 /// `depends_on` lists `n_deps` handles (of the same manager, all active) this resource depends
 /// on: it is closed before any of them, and none of them is closed before it. `depends_on` may
-/// be NULL when `n_deps` is 0. `name` and `depends_on` are read during the call only;
+/// be NULL when `n_deps` is 0 (NULL with `n_deps` > 0 is `RM_ERR_NULL_POINTER`); otherwise it
+/// must be 8-byte aligned (`RM_ERR_INVALID_ARGUMENT`). A resource whose close has been asked
+/// for (`rm_close` of it or of something it depends on, a cleanup or destroy of the manager)
+/// takes no new dependent: `RM_ERR_DEPENDENCY_CLOSED`, from the moment the close is asked for,
+/// even while operations on it are still accepted. While a cleanup or destroy of the manager
+/// runs, every registration is refused with `RM_ERR_CLOSED`; after a cleanup returns, the
+/// manager takes new resources again. `name` and `depends_on` are read during the call only;
 /// `context` is kept and passed back to `close` (resman never dereferences it): keep what it
 /// points to alive until resman is done with it, which is when the callback has returned 0,
 /// or has returned non-zero `1 + max_retries` times (it is called exactly that often, never
 /// fewer), or the resource was unregistered.
 /// On error nothing is registered and `close` is never called. Thread-safe.
 ///
-/// Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty or
-/// over-long name, too many dependencies), `RM_ERR_DUPLICATE_NAME`, a handle error for a bad
-/// dependency (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_FOREIGN_HANDLE`, ...),
-/// `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (manager destroyed).
+/// Errors: `RM_ERR_NULL_POINTER` (`name`, `close`, `out_handle`, or `depends_on` with
+/// `n_deps` > 0), `RM_ERR_INVALID_UTF8` (`name`), `RM_ERR_INVALID_ARGUMENT` (empty name, name
+/// over `RM_MAX_NAME_LEN` bytes, more than `RM_MAX_DEPENDENCIES` dependencies, `depends_on`
+/// not 8-byte aligned), `RM_ERR_DUPLICATE_NAME`, for the manager or a dependency
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (a manager handle as a
+/// dependency, or a resource handle as the manager), `RM_ERR_FOREIGN_HANDLE` (a dependency of
+/// another manager), `RM_ERR_DEPENDENCY_CLOSED` (a dependency closing, closed, or whose close
+/// has been asked for), `RM_ERR_CLOSED` (manager destroyed, or a cleanup of it running),
+/// `RM_ERR_CAPACITY` (no free handle), `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `name` is a NUL-terminated string; `depends_on` points to `n_deps` readable `uint64_t`;
@@ -316,7 +340,9 @@ pub(crate) unsafe fn u64s<'a>(
 /// Thread-safe.
 ///
 /// Errors: `RM_ERR_CYCLE` (dependency already depends on dependent, or they are the same),
-/// `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (dependent closing), handle errors.
+/// `RM_ERR_DEPENDENCY_CLOSED` (dependency closing, closed, or its close asked for),
+/// `RM_ERR_CLOSED` (dependent closing, or manager destroyed), `RM_ERR_INVALID_HANDLE`,
+/// `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_FOREIGN_HANDLE`, `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
@@ -333,10 +359,16 @@ pub unsafe extern "C" fn rm_add_dependency(
 }
 
 /// Forgets a resource registered with `rm_register` without calling its close callback: the
-/// caller owns it (and its context) again. Thread-safe.
+/// caller owns it (and its context) again. Thread-safe. Against a racing `rm_close`,
+/// `rm_cleanup` or `rm_manager_destroy` exactly one wins: if the close was asked for first,
+/// this returns `RM_ERR_ALREADY_CLOSED` and the callback runs (once); if this came first, it
+/// returns `RM_OK`, the close returns `RM_ERR_ALREADY_CLOSED` and the callback never runs.
 ///
-/// Errors: `RM_ERR_OWNED_RESOURCE` (a DB or column family: close those),
-/// `RM_ERR_HAS_DEPENDENTS`, `RM_ERR_ALREADY_CLOSED`, handle errors.
+/// Errors: `RM_ERR_OWNED_RESOURCE` (anything resman created: a DB, a column family, an
+/// iterator, a snapshot, a batch, the monitor: close those), `RM_ERR_HAS_DEPENDENTS`,
+/// `RM_ERR_ALREADY_CLOSED` (closing, closed, or its close already asked for),
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`,
+/// `RM_ERR_FOREIGN_HANDLE`, `RM_ERR_CLOSED` (manager destroyed), `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
@@ -348,13 +380,31 @@ pub unsafe extern "C" fn rm_unregister(manager: u64, handle: u64, err: *mut rm_e
 /// Closes a resource and everything that (transitively) depends on it, like `rm_cleanup`
 /// does for the whole manager: dependents first, graceful for up to the manager's
 /// `cleanup_timeout_ms`, then forced for up to `force_cleanup_timeout_ms`. Returns when all
-/// of them have finished closing or that bound has passed. The handle is dead afterwards,
-/// whatever the result: later operations return `RM_ERR_CLOSED`, a second close
-/// `RM_ERR_ALREADY_CLOSED` (`RM_ERR_STALE_HANDLE` once its slot is reused). Thread-safe.
+/// of them have finished closing or that bound has passed, whatever other threads do. The
+/// handle is dead afterwards, whatever the result: later operations return `RM_ERR_CLOSED`, a
+/// second close `RM_ERR_ALREADY_CLOSED` (`RM_ERR_STALE_HANDLE` once its slot is reused).
+/// Thread-safe.
+///
+/// Exactly one call wins a resource's close and gets its result (`RM_OK` or an error below);
+/// every other `rm_close` of it, racing or later, returns `RM_ERR_ALREADY_CLOSED`, and so does
+/// `rm_unregister`. A close of a resource that a running close, cleanup or destroy already
+/// includes (an iterator of a DB being closed) is `RM_ERR_ALREADY_CLOSED` too, and so is a
+/// close through a destroyed manager of a resource its destroy closed (any other handle gets
+/// the manager's `RM_ERR_CLOSED`). From the moment the close is asked for, the resource and
+/// its dependents take no new dependent: `rm_register` with it as a dependency is
+/// `RM_ERR_DEPENDENCY_CLOSED`, and a new iterator, snapshot or batch of a DB or column family
+/// being closed is `RM_ERR_CLOSED`. Operations on it are still accepted until its own close
+/// begins, which is after its dependents have finished closing (they may use it while they
+/// close).
 ///
 /// Errors: `RM_ERR_ALREADY_CLOSED`, `RM_ERR_CLOSE_FAILED` (the message has every attempt's
 /// error), `RM_ERR_TIMEOUT` (names what had not finished and its state; it closes when what
-/// holds it lets go), `RM_ERR_CLEANUP_FAILED` (several), handle errors.
+/// holds it lets go), `RM_ERR_CLEANUP_FAILED` (several; the message is cut at 511 bytes, see
+/// `rm_error`), `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (a
+/// manager handle as the resource, or the reverse), `RM_ERR_FOREIGN_HANDLE`,
+/// `RM_ERR_INVALID_ARGUMENT` (called from inside a close callback), `RM_ERR_CLOSED` (the
+/// manager was destroyed and the handle is not one of the resources it closed),
+/// `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
@@ -371,6 +421,8 @@ pub unsafe extern "C" fn rm_close(manager: u64, handle: u64, err: *mut rm_error)
 /// waited for (the last one to end starts the native close), and the call returns when every
 /// close has finished or `timeout_ms` has passed, reporting what had not finished as
 /// `RM_ERR_TIMEOUT`. Thread-safe.
+///
+/// Errors: as `rm_close`.
 ///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
@@ -413,8 +465,18 @@ fn mode(force: bool) -> CloseMode {
 /// still unfinished then, a hung close callback or a resource held by it, is reported as
 /// timed out with its name and state, and closes when what holds it lets go. So this returns
 /// within `cleanup_timeout_ms + force_cleanup_timeout_ms`, whatever a callback does. Goes on
-/// past failures; the error aggregates every failure. The order used is in the status
-/// document (`last_cleanup`). The manager stays usable. Thread-safe.
+/// past failures; the error aggregates every failure (cut at 511 bytes; every resource's full
+/// reason: `rm_cleanup_failures`). The order used is in the status document (`last_cleanup`).
+///
+/// What is closed is what was registered when the cleanup began: from then until it returns,
+/// every registration in the manager (`rm_register`, `rm_db_open`, a new iterator, snapshot
+/// or batch) is refused with `RM_ERR_CLOSED`, so the bound holds whatever other threads do.
+/// Afterwards the manager is usable again. Thread-safe.
+///
+/// Errors: `RM_ERR_CLOSE_FAILED`, `RM_ERR_TIMEOUT`, `RM_ERR_CLEANUP_FAILED` (as `rm_close`),
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`
+/// (manager destroyed), `RM_ERR_INVALID_ARGUMENT` (called from inside a close callback),
+/// `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
@@ -427,6 +489,8 @@ pub unsafe extern "C" fn rm_cleanup(manager: u64, err: *mut rm_error) -> rm_resu
 /// the forced phase `force_cleanup_timeout_ms`; `force` non-zero: the forced phase alone,
 /// bounded by `timeout_ms` (see `rm_close_timeout`). Thread-safe.
 ///
+/// Errors: as `rm_cleanup`.
+///
 /// # Safety
 /// `err` is NULL or points to a writable `rm_error`.
 #[no_mangle]
@@ -438,6 +502,63 @@ pub unsafe extern "C" fn rm_cleanup_timeout(
 ) -> rm_result {
     boundary(err, || {
         manager::cleanup_timeout(manager, Duration::from_millis(timeout_ms), mode(force))
+    })
+}
+
+/// Writes, as a NUL-terminated JSON document into `buf`, what the most recent cleanup of the
+/// whole manager (`rm_cleanup`, `rm_cleanup_timeout`) reported for each resource that failed
+/// or did not finish: `{"operation": "cleanup" or null (no cleanup yet), "total": N,
+/// "failures": [{"name", "handle", "code", "message"}]}`, dependents first. `code` is the
+/// `rm_result` number (`RM_ERR_CLOSE_FAILED` with every attempt's error, or `RM_ERR_TIMEOUT`
+/// with the resource's state and what it waits for); `message` is resman's full text, never
+/// cut. At most `max_failures` entries are written (`total` counts them all), so reading the
+/// report of a cleanup that timed out on 100,000 resources costs what the caller chooses.
+/// A `rm_close` of one resource does not replace the report. This is how a binding names each
+/// resource after a cleanup whose aggregated message (`rm_error`, 511 bytes) was cut.
+///
+/// Buffer protocol as `rm_status`: `*out_len` receives the length without the NUL; when
+/// `buf_cap <= *out_len` the result is `RM_ERR_BUFFER_TOO_SMALL` and nothing is written.
+/// Thread-safe.
+///
+/// Errors: as `rm_status`.
+///
+/// # Safety
+/// `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
+/// points to a writable `rm_error`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_cleanup_failures(
+    manager: u64,
+    max_failures: usize,
+    buf: *mut c_char,
+    buf_cap: usize,
+    out_len: *mut usize,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        // SAFETY: the buffer and length pointers as this function's contract has them.
+        unsafe {
+            write_json(buf, buf_cap, out_len, || {
+                let (operation, failures) = manager::cleanup_failures(manager)?;
+                let listed: Vec<serde_json::Value> = failures
+                    .iter()
+                    .take(max_failures)
+                    .map(|f| {
+                        serde_json::json!({
+                            "name": f.name,
+                            "handle": f.handle.raw(),
+                            "code": f.code as i32,
+                            "message": f.message,
+                        })
+                    })
+                    .collect();
+                Ok(serde_json::json!({
+                    "operation": operation,
+                    "total": failures.len(),
+                    "failures": listed,
+                })
+                .to_string())
+            })
+        }
     })
 }
 
@@ -464,6 +585,11 @@ pub unsafe extern "C" fn rm_cleanup_timeout(
 /// result is `RM_ERR_BUFFER_TOO_SMALL` and nothing is written: call again with at least
 /// `*out_len + 1` bytes (the status may have grown meanwhile). `buf` may be NULL when
 /// `buf_cap` is 0. Thread-safe.
+///
+/// Errors: `RM_ERR_NULL_POINTER` (`out_len`, or `buf` with `buf_cap` > 0),
+/// `RM_ERR_INVALID_ARGUMENT` (`buf_cap` over `PTRDIFF_MAX`), `RM_ERR_BUFFER_TOO_SMALL`,
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a manager
+/// handle), `RM_ERR_CLOSED` (manager destroyed), `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
@@ -598,7 +724,9 @@ pub struct rm_metrics {
 /// walk over the resources, so it can be polled often (Prometheus scrapes). The memory
 /// figures are the monitor's last sample (`monitor_interval_ms`). Thread-safe.
 ///
-/// Errors: `RM_ERR_NULL_POINTER`, handle errors, `RM_ERR_CLOSED` (manager destroyed).
+/// Errors: `RM_ERR_NULL_POINTER` (`out`), `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+/// `RM_ERR_WRONG_KIND` (not a manager handle), `RM_ERR_CLOSED` (manager destroyed),
+/// `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `out` points to a writable `rm_metrics`; `err` is NULL or points to a writable `rm_error`.
@@ -660,6 +788,8 @@ pub unsafe extern "C" fn rm_manager_metrics(
 /// and each open DB's RocksDB figures in bytes, as sampled every `monitor_interval_ms` (no
 /// RocksDB call and no walk over the resources happens here). Buffer protocol as
 /// `rm_status`. Thread-safe.
+///
+/// Errors: as `rm_status`.
 ///
 /// # Safety
 /// `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or

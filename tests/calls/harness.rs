@@ -6,11 +6,12 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use resman::ffi::{
     rm_add_dependency, rm_batch_create, rm_batch_put, rm_batch_write, rm_cleanup,
-    rm_cleanup_timeout, rm_close, rm_close_timeout, rm_config, rm_config_default, rm_db_open,
-    rm_db_options, rm_db_options_default, rm_delete, rm_error, rm_get, rm_iter_create, rm_iter_key,
-    rm_iter_next, rm_iter_seek_to_first, rm_iter_value, rm_live_objects, rm_manager_create,
-    rm_manager_destroy, rm_manager_metrics, rm_metrics, rm_put, rm_register, rm_snapshot_create,
-    rm_status, rm_unregister, RM_ERROR_MESSAGE_MAX, RM_WRITE_DISABLE_WAL, RM_WRITE_SYNC,
+    rm_cleanup_failures, rm_cleanup_timeout, rm_close, rm_close_timeout, rm_config,
+    rm_config_default, rm_db_open, rm_db_options, rm_db_options_default, rm_delete, rm_error,
+    rm_get, rm_iter_create, rm_iter_key, rm_iter_next, rm_iter_seek_to_first, rm_iter_value,
+    rm_live_objects, rm_manager_create, rm_manager_destroy, rm_manager_metrics, rm_metrics, rm_put,
+    rm_register, rm_snapshot_create, rm_status, rm_unregister, RM_ERROR_MESSAGE_MAX,
+    RM_WRITE_DISABLE_WAL, RM_WRITE_SYNC,
 };
 use resman::handle::Handle;
 use resman::rm_result::{self, *};
@@ -346,6 +347,11 @@ pub(crate) struct Model {
     /// A churn step ran (at most one per case: they are long).
     churned: bool,
     ctr: [Counters; 2],
+    /// Per manager, the ids whose close failed in its last cleanup of everything (None
+    /// before the first): what `rm_cleanup_failures` lists.
+    cleanup_failures: [Option<Vec<usize>>; 2],
+    /// The ids whose close failed in the last run (`run_close`).
+    last_failed: Vec<usize>,
     /// What the last transition must return.
     last: Expect,
 }
@@ -361,6 +367,8 @@ impl Model {
             other_alive: true,
             churned: false,
             ctr: Default::default(),
+            cleanup_failures: Default::default(),
+            last_failed: Vec::new(),
             last: Expect::default(),
         };
         // Ids 0 and 1: the monitors; then the other manager's own resources.
@@ -521,6 +529,7 @@ impl Model {
         }
         let max_retries = self.max_retries;
         let mut failures = 0;
+        self.last_failed.clear();
         for &id in set {
             let h = &mut self.hs[id];
             h.live = false;
@@ -544,6 +553,7 @@ impl Model {
             } else {
                 c.failed += 1;
                 failures += 1;
+                self.last_failed.push(id);
             }
             if mode != Mode::Graceful {
                 c.forced += 1;
@@ -617,7 +627,17 @@ impl Model {
                 ok(Data::New(vec![self.push(h)]))
             }
             T::Close { m, h, how } => {
-                let owner = self.mgr(m)?;
+                // Through a destroyed manager, a closed resource is already closed (ALREADY_
+                // CLOSED; CLOSED, the manager's error, once its slot is reused); anything else
+                // gets the manager's error.
+                let owner = self.mgr(m).map_err(|mut w| {
+                    if let HRef::Id(i) = *h {
+                        if w.contains(&code(RM_ERR_CLOSED)) && !self.hs[i].live {
+                            w.push(code(RM_ERR_ALREADY_CLOSED));
+                        }
+                    }
+                    w
+                })?;
                 let id = self.res(h, None, RM_ERR_ALREADY_CLOSED, Some(owner))?;
                 let set = self.closure(id);
                 self.run_close(owner, &set, Some(id), how.mode())
@@ -625,7 +645,9 @@ impl Model {
             T::Cleanup { m, how } => {
                 let owner = self.mgr(m)?;
                 let set = self.live_of(owner);
-                self.run_close(owner, &set, None, how.mode())
+                let e = self.run_close(owner, &set, None, how.mode());
+                self.cleanup_failures[owner as usize] = Some(self.last_failed.clone());
+                e
             }
             T::DestroyOther => {
                 if !self.other_alive {
@@ -863,7 +885,9 @@ impl Model {
                 }
                 ok(Data::None)
             }
-            T::Status { m, .. } | T::Metrics { m } => ok(Data::Of(self.mgr(m)?)),
+            T::Status { m, .. } | T::Metrics { m } | T::CleanupFailures { m, .. } => {
+                ok(Data::Of(self.mgr(m)?))
+            }
             T::Churn { n } => {
                 self.churned = true;
                 let c = &mut self.ctr[0];
@@ -891,7 +915,10 @@ impl Model {
         match t {
             T::Register { m: mm, deps, .. } => m(mm) && deps.iter().all(h),
             T::Close { m: mm, h: hh, .. } | T::Unregister { m: mm, h: hh } => m(mm) && h(hh),
-            T::Cleanup { m: mm, .. } | T::Status { m: mm, .. } | T::Metrics { m: mm } => m(mm),
+            T::Cleanup { m: mm, .. }
+            | T::Status { m: mm, .. }
+            | T::Metrics { m: mm }
+            | T::CleanupFailures { m: mm, .. } => m(mm),
             T::AddDep {
                 m: mm,
                 dependent,
@@ -1066,6 +1093,11 @@ pub(crate) enum T {
     Metrics {
         m: MRef,
     },
+    /// `rm_cleanup_failures` listing at most `max`.
+    CleanupFailures {
+        m: MRef,
+        max: usize,
+    },
     DestroyOther,
     Churn {
         n: usize,
@@ -1095,6 +1127,7 @@ impl T {
             T::BatchWrite { .. } => "rm_batch_write",
             T::Status { .. } => "rm_status",
             T::Metrics { .. } => "rm_manager_metrics",
+            T::CleanupFailures { .. } => "rm_cleanup_failures",
             T::DestroyOther => "rm_manager_destroy(other)",
             T::Churn { .. } => "churn",
         }
@@ -1334,6 +1367,12 @@ pub(crate) fn transitions(s: &Model) -> BoxedStrategy<T> {
                 .boxed(),
         ),
         (3, mref(s, 8).prop_map(|m| T::Metrics { m }).boxed()),
+        (
+            2,
+            (mref(s, 8), 0..4usize)
+                .prop_map(|(m, max)| T::CleanupFailures { m, max })
+                .boxed(),
+        ),
         (1, Just(T::DestroyOther).boxed()),
     ];
     // A churn (about 2,400 calls) in about a fifth of the cases.
@@ -2276,6 +2315,43 @@ impl Sut {
                         assert!(
                             hist.buckets.iter().all(|b| *b <= hist.count),
                             "buckets <= count"
+                        );
+                    }
+                }
+            }
+            T::CleanupFailures { m, max } => {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut len = 0usize;
+                let rc = c!(rm_cleanup_failures(
+                    self.m(*m),
+                    *max,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut len,
+                    e.ptr()
+                ));
+                self.expect(rc, &e, x, t);
+                if let (RM_OK, &Data::Of(owner)) = (rc, &x.data) {
+                    let doc: Value = serde_json::from_slice(&buf[..len])
+                        .unwrap_or_else(|e| panic!("rm_cleanup_failures: {e}"));
+                    let want = &r.cleanup_failures[owner as usize];
+                    let at = format!("step {}: rm_cleanup_failures {doc}", self.step);
+                    assert_eq!(
+                        doc["operation"].as_str(),
+                        want.as_ref().map(|_| "cleanup"),
+                        "{at}"
+                    );
+                    let want = want.as_deref().unwrap_or_default();
+                    assert_eq!(doc["total"].as_u64(), Some(want.len() as u64), "{at}");
+                    let listed = doc["failures"].as_array().expect("a failures array");
+                    assert_eq!(listed.len(), want.len().min(*max), "{at}");
+                    for f in listed {
+                        assert_eq!(f["code"].as_i64(), Some(RM_ERR_CLOSE_FAILED as i64), "{at}");
+                        let name = f["name"].as_str().unwrap_or_default();
+                        assert!(want.iter().any(|&i| r.hs[i].name == name), "{at}");
+                        assert!(
+                            !f["message"].as_str().unwrap_or_default().is_empty(),
+                            "{at}"
                         );
                     }
                 }
