@@ -1,10 +1,12 @@
 //! The DB and column-family resources, open, and the point operations.
 
+use super::dirlock::DirGuard;
 use super::raw::{self, ReadOpts, Target, WriteOpts};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Resource, MAX_NAME_LEN};
 use crate::monitor::ResourceMemory;
+use parking_lot::Mutex;
 use rocksdb::{
     AsColumnFamilyRef, AsRawPtr, BlockBasedOptions, Cache, ColumnFamilyDescriptor,
     DBCompressionType, Options, DB,
@@ -125,6 +127,11 @@ pub struct Opened {
 /// State shared by a DB resource and everything that depends on it.
 pub(crate) struct DbInner {
     db: UnsafeCell<Option<DB>>,
+    /// This process's claim on the DB directory (see `super::dirlock`), released right after
+    /// the DB is dropped: by the close, or, when the DB is dropped with this struct, by field
+    /// order (`db` is declared first, so it is dropped first). None when the directory did not
+    /// exist as one when it was checked (RocksDB then opened nothing).
+    dir: Mutex<Option<DirGuard>>,
     /// The manager the DB (and all its children) are registered in.
     pub(crate) manager: u64,
     pub(crate) name: String,
@@ -165,6 +172,11 @@ impl DbInner {
     pub(crate) unsafe fn raw(&self) -> Result<*mut librocksdb_sys::rocksdb_t> {
         // SAFETY: per contract; as_raw_ptr only reads the DB's pointer field.
         unsafe { self.db().map(|db| db.as_raw_ptr()) }
+    }
+
+    /// Marks the directory free in this process. Called only once the DB has been dropped.
+    fn release_dir(&self) {
+        drop(self.dir.lock().take());
     }
 
     pub(crate) fn write_opts(&self, flags: u32) -> Result<&WriteOpts> {
@@ -233,6 +245,7 @@ impl Resource for DbResource {
         // Nothing else can be reading the cell (see `crate::rocks`).
         let cell = unsafe { &mut *self.0.db.get() };
         let Some(db) = cell.as_ref() else {
+            self.0.release_dir();
             return Ok(());
         };
         match mode {
@@ -267,6 +280,8 @@ impl Resource for DbResource {
             CloseMode::Forced => db.cancel_all_background_work(false),
         }
         drop(cell.take());
+        // Only now that RocksDB has closed the files may another open of the directory begin.
+        self.0.release_dir();
         Ok(())
     }
 
@@ -281,6 +296,8 @@ impl Resource for DbResource {
             db.cancel_all_background_work(false);
         }
         drop(cell.take());
+        // After the DB, never before (as in `close`).
+        self.0.release_dir();
     }
 
     fn memory(&self) -> Option<ResourceMemory> {
@@ -408,6 +425,9 @@ pub fn open(
         return Err(Error::InvalidArgument("path must not be empty".into()));
     }
     opts.validate()?;
+    // The DB's name is the caller's and has the usual limit; its column families are
+    // registered as `name/cf`, which may be up to twice as long (see MAX_QUALIFIED_NAME_LEN).
+    manager::validate_name(name, MAX_NAME_LEN)?;
     for (i, cf) in cfs.iter().enumerate() {
         if cf.name.is_empty() || cf.name.len() > MAX_NAME_LEN {
             return Err(Error::InvalidArgument(format!(
@@ -426,6 +446,16 @@ pub fn open(
     let mut all_names = vec![name.to_owned()];
     all_names.extend(cf_names.iter().cloned());
     manager::check_names_free(mgr, &all_names)?;
+
+    // One open per directory per process, whatever the spelling of its path (see
+    // `super::dirlock`): the directory is claimed by its identity before RocksDB sees it.
+    // rust-rocksdb runs `create_dir_all` on the path before every open (whatever
+    // create_if_missing says), so doing it here first changes nothing on disk and gives the
+    // directory an identity to claim; its error, if any, is left for RocksDB's own open to
+    // report as before. Declared before `db`, the guard is dropped after it on every early
+    // return below.
+    let _ = std::fs::create_dir_all(path);
+    let dir = DirGuard::acquire(path, name, mgr)?;
 
     let cache = (opts.block_cache_size > 0).then(|| Cache::new_lru_cache(opts.block_cache_size));
     let mut table = BlockBasedOptions::default();
@@ -492,6 +522,7 @@ pub fn open(
     }
     let inner = Arc::new(DbInner {
         db: UnsafeCell::new(Some(db)),
+        dir: Mutex::new(dir),
         manager: mgr,
         name: name.to_owned(),
         path: path.to_owned(),
@@ -501,7 +532,8 @@ pub fn open(
         cache,
         children: AtomicU64::new(0),
     });
-    // If registration fails, dropping `inner` (the last reference) closes the DB.
+    // If registration fails, dropping `inner` (the last reference) closes the DB, then
+    // releases the directory (field order).
     let db_handle = manager::register(
         mgr,
         name,

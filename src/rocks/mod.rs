@@ -27,6 +27,7 @@
 
 pub mod batch;
 mod db;
+mod dirlock;
 pub mod iter;
 pub mod multiget;
 pub(crate) mod raw;
