@@ -133,6 +133,11 @@
 #define RM_COMPRESSION_ZSTD 3
 
 /**
+ * Longest name of a column family's entry, `db/cf`: both parts may be [`MAX_NAME_LEN`] long.
+ */
+#define MAX_QUALIFIED_NAME_LEN ((2 * MAX_NAME_LEN) + 1)
+
+/**
  * Result of every `rm_*` call. The numbers are stable: a code is never renumbered or reused.
  */
 typedef enum {
@@ -297,8 +302,9 @@ typedef struct {
      */
     rm_result code;
     /**
-     * NUL-terminated UTF-8 detail ("" on success). Long messages are cut at a character
-     * boundary.
+     * NUL-terminated UTF-8 detail ("" on success). A message longer than the array is cut
+     * after a whole word and ends with " …" (U+2026); the full per-resource detail of a
+     * cleanup is in `rm_cleanup_failures`.
      */
     char message[RM_ERROR_MESSAGE_MAX];
 } rm_error;
@@ -318,7 +324,9 @@ typedef struct {
  * began it (which reports it as timed out and returns on time); after the last failure the
  * resource is marked failed with every attempt's message, what it depends on goes on
  * closing, and the callback is never called again. The callback must not unwind (throw a C++ exception or panic) across this boundary.
- * It may call resman's data functions and `rm_register`, but `rm_close`,
+ * It may call resman's data functions and `rm_register` (refused with `RM_ERR_CLOSED` while
+ * a cleanup or destroy of the manager runs, and with `RM_ERR_DEPENDENCY_CLOSED` on a
+ * dependency whose close has been asked for), but `rm_close`,
  * `rm_close_timeout`, `rm_cleanup`, `rm_cleanup_timeout` and `rm_manager_destroy` are
  * refused with `RM_ERR_INVALID_ARGUMENT` from inside a callback (they would wait for the
  * callback itself).
@@ -609,6 +617,8 @@ uint64_t rm_live_objects(void);
 /**
  * Fills `*out` with the default manager settings.
  *
+ * Errors: `RM_ERR_NULL_POINTER` (`out`), `RM_ERR_PANIC`.
+ *
  * # Safety
  * `out` is NULL (rejected) or points to a writable `rm_config`.
  */
@@ -652,7 +662,14 @@ rm_result rm_manager_create(const rm_config *config, uint64_t *out_manager, rm_e
  * even when an error is returned (the error lists what did not close cleanly). A second call
  * returns `RM_ERR_ALREADY_CLOSED`; calls in flight on other threads are waited for (up to the
  * cleanup timeout), later calls return `RM_ERR_CLOSED` (`RM_ERR_STALE_HANDLE` once a newer
- * manager reuses the slot). Thread-safe.
+ * manager reuses the slot). New registrations are refused from the moment the destroy
+ * begins. Returns within the graceful + forced bounds (plus the time to start the closes),
+ * whatever other threads do. Thread-safe.
+ *
+ * Errors: `RM_ERR_ALREADY_CLOSED` (destroyed, or being destroyed, by another call),
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a manager handle),
+ * `RM_ERR_INVALID_ARGUMENT` (called from inside a close callback), `RM_ERR_CLOSE_FAILED`,
+ * `RM_ERR_TIMEOUT`, `RM_ERR_CLEANUP_FAILED` (as `rm_cleanup`), `RM_ERR_PANIC`.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -666,6 +683,8 @@ rm_result rm_manager_destroy(uint64_t manager,
  * manager), then the forced phase `force_cleanup_timeout_ms`; `force` non-zero: the forced
  * phase alone, bounded by `timeout_ms`. A resource an earlier cleanup already reported as
  * timed out is not waited for gracefully again: only the forced phase. Thread-safe.
+ *
+ * Errors: as `rm_manager_destroy`.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -681,17 +700,28 @@ rm_result rm_manager_destroy_timeout(uint64_t manager,
  *
  * `depends_on` lists `n_deps` handles (of the same manager, all active) this resource depends
  * on: it is closed before any of them, and none of them is closed before it. `depends_on` may
- * be NULL when `n_deps` is 0. `name` and `depends_on` are read during the call only;
+ * be NULL when `n_deps` is 0 (NULL with `n_deps` > 0 is `RM_ERR_NULL_POINTER`); otherwise it
+ * must be 8-byte aligned (`RM_ERR_INVALID_ARGUMENT`). A resource whose close has been asked
+ * for (`rm_close` of it or of something it depends on, a cleanup or destroy of the manager)
+ * takes no new dependent: `RM_ERR_DEPENDENCY_CLOSED`, from the moment the close is asked for,
+ * even while operations on it are still accepted. While a cleanup or destroy of the manager
+ * runs, every registration is refused with `RM_ERR_CLOSED`; after a cleanup returns, the
+ * manager takes new resources again. `name` and `depends_on` are read during the call only;
  * `context` is kept and passed back to `close` (resman never dereferences it): keep what it
  * points to alive until resman is done with it, which is when the callback has returned 0,
  * or has returned non-zero `1 + max_retries` times (it is called exactly that often, never
  * fewer), or the resource was unregistered.
  * On error nothing is registered and `close` is never called. Thread-safe.
  *
- * Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty or
- * over-long name, too many dependencies), `RM_ERR_DUPLICATE_NAME`, a handle error for a bad
- * dependency (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_FOREIGN_HANDLE`, ...),
- * `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (manager destroyed).
+ * Errors: `RM_ERR_NULL_POINTER` (`name`, `close`, `out_handle`, or `depends_on` with
+ * `n_deps` > 0), `RM_ERR_INVALID_UTF8` (`name`), `RM_ERR_INVALID_ARGUMENT` (empty name, name
+ * over `RM_MAX_NAME_LEN` bytes, more than `RM_MAX_DEPENDENCIES` dependencies, `depends_on`
+ * not 8-byte aligned), `RM_ERR_DUPLICATE_NAME`, for the manager or a dependency
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (a manager handle as a
+ * dependency, or a resource handle as the manager), `RM_ERR_FOREIGN_HANDLE` (a dependency of
+ * another manager), `RM_ERR_DEPENDENCY_CLOSED` (a dependency closing, closed, or whose close
+ * has been asked for), `RM_ERR_CLOSED` (manager destroyed, or a cleanup of it running),
+ * `RM_ERR_CAPACITY` (no free handle), `RM_ERR_PANIC`.
  *
  * # Safety
  * `name` is a NUL-terminated string; `depends_on` points to `n_deps` readable `uint64_t`;
@@ -712,7 +742,9 @@ rm_result rm_register(uint64_t manager,
  * Thread-safe.
  *
  * Errors: `RM_ERR_CYCLE` (dependency already depends on dependent, or they are the same),
- * `RM_ERR_DEPENDENCY_CLOSED`, `RM_ERR_CLOSED` (dependent closing), handle errors.
+ * `RM_ERR_DEPENDENCY_CLOSED` (dependency closing, closed, or its close asked for),
+ * `RM_ERR_CLOSED` (dependent closing, or manager destroyed), `RM_ERR_INVALID_HANDLE`,
+ * `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_FOREIGN_HANDLE`, `RM_ERR_PANIC`.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -724,10 +756,16 @@ rm_result rm_add_dependency(uint64_t manager,
 
 /**
  * Forgets a resource registered with `rm_register` without calling its close callback: the
- * caller owns it (and its context) again. Thread-safe.
+ * caller owns it (and its context) again. Thread-safe. Against a racing `rm_close`,
+ * `rm_cleanup` or `rm_manager_destroy` exactly one wins: if the close was asked for first,
+ * this returns `RM_ERR_ALREADY_CLOSED` and the callback runs (once); if this came first, it
+ * returns `RM_OK`, the close returns `RM_ERR_ALREADY_CLOSED` and the callback never runs.
  *
- * Errors: `RM_ERR_OWNED_RESOURCE` (a DB or column family: close those),
- * `RM_ERR_HAS_DEPENDENTS`, `RM_ERR_ALREADY_CLOSED`, handle errors.
+ * Errors: `RM_ERR_OWNED_RESOURCE` (anything resman created: a DB, a column family, an
+ * iterator, a snapshot, a batch, the monitor: close those), `RM_ERR_HAS_DEPENDENTS`,
+ * `RM_ERR_ALREADY_CLOSED` (closing, closed, or its close already asked for),
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`,
+ * `RM_ERR_FOREIGN_HANDLE`, `RM_ERR_CLOSED` (manager destroyed), `RM_ERR_PANIC`.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -738,13 +776,31 @@ rm_result rm_unregister(uint64_t manager, uint64_t handle, rm_error *err);
  * Closes a resource and everything that (transitively) depends on it, like `rm_cleanup`
  * does for the whole manager: dependents first, graceful for up to the manager's
  * `cleanup_timeout_ms`, then forced for up to `force_cleanup_timeout_ms`. Returns when all
- * of them have finished closing or that bound has passed. The handle is dead afterwards,
- * whatever the result: later operations return `RM_ERR_CLOSED`, a second close
- * `RM_ERR_ALREADY_CLOSED` (`RM_ERR_STALE_HANDLE` once its slot is reused). Thread-safe.
+ * of them have finished closing or that bound has passed, whatever other threads do. The
+ * handle is dead afterwards, whatever the result: later operations return `RM_ERR_CLOSED`, a
+ * second close `RM_ERR_ALREADY_CLOSED` (`RM_ERR_STALE_HANDLE` once its slot is reused).
+ * Thread-safe.
+ *
+ * Exactly one call wins a resource's close and gets its result (`RM_OK` or an error below);
+ * every other `rm_close` of it, racing or later, returns `RM_ERR_ALREADY_CLOSED`, and so does
+ * `rm_unregister`. A close of a resource that a running close, cleanup or destroy already
+ * includes (an iterator of a DB being closed) is `RM_ERR_ALREADY_CLOSED` too, and so is a
+ * close through a destroyed manager of a resource its destroy closed (any other handle gets
+ * the manager's `RM_ERR_CLOSED`). From the moment the close is asked for, the resource and
+ * its dependents take no new dependent: `rm_register` with it as a dependency is
+ * `RM_ERR_DEPENDENCY_CLOSED`, and a new iterator, snapshot or batch of a DB or column family
+ * being closed is `RM_ERR_CLOSED`. Operations on it are still accepted until its own close
+ * begins, which is after its dependents have finished closing (they may use it while they
+ * close).
  *
  * Errors: `RM_ERR_ALREADY_CLOSED`, `RM_ERR_CLOSE_FAILED` (the message has every attempt's
  * error), `RM_ERR_TIMEOUT` (names what had not finished and its state; it closes when what
- * holds it lets go), `RM_ERR_CLEANUP_FAILED` (several), handle errors.
+ * holds it lets go), `RM_ERR_CLEANUP_FAILED` (several; the message is cut at 511 bytes, see
+ * `rm_error`), `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (a
+ * manager handle as the resource, or the reverse), `RM_ERR_FOREIGN_HANDLE`,
+ * `RM_ERR_INVALID_ARGUMENT` (called from inside a close callback), `RM_ERR_CLOSED` (the
+ * manager was destroyed and the handle is not one of the resources it closed),
+ * `RM_ERR_PANIC`.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -758,6 +814,8 @@ rm_result rm_close(uint64_t manager, uint64_t handle, rm_error *err);
  * waited for (the last one to end starts the native close), and the call returns when every
  * close has finished or `timeout_ms` has passed, reporting what had not finished as
  * `RM_ERR_TIMEOUT`. Thread-safe.
+ *
+ * Errors: as `rm_close`.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -782,8 +840,18 @@ rm_result rm_close_timeout(uint64_t manager,
  * still unfinished then, a hung close callback or a resource held by it, is reported as
  * timed out with its name and state, and closes when what holds it lets go. So this returns
  * within `cleanup_timeout_ms + force_cleanup_timeout_ms`, whatever a callback does. Goes on
- * past failures; the error aggregates every failure. The order used is in the status
- * document (`last_cleanup`). The manager stays usable. Thread-safe.
+ * past failures; the error aggregates every failure (cut at 511 bytes; every resource's full
+ * reason: `rm_cleanup_failures`). The order used is in the status document (`last_cleanup`).
+ *
+ * What is closed is what was registered when the cleanup began: from then until it returns,
+ * every registration in the manager (`rm_register`, `rm_db_open`, a new iterator, snapshot
+ * or batch) is refused with `RM_ERR_CLOSED`, so the bound holds whatever other threads do.
+ * Afterwards the manager is usable again. Thread-safe.
+ *
+ * Errors: `RM_ERR_CLOSE_FAILED`, `RM_ERR_TIMEOUT`, `RM_ERR_CLEANUP_FAILED` (as `rm_close`),
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`
+ * (manager destroyed), `RM_ERR_INVALID_ARGUMENT` (called from inside a close callback),
+ * `RM_ERR_PANIC`.
  *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
@@ -795,10 +863,41 @@ rm_result rm_cleanup(uint64_t manager, rm_error *err);
  * the forced phase `force_cleanup_timeout_ms`; `force` non-zero: the forced phase alone,
  * bounded by `timeout_ms` (see `rm_close_timeout`). Thread-safe.
  *
+ * Errors: as `rm_cleanup`.
+ *
  * # Safety
  * `err` is NULL or points to a writable `rm_error`.
  */
 rm_result rm_cleanup_timeout(uint64_t manager, uint64_t timeout_ms, bool force, rm_error *err);
+
+/**
+ * Writes, as a NUL-terminated JSON document into `buf`, what the most recent cleanup of the
+ * whole manager (`rm_cleanup`, `rm_cleanup_timeout`) reported for each resource that failed
+ * or did not finish: `{"operation": "cleanup" or null (no cleanup yet), "total": N,
+ * "failures": [{"name", "handle", "code", "message"}]}`, dependents first. `code` is the
+ * `rm_result` number (`RM_ERR_CLOSE_FAILED` with every attempt's error, or `RM_ERR_TIMEOUT`
+ * with the resource's state and what it waits for); `message` is resman's full text, never
+ * cut. At most `max_failures` entries are written (`total` counts them all), so reading the
+ * report of a cleanup that timed out on 100,000 resources costs what the caller chooses.
+ * A `rm_close` of one resource does not replace the report. This is how a binding names each
+ * resource after a cleanup whose aggregated message (`rm_error`, 511 bytes) was cut.
+ *
+ * Buffer protocol as `rm_status`: `*out_len` receives the length without the NUL; when
+ * `buf_cap <= *out_len` the result is `RM_ERR_BUFFER_TOO_SMALL` and nothing is written.
+ * Thread-safe.
+ *
+ * Errors: as `rm_status`.
+ *
+ * # Safety
+ * `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
+ * points to a writable `rm_error`.
+ */
+rm_result rm_cleanup_failures(uint64_t manager,
+                              size_t max_failures,
+                              char *buf,
+                              size_t buf_cap,
+                              size_t *out_len,
+                              rm_error *err);
 
 /**
  * Writes the manager's status as a NUL-terminated JSON document into `buf`:
@@ -825,6 +924,11 @@ rm_result rm_cleanup_timeout(uint64_t manager, uint64_t timeout_ms, bool force, 
  * `*out_len + 1` bytes (the status may have grown meanwhile). `buf` may be NULL when
  * `buf_cap` is 0. Thread-safe.
  *
+ * Errors: `RM_ERR_NULL_POINTER` (`out_len`, or `buf` with `buf_cap` > 0),
+ * `RM_ERR_INVALID_ARGUMENT` (`buf_cap` over `PTRDIFF_MAX`), `RM_ERR_BUFFER_TOO_SMALL`,
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a manager
+ * handle), `RM_ERR_CLOSED` (manager destroyed), `RM_ERR_PANIC`.
+ *
  * # Safety
  * `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
  * points to a writable `rm_error`.
@@ -836,7 +940,9 @@ rm_result rm_status(uint64_t manager, char *buf, size_t buf_cap, size_t *out_len
  * walk over the resources, so it can be polled often (Prometheus scrapes). The memory
  * figures are the monitor's last sample (`monitor_interval_ms`). Thread-safe.
  *
- * Errors: `RM_ERR_NULL_POINTER`, handle errors, `RM_ERR_CLOSED` (manager destroyed).
+ * Errors: `RM_ERR_NULL_POINTER` (`out`), `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ * `RM_ERR_WRONG_KIND` (not a manager handle), `RM_ERR_CLOSED` (manager destroyed),
+ * `RM_ERR_PANIC`.
  *
  * # Safety
  * `out` points to a writable `rm_metrics`; `err` is NULL or points to a writable `rm_error`.
@@ -851,6 +957,8 @@ rm_result rm_manager_metrics(uint64_t manager, rm_metrics *out, rm_error *err);
  * and each open DB's RocksDB figures in bytes, as sampled every `monitor_interval_ms` (no
  * RocksDB call and no walk over the resources happens here). Buffer protocol as
  * `rm_status`. Thread-safe.
+ *
+ * Errors: as `rm_status`.
  *
  * # Safety
  * `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL or
@@ -891,6 +999,9 @@ rm_result rm_manager_set_log(uint64_t manager,
 /**
  * Fills `*out` with the default DB options.
  *
+ * Errors (the return value only: there is no `err`): `RM_ERR_NULL_POINTER` (`out` NULL),
+ * `RM_ERR_PANIC`.
+ *
  * # Safety
  * `out` is NULL (rejected) or points to a writable `rm_db_options`.
  */
@@ -913,13 +1024,29 @@ rm_result rm_db_options_default(rm_db_options *out);
  * it returns: its writes stay in the WAL and the directory can be reopened at once.
  * Thread-safe.
  *
- * Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
- * path, empty or repeated column family, too many, an option out of range; and RocksDB's
- * refusals: no DB with create_if_missing 0, a DB with error_if_exists 1, a missing column
- * family with create_missing_column_families 0), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED`
- * (another process or an open DB holds the directory), `RM_ERR_IO` (the directory cannot be
- * created or written), `RM_ERR_CORRUPTION`, `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager
- * destroyed).
+ * Errors (`*out_db` and `out_cfs` are written only on success):
+ * - `RM_ERR_NULL_POINTER`: `name`, `path` or `out_db` NULL; with `n_cfs` > 0, `cf_names`,
+ *   one of `cf_names[i]`, or `out_cfs` NULL.
+ * - `RM_ERR_INVALID_UTF8`: `name`, `path` or a column-family name is not UTF-8.
+ * - `RM_ERR_INVALID_ARGUMENT`: more than RM_MAX_COLUMN_FAMILIES column families; an empty
+ *   `path`; `name` or a column-family name empty or longer than RM_MAX_NAME_LEN bytes; a
+ *   column family listed twice; an option out of range (see
+ *   `rm_db_options`: `compression` must be _NONE, _LZ4 or _ZSTD); and RocksDB's refusals: no
+ *   DB with create_if_missing 0, a DB with error_if_exists 1, a missing column family with
+ *   create_missing_column_families 0.
+ * - On `manager`: `RM_ERR_INVALID_HANDLE` (0, or a number never issued),
+ *   `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (a resource handle), `RM_ERR_CLOSED` (the
+ *   manager is destroyed or being destroyed, or a `rm_cleanup` of it is running: new
+ *   resources are refused until it returns).
+ * - `RM_ERR_DUPLICATE_NAME`: `name` or one of the `name/<cf>` is taken in the manager (also
+ *   by a resource that is still closing).
+ * - `RM_ERR_LOCKED`: the directory is held by another process, or by a DB open in this
+ *   process under any spelling of its path (a trailing slash, `.`, `..`, a symlink, a
+ *   relative path); the message names the holder.
+ * - `RM_ERR_IO` (the directory cannot be created, read or written), `RM_ERR_CORRUPTION`,
+ *   `RM_ERR_ROCKSDB` (any other RocksDB status).
+ * - `RM_ERR_CAPACITY`: the process's table of live handles is full.
+ * - `RM_ERR_PANIC`: a bug inside resman, caught at the boundary.
  *
  * # Safety
  * `name` and `path` are NUL-terminated strings; `cf_names` points to `n_cfs` NUL-terminated
@@ -940,7 +1067,10 @@ rm_result rm_db_open(uint64_t manager,
  * Like `rm_db_open`, with options per column family: `cfs` points to `n_cfs` entries, each a
  * name and its compression. Thread-safe.
  *
- * Errors: those of `rm_db_open`, and `RM_ERR_INVALID_ARGUMENT` for an unknown compression.
+ * Errors: those of `rm_db_open`, with `cfs` in place of `cf_names`: `RM_ERR_NULL_POINTER`
+ * also for `cfs` or one of `cfs[i].name` NULL (with `n_cfs` > 0), `RM_ERR_INVALID_UTF8` for
+ * a `cfs[i].name` that is not UTF-8, and `RM_ERR_INVALID_ARGUMENT` also for an unknown
+ * `cfs[i].compression`.
  *
  * # Safety
  * As for `rm_db_open`, with `cfs` pointing to `n_cfs` readable `rm_cf_options` whose names
@@ -957,9 +1087,14 @@ rm_result rm_db_open_cf(uint64_t manager,
                         rm_error *err);
 
 /**
- * Writes RocksDB's memory figures for DB `db` into `*out`. Thread-safe.
+ * Writes RocksDB's memory figures for DB `db` into `*out` (only on success). Thread-safe.
  *
- * Errors: handle errors, `RM_ERR_CLOSED`, `RM_ERR_ROCKSDB`.
+ * Errors: `RM_ERR_NULL_POINTER` (`out` NULL); on `db`: `RM_ERR_INVALID_HANDLE` (0, or a
+ * number never issued), `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a DB),
+ * `RM_ERR_CLOSED` (the DB is closed or its own close has begun: a close or cleanup begins it
+ * only after every dependent of the DB, its column families included, has finished closing;
+ * until then this works); RocksDB's status (`RM_ERR_IO`, `RM_ERR_CORRUPTION`,
+ * `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
  *
  * # Safety
  * `out` points to a writable `rm_memory`; `err` is NULL or writable.
@@ -969,8 +1104,27 @@ rm_result rm_db_memory(uint64_t db, rm_memory *out, rm_error *err);
 /**
  * Writes `key` = `value` in column family `cf` (WAL on, not synced: survives a crash of the
  * process, not of the machine). Same as `rm_put_opt` with flags 0. Both buffers are read
- * during the call only and may be NULL when their length is 0. Thread-safe; returns
- * `RM_ERR_CLOSED` once `cf` or its DB is closing.
+ * during the call only. Thread-safe.
+ *
+ * Errors (the data functions below use the same terms):
+ * - `RM_ERR_NULL_POINTER`: `key` NULL with a non-zero `key_len`, or `value` NULL with a
+ *   non-zero `value_len`. Every (pointer, length) input of these functions may be NULL when
+ *   its length is 0 (it is then empty); NULL with a non-zero length is `RM_ERR_NULL_POINTER`.
+ * - `RM_ERR_INVALID_ARGUMENT`: `key_len` or `value_len` over `PTRDIFF_MAX` (so for every
+ *   length and capacity below).
+ * - On `cf`: `RM_ERR_INVALID_HANDLE` (0, or a number never issued), `RM_ERR_STALE_HANDLE`
+ *   (its slot has since been reused), `RM_ERR_WRONG_KIND` (a handle, open or closed, of
+ *   another kind: a DB, iterator, snapshot, batch, registered resource or manager),
+ *   `RM_ERR_CLOSED`: the column family is closed, or its own close has begun (always before
+ *   its DB's). A close or cleanup that includes it (`rm_close` of it or of its DB,
+ *   `rm_cleanup`, `rm_manager_destroy`) first closes what depends on it (its iterators,
+ *   resources registered as its dependents) and, when the DB closes too, the DB's other
+ *   dependents (snapshots, batches, registered dependents), and begins the column family's
+ *   close only after them: operations are accepted until then, so a dependent's close (a
+ *   worker flushing into the DB) may still write.
+ * - RocksDB's status: `RM_ERR_IO`, `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`,
+ *   `RM_ERR_ROCKSDB`.
+ * - `RM_ERR_PANIC`: a bug inside resman, caught at the boundary.
  *
  * # Safety
  * `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
@@ -984,8 +1138,12 @@ rm_result rm_put(uint64_t cf,
                  rm_error *err);
 
 /**
- * `rm_put` with write flags: 0, `RM_WRITE_SYNC` or `RM_WRITE_DISABLE_WAL`. Unknown bits, and
- * both flags together, are `RM_ERR_INVALID_ARGUMENT`. Thread-safe.
+ * `rm_put` with write flags: 0, `RM_WRITE_SYNC` or `RM_WRITE_DISABLE_WAL`. Thread-safe.
+ *
+ * Errors: those of `rm_put` (`RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_ARGUMENT`, on `cf`
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+ * RocksDB's status, `RM_ERR_PANIC`), and `RM_ERR_INVALID_ARGUMENT` for unknown bits in
+ * `write_flags` or both flags together.
  *
  * # Safety
  * As for `rm_put`.
@@ -1000,7 +1158,13 @@ rm_result rm_put_opt(uint64_t cf,
 
 /**
  * Deletes `key` from column family `cf` (no error when it does not exist). `key` is read
- * during the call only and may be NULL when `key_len` is 0. Thread-safe.
+ * during the call only. Same as `rm_delete_opt` with flags 0. Thread-safe.
+ *
+ * Errors: `RM_ERR_NULL_POINTER` (`key` NULL with `key_len` > 0), `RM_ERR_INVALID_ARGUMENT`
+ * (`key_len` over `PTRDIFF_MAX`); on `cf`, as for `rm_put`: `RM_ERR_INVALID_HANDLE`,
+ * `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED` (once the column family's own
+ * close has begun); RocksDB's status (`RM_ERR_IO`, `RM_ERR_CORRUPTION`,
+ * `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
  *
  * # Safety
  * `key` points to `key_len` readable bytes; `err` is NULL or points to a writable `rm_error`.
@@ -1009,6 +1173,9 @@ rm_result rm_delete(uint64_t cf, const uint8_t *key, size_t key_len, rm_error *e
 
 /**
  * `rm_delete` with write flags (see `rm_put_opt`). Thread-safe.
+ *
+ * Errors: those of `rm_delete`, and `RM_ERR_INVALID_ARGUMENT` for unknown bits in
+ * `write_flags` or both flags together.
  *
  * # Safety
  * As for `rm_delete`.
@@ -1027,6 +1194,14 @@ rm_result rm_delete_opt(uint64_t cf,
  * NULL when `buf_cap` is 0; `key` and `buf` must not overlap. Nothing is allocated: the value
  * goes from RocksDB's pinned memory straight into `buf`. Thread-safe.
  *
+ * Errors: `RM_ERR_NOT_FOUND`, `RM_ERR_BUFFER_TOO_SMALL` (above; `*out_len` is written only
+ * on success and with this code); `RM_ERR_NULL_POINTER` (`out_len` NULL, `key` NULL with
+ * `key_len` > 0, `buf` NULL with `buf_cap` > 0); `RM_ERR_INVALID_ARGUMENT` (`key` and `buf`
+ * overlap, `key_len` or `buf_cap` over `PTRDIFF_MAX`); on `cf`, as for `rm_put`:
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`
+ * (once the column family's own close has begun); RocksDB's status (`RM_ERR_IO`,
+ * `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
+ *
  * # Safety
  * `key` points to `key_len` readable bytes; `buf` to `buf_cap` writable bytes; `out_len` to a
  * writable `size_t`; `err` is NULL or points to a writable `rm_error`.
@@ -1044,8 +1219,11 @@ rm_result rm_get(uint64_t cf,
  * `rm_snapshot_create`) with read flags (`RM_READ_NO_FILL_CACHE`,
  * `RM_READ_NO_VERIFY_CHECKSUMS`). Thread-safe.
  *
- * Errors: those of `rm_get`; `RM_ERR_WRONG_DB` (a snapshot of another DB), the snapshot's
- * handle errors (`RM_ERR_CLOSED` once released), `RM_ERR_INVALID_ARGUMENT` (unknown flags).
+ * Errors: those of `rm_get`; `RM_ERR_INVALID_ARGUMENT` (unknown bits in `read_flags`); on a
+ * non-zero `snapshot`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`
+ * (not a snapshot), `RM_ERR_CLOSED` (the snapshot is released, or its close has begun: a
+ * close of its DB begins it before the DB's column families), `RM_ERR_WRONG_DB` (a snapshot
+ * of another DB than `cf`'s).
  *
  * # Safety
  * As for `rm_get`.
@@ -1073,11 +1251,26 @@ rm_result rm_get_opt(uint64_t cf,
  * that much room gets every value (unless the data changed meanwhile).
  *
  * Returns `RM_OK` when every key was found or is missing; `RM_ERR_BUFFER_TOO_SMALL` when some
- * value did not fit; the code of the first key RocksDB failed to read otherwise (the
- * per-key codes say which). Argument and handle errors fail the whole call before anything
- * is read: `RM_ERR_WRONG_DB` (column families of different DBs, or a snapshot of another DB),
- * `RM_ERR_INVALID_ARGUMENT` (`n_cfs` neither 1 nor `n_keys`, more than
- * RM_MAX_MULTI_GET_KEYS keys, unknown flags). `n_keys` 0 is a successful no-op. Thread-safe.
+ * value did not fit; otherwise the code of the first key RocksDB failed to read (RocksDB's
+ * status: `RM_ERR_IO`, `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`; the
+ * per-key codes say which). `n_keys` 0 (with `n_cfs` 0 or 1) is a successful no-op that reads
+ * no other argument (`*out_needed`, if not NULL, receives 0). Thread-safe.
+ *
+ * Errors that fail the whole call before anything is read (`out_values` and `*out_needed`
+ * are left untouched):
+ * - `RM_ERR_NULL_POINTER`: `cfs`, `key_lens` or `out_values` NULL; `keys` NULL when the key
+ *   lengths add up to more than 0; `buf` NULL with `buf_cap` > 0.
+ * - `RM_ERR_INVALID_ARGUMENT`: more than RM_MAX_MULTI_GET_KEYS keys; `n_cfs` neither 1 nor
+ *   `n_keys`; `cfs`, `key_lens` or `out_values` not aligned for its element type
+ *   (`_Alignof(uint64_t)`, `_Alignof(size_t)`, `_Alignof(rm_value)`: 8 on 64-bit targets);
+ *   key lengths whose sum overflows `size_t` or exceeds `PTRDIFF_MAX`; the keys overlapping
+ *   `buf`; `buf_cap` over `PTRDIFF_MAX`; unknown bits in `read_flags`.
+ * - On each `cfs[i]`, as for `rm_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ *   `RM_ERR_WRONG_KIND` (not a column family), `RM_ERR_CLOSED` (once that column family's
+ *   own close has begun); `RM_ERR_WRONG_DB` (column families of different DBs).
+ * - On a non-zero `snapshot`, as for `rm_get_opt`: `RM_ERR_INVALID_HANDLE`,
+ *   `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, `RM_ERR_WRONG_DB`.
+ * - `RM_ERR_PANIC`.
  *
  * # Safety
  * `cfs` points to `n_cfs` readable `uint64_t`; `key_lens` to `n_keys` readable `size_t`;
@@ -1104,7 +1297,13 @@ rm_result rm_multi_get(const uint64_t *cfs,
  * done (the DB's close closes it otherwise). A batch may be used from several threads (calls
  * are serialised) but building one batch from several threads is rarely meaningful.
  *
- * Errors: handle errors on `db`, `RM_ERR_CLOSED`.
+ * Errors: `RM_ERR_NULL_POINTER` (`out_batch` NULL); on `db`: `RM_ERR_INVALID_HANDLE` (0, or
+ * a number never issued), `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a DB),
+ * `RM_ERR_CLOSED` (the DB is closed or closing, or a close that includes it has been
+ * requested: `rm_close` of the DB, `rm_cleanup` or `rm_manager_destroy` of its manager, even
+ * while that close is still closing the DB's dependents); `RM_ERR_DUPLICATE_NAME` (the
+ * generated name `<db>/batch#<n>` was taken by registered resources 16 times in a row);
+ * `RM_ERR_CAPACITY` (the table of live handles is full); `RM_ERR_PANIC`.
  *
  * # Safety
  * `out_batch` points to a writable `uint64_t`; `err` is NULL or writable.
@@ -1113,7 +1312,15 @@ rm_result rm_batch_create(uint64_t db, uint64_t *out_batch, rm_error *err);
 
 /**
  * Adds "put `key` = `value` in column family `cf`" to the batch (copied; nothing is kept).
- * `cf` must belong to the batch's DB (else `RM_ERR_WRONG_DB`). Thread-safe.
+ * `cf` must belong to the batch's DB. Thread-safe.
+ *
+ * Errors (nothing is added): `RM_ERR_NULL_POINTER` (`key` NULL with `key_len` > 0, `value`
+ * NULL with `value_len` > 0), `RM_ERR_INVALID_ARGUMENT` (a length over `PTRDIFF_MAX`); on
+ * `batch`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a
+ * batch), `RM_ERR_CLOSED` (the batch is closed, or its own close has begun: a close of its
+ * DB begins it before the DB's column families); on `cf`, as for `rm_put`:
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`;
+ * `RM_ERR_WRONG_DB` (`cf` belongs to another DB than the batch); `RM_ERR_PANIC`.
  *
  * # Safety
  * `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
@@ -1130,6 +1337,11 @@ rm_result rm_batch_put(uint64_t batch,
 /**
  * Adds "delete `key` from column family `cf`" to the batch. Thread-safe.
  *
+ * Errors (nothing is added): `RM_ERR_NULL_POINTER` (`key` NULL with `key_len` > 0),
+ * `RM_ERR_INVALID_ARGUMENT` (`key_len` over `PTRDIFF_MAX`); on `batch` and on `cf`, as for
+ * `rm_batch_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`,
+ * `RM_ERR_CLOSED`; `RM_ERR_WRONG_DB`; `RM_ERR_PANIC`.
+ *
  * # Safety
  * `key` points to `key_len` readable bytes; `err` is NULL or writable.
  */
@@ -1140,9 +1352,14 @@ rm_result rm_batch_delete(uint64_t batch,
                           rm_error *err);
 
 /**
- * Adds "delete every key in [`begin`, `end`) of column family `cf`" to the batch. `begin`
- * greater than `end` (bytewise) is `RM_ERR_INVALID_ARGUMENT`; equal is an empty range.
- * Thread-safe.
+ * Adds "delete every key in [`begin`, `end`) of column family `cf`" to the batch; `begin`
+ * equal to `end` is an empty range, and NULL with length 0 is the empty key. Thread-safe.
+ *
+ * Errors (nothing is added): `RM_ERR_NULL_POINTER` (`begin` NULL with `begin_len` > 0, `end`
+ * NULL with `end_len` > 0), `RM_ERR_INVALID_ARGUMENT` (`begin` greater than `end` bytewise,
+ * a length over `PTRDIFF_MAX`); on `batch` and on `cf`, as for `rm_batch_put`:
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`;
+ * `RM_ERR_WRONG_DB`; `RM_ERR_PANIC`.
  *
  * # Safety
  * `begin` points to `begin_len` readable bytes and `end` to `end_len`; `err` is NULL or
@@ -1159,13 +1376,21 @@ rm_result rm_batch_delete_range(uint64_t batch,
 /**
  * Removes every operation from the batch. Thread-safe.
  *
+ * Errors: on `batch`, as for `rm_batch_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ * `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`; `RM_ERR_PANIC`.
+ *
  * # Safety
  * `err` is NULL or writable.
  */
 rm_result rm_batch_clear(uint64_t batch, rm_error *err);
 
 /**
- * Writes the number of operations in the batch to `*out_count`. Thread-safe.
+ * Writes the number of operations in the batch to `*out_count` (only on success).
+ * Thread-safe.
+ *
+ * Errors: `RM_ERR_NULL_POINTER` (`out_count` NULL); on `batch`, as for `rm_batch_put`:
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`;
+ * `RM_ERR_PANIC`.
  *
  * # Safety
  * `out_count` points to a writable `size_t`; `err` is NULL or writable.
@@ -1178,8 +1403,11 @@ rm_result rm_batch_count(uint64_t batch, size_t *out_count, rm_error *err);
  * anything writes nothing. On error nothing was applied and the content is kept, so the
  * write may be retried. Thread-safe.
  *
- * Errors: handle errors, `RM_ERR_CLOSED` (the batch or its DB closing),
- * `RM_ERR_INVALID_ARGUMENT` (flags), `RM_ERR_IO` and other RocksDB errors.
+ * Errors: on `batch`, as for `rm_batch_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ * `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED` (the batch is closed, or its own close has begun: a
+ * close of its DB begins it before the DB's column families); `RM_ERR_INVALID_ARGUMENT`
+ * (unknown bits in `write_flags`, or both flags together); RocksDB's status (`RM_ERR_IO`,
+ * `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
  *
  * # Safety
  * `err` is NULL or writable.
@@ -1193,6 +1421,14 @@ rm_result rm_batch_write(uint64_t batch, uint32_t write_flags, rm_error *err);
  * needed (it holds back compaction). The DB's close releases it first if it is still open,
  * and counts it as leaked in the status document. Thread-safe.
  *
+ * Errors: `RM_ERR_NULL_POINTER` (`out_snapshot` NULL); on `db`: `RM_ERR_INVALID_HANDLE` (0,
+ * or a number never issued), `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a DB),
+ * `RM_ERR_CLOSED` (the DB is closed or closing, or a close that includes it has been
+ * requested: `rm_close` of the DB, `rm_cleanup` or `rm_manager_destroy` of its manager, even
+ * while that close is still closing the DB's dependents); `RM_ERR_DUPLICATE_NAME` (the
+ * generated name `<db>/snapshot#<n>` was taken by registered resources 16 times in a row);
+ * `RM_ERR_CAPACITY` (the table of live handles is full); `RM_ERR_PANIC`.
+ *
  * # Safety
  * `out_snapshot` points to a writable `uint64_t`; `err` is NULL or writable.
  */
@@ -1201,16 +1437,30 @@ rm_result rm_snapshot_create(uint64_t db, uint64_t *out_snapshot, rm_error *err)
 /**
  * Creates an iterator over column family `cf` and writes its handle to `*out_iter`. It reads
  * at `snapshot` (0: the data as of now) with `read_flags` (as for `rm_get_opt`), and only
- * returns keys in [`lower`, `upper`): a NULL bound is no bound (a non-NULL bound of length 0
- * is the empty key). The bounds are copied. The iterator starts unpositioned: seek first.
+ * returns keys in [`lower`, `upper`): a NULL bound with length 0 is no bound, NULL with a
+ * non-zero length is `RM_ERR_NULL_POINTER`, and a non-NULL bound of length 0 is the empty
+ * key. The bounds are copied. The iterator starts unpositioned: seek first.
  *
  * The iterator is a dependent of its column family (hence of the DB) and of its snapshot:
  * close it with `rm_close` when done. Closing the DB (or the snapshot) closes it first and
  * counts it as leaked in the status document; later calls on it return `RM_ERR_CLOSED`.
  * An iterator may be called from any thread; calls on one iterator are serialised.
  *
- * Errors: handle errors on `cf` or `snapshot`, `RM_ERR_WRONG_DB`, `RM_ERR_INVALID_ARGUMENT`
- * (flags, `lower` greater than `upper`).
+ * Errors (nothing is created, `*out_iter` is untouched):
+ * - `RM_ERR_NULL_POINTER`: `out_iter` NULL; `lower` NULL with `lower_len` > 0, `upper` NULL
+ *   with `upper_len` > 0.
+ * - `RM_ERR_INVALID_ARGUMENT`: a bound length over `PTRDIFF_MAX`; unknown bits in
+ *   `read_flags`; `lower` greater than `upper` (bytewise, when both are given).
+ * - On `cf`, as for `rm_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ *   `RM_ERR_WRONG_KIND`; on a non-zero `snapshot`, as for `rm_get_opt`:
+ *   `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_WRONG_DB`.
+ * - `RM_ERR_CLOSED`: `cf` or `snapshot` is closed or closing, or a close that includes the
+ *   column family, its DB or the snapshot has been requested (`rm_close` of one of them,
+ *   `rm_cleanup` or `rm_manager_destroy` of their manager), even while that close is still
+ *   closing their dependents.
+ * - `RM_ERR_DUPLICATE_NAME` (the generated name `<db>/iterator#<n>` was taken by registered
+ *   resources 16 times in a row), `RM_ERR_CAPACITY` (the table of live handles is full),
+ *   `RM_ERR_PANIC`.
  *
  * # Safety
  * `lower` is NULL or points to `lower_len` readable bytes, `upper` likewise; `out_iter`
@@ -1228,8 +1478,14 @@ rm_result rm_iter_create(uint64_t cf,
 
 /**
  * Positions the iterator on the first key (within the bounds). `*out_valid` (may be NULL)
- * receives whether it is on an entry. Errors: handle errors, `RM_ERR_CLOSED` (the iterator,
- * or its DB, closing), RocksDB errors met while reading. Thread-safe.
+ * receives whether it is on an entry. Thread-safe.
+ *
+ * Errors (the iterator errors of every `rm_iter_*` call below): on `iter`:
+ * `RM_ERR_INVALID_HANDLE` (0, or a number never issued), `RM_ERR_STALE_HANDLE`,
+ * `RM_ERR_WRONG_KIND` (not an iterator), `RM_ERR_CLOSED` (the iterator is closed, or its own
+ * close has begun: a close of its column family, snapshot or DB, or a cleanup, begins it
+ * before theirs); RocksDB's status met while reading (`RM_ERR_IO`, `RM_ERR_CORRUPTION`,
+ * `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
  *
  * # Safety
  * `out_valid` is NULL or writable; `err` is NULL or writable.
@@ -1239,13 +1495,22 @@ rm_result rm_iter_seek_to_first(uint64_t iter, bool *out_valid, rm_error *err);
 /**
  * Positions the iterator on the last key (within the bounds); see `rm_iter_seek_to_first`.
  *
+ * Errors: those of `rm_iter_seek_to_first` (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ * `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status, `RM_ERR_PANIC`).
+ *
  * # Safety
  * `out_valid` is NULL or writable; `err` is NULL or writable.
  */
 rm_result rm_iter_seek_to_last(uint64_t iter, bool *out_valid, rm_error *err);
 
 /**
- * Positions the iterator on the first key at or after `key`; see `rm_iter_seek_to_first`.
+ * Positions the iterator on the first key at or after `key` (NULL with `key_len` 0: the
+ * empty key); see `rm_iter_seek_to_first`.
+ *
+ * Errors: `RM_ERR_NULL_POINTER` (`key` NULL with `key_len` > 0), `RM_ERR_INVALID_ARGUMENT`
+ * (`key_len` over `PTRDIFF_MAX`), and those of `rm_iter_seek_to_first`
+ * (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+ * RocksDB's status, `RM_ERR_PANIC`). A refused call does not move the iterator.
  *
  * # Safety
  * `key` points to `key_len` readable bytes; `out_valid` and `err` are NULL or writable.
@@ -1257,7 +1522,11 @@ rm_result rm_iter_seek(uint64_t iter,
                        rm_error *err);
 
 /**
- * Positions the iterator on the last key at or before `key`; see `rm_iter_seek_to_first`.
+ * Positions the iterator on the last key at or before `key`; see `rm_iter_seek`.
+ *
+ * Errors: those of `rm_iter_seek` (`RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_ARGUMENT`,
+ * `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+ * RocksDB's status, `RM_ERR_PANIC`).
  *
  * # Safety
  * `key` points to `key_len` readable bytes; `out_valid` and `err` are NULL or writable.
@@ -1269,9 +1538,14 @@ rm_result rm_iter_seek_for_prev(uint64_t iter,
                                 rm_error *err);
 
 /**
- * Moves to the next entry; `*out_valid` (may be NULL) receives whether there is one. On an
- * iterator that is not on an entry this is `RM_ERR_ITERATOR_NOT_VALID` (RocksDB itself would
- * have undefined behaviour). Thread-safe.
+ * Moves to the next entry; `*out_valid` (may be NULL) receives whether there is one.
+ * Thread-safe.
+ *
+ * Errors: `RM_ERR_ITERATOR_NOT_VALID` (not on an entry, and not failed: RocksDB itself would
+ * have undefined behaviour; nothing moves), and those of `rm_iter_seek_to_first`
+ * (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+ * RocksDB's status: also the error of an iterator that stopped on a failure,
+ * `RM_ERR_PANIC`).
  *
  * # Safety
  * `out_valid` and `err` are NULL or writable.
@@ -1281,6 +1555,10 @@ rm_result rm_iter_next(uint64_t iter, bool *out_valid, rm_error *err);
 /**
  * Moves to the previous entry; see `rm_iter_next`.
  *
+ * Errors: those of `rm_iter_next` (`RM_ERR_ITERATOR_NOT_VALID`, `RM_ERR_INVALID_HANDLE`,
+ * `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status,
+ * `RM_ERR_PANIC`).
+ *
  * # Safety
  * `out_valid` and `err` are NULL or writable.
  */
@@ -1289,6 +1567,10 @@ rm_result rm_iter_prev(uint64_t iter, bool *out_valid, rm_error *err);
 /**
  * Writes whether the iterator is on an entry to `*out_valid`. An iterator that stopped
  * because RocksDB failed (I/O, corruption) returns that error instead. Thread-safe.
+ *
+ * Errors: `RM_ERR_NULL_POINTER` (`out_valid` NULL), and those of `rm_iter_seek_to_first`
+ * (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+ * RocksDB's status, `RM_ERR_PANIC`).
  *
  * # Safety
  * `out_valid` points to a writable `bool`; `err` is NULL or writable.
@@ -1300,6 +1582,12 @@ rm_result rm_iter_valid(uint64_t iter, bool *out_valid, rm_error *err);
  * `RM_ERR_BUFFER_TOO_SMALL` with `*out_len` the length needed (nothing copied); not on an
  * entry is `RM_ERR_ITERATOR_NOT_VALID`. `buf` may be NULL when `buf_cap` is 0. Thread-safe.
  *
+ * Errors: `RM_ERR_BUFFER_TOO_SMALL` and `RM_ERR_ITERATOR_NOT_VALID` (above; `*out_len` is
+ * written only on success and with BUFFER_TOO_SMALL); `RM_ERR_NULL_POINTER` (`out_len` NULL,
+ * `buf` NULL with `buf_cap` > 0); `RM_ERR_INVALID_ARGUMENT` (`buf_cap` over `PTRDIFF_MAX`);
+ * and those of `rm_iter_seek_to_first` (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ * `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status, `RM_ERR_PANIC`).
+ *
  * # Safety
  * `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL
  * or writable.
@@ -1308,6 +1596,11 @@ rm_result rm_iter_key(uint64_t iter, uint8_t *buf, size_t buf_cap, size_t *out_l
 
 /**
  * Copies the current value into `buf`; see `rm_iter_key`.
+ *
+ * Errors: those of `rm_iter_key` (`RM_ERR_BUFFER_TOO_SMALL`, `RM_ERR_ITERATOR_NOT_VALID`,
+ * `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_INVALID_HANDLE`,
+ * `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status,
+ * `RM_ERR_PANIC`).
  *
  * # Safety
  * As for `rm_iter_key`.
@@ -1322,8 +1615,16 @@ rm_result rm_iter_value(uint64_t iter,
  * Copies the current key into `key_buf` and value into `value_buf` in one call;
  * `*out_key_len` and `*out_value_len` receive their lengths. If either buffer is too small,
  * nothing is copied, both lengths are written and the result is `RM_ERR_BUFFER_TOO_SMALL`.
- * Not on an entry: `RM_ERR_ITERATOR_NOT_VALID`. The two buffers must not overlap.
- * Thread-safe.
+ * Not on an entry: `RM_ERR_ITERATOR_NOT_VALID`. The two buffers must not overlap; either may
+ * be NULL when its capacity is 0. Thread-safe.
+ *
+ * Errors: `RM_ERR_BUFFER_TOO_SMALL` and `RM_ERR_ITERATOR_NOT_VALID` (above; the lengths are
+ * written only on success and with BUFFER_TOO_SMALL); `RM_ERR_NULL_POINTER`
+ * (`out_key_len` or `out_value_len` NULL, `key_buf` NULL with `key_cap` > 0, `value_buf`
+ * NULL with `value_cap` > 0); `RM_ERR_INVALID_ARGUMENT` (the buffers overlap, a capacity
+ * over `PTRDIFF_MAX`); and those of `rm_iter_seek_to_first` (`RM_ERR_INVALID_HANDLE`,
+ * `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status,
+ * `RM_ERR_PANIC`).
  *
  * # Safety
  * `key_buf` points to `key_cap` writable bytes and `value_buf` to `value_cap`; both length
@@ -1354,14 +1655,17 @@ rm_result rm_iter_entry(uint64_t iter,
  *
  * Errors: if the current entry alone does not fit, nothing is copied, the iterator does not
  * move, `out_lens[0]` receives its lengths and the result is `RM_ERR_BUFFER_TOO_SMALL` (a
- * buffer of `key_len + value_len` bytes takes it). If RocksDB fails while moving (I/O,
- * corruption), its error is returned and `*out_count` entries copied before the failure are
- * still in `buf`. Handle errors, `RM_ERR_CLOSED` (the iterator or its DB closing),
- * `RM_ERR_NULL_POINTER` (`out_count`; `out_lens` when `max_entries` is not 0; `buf` when
- * `buf_cap` is not 0), `RM_ERR_INVALID_ARGUMENT` (`buf` overlapping `out_lens`, `out_lens`
- * misaligned, `max_entries` beyond what memory can hold): these argument errors leave the
- * iterator where it was and the outputs untouched. `max_entries` 0 copies nothing and reports
- * whether the iterator is on an entry.
+ * buffer of `key_len + value_len` bytes takes it). If RocksDB fails while moving, its status
+ * is returned (`RM_ERR_IO`, `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`)
+ * and the `*out_count` entries copied before the failure are still in `buf`.
+ * `RM_ERR_NULL_POINTER` (`out_count` NULL; `out_lens` NULL when
+ * `max_entries` is not 0; `buf` NULL when `buf_cap` is not 0), `RM_ERR_INVALID_ARGUMENT`
+ * (`buf` overlapping `out_lens`, `out_lens` not aligned for `rm_entry_len`, `max_entries`
+ * beyond what memory can hold, `buf_cap` over `PTRDIFF_MAX`): these argument errors leave the
+ * iterator where it was and the outputs untouched. The errors of `rm_iter_seek_to_first` on
+ * `iter` (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`,
+ * `RM_ERR_CLOSED`) copy nothing and set `*out_count` to 0. `RM_ERR_PANIC`.
+ * `max_entries` 0 copies nothing and reports whether the iterator is on an entry.
  * Thread-safe; calls on one iterator are serialised.
  *
  * # Safety
@@ -1382,6 +1686,10 @@ rm_result rm_iter_read_next(uint64_t iter,
  * Copies up to `max_entries` entries into `buf`, starting with the current one and moving to
  * the previous after each: `rm_iter_read_next` going backwards (entry 0 is the current one,
  * entry 1 the one before it, and so on).
+ *
+ * Errors: those of `rm_iter_read_next` (`RM_ERR_BUFFER_TOO_SMALL`, `RM_ERR_NULL_POINTER`,
+ * `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ * `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status, `RM_ERR_PANIC`).
  *
  * # Safety
  * As for `rm_iter_read_next`.

@@ -1,8 +1,12 @@
 //! The exported RocksDB functions: open, point reads and writes, multi-get, batches,
 //! snapshots, iterators, memory. Their doc comments are the header's documentation.
 //!
-//! Every data call takes one lease on the handle it is given (two with a snapshot) for its
-//! duration; a handle whose resource is closing returns `RM_ERR_CLOSED` without starting.
+//! Every data call takes one lease on each handle it is given (the column family and, when
+//! given, the snapshot or batch) for its duration; a handle whose resource's own close has
+//! begun returns `RM_ERR_CLOSED` without starting. A close or cleanup stops leases one
+//! resource at a time, dependents first, so a column family keeps accepting operations until
+//! the DB's other dependents have finished closing. The `Errors:` paragraphs below are the
+//! header's error lists: keep them in step with the code paths.
 
 use super::api::u64s;
 use super::{boundary, buffer, bytes, c_str, out_ptr, put_out, rm_error};
@@ -179,6 +183,9 @@ fn from_c(o: &rm_db_options) -> Result<DbOptions> {
 
 /// Fills `*out` with the default DB options.
 ///
+/// Errors (the return value only: there is no `err`): `RM_ERR_NULL_POINTER` (`out` NULL),
+/// `RM_ERR_PANIC`.
+///
 /// # Safety
 /// `out` is NULL (rejected) or points to a writable `rm_db_options`.
 #[no_mangle]
@@ -207,13 +214,29 @@ pub unsafe extern "C" fn rm_db_options_default(out: *mut rm_db_options) -> rm_re
 /// it returns: its writes stay in the WAL and the directory can be reopened at once.
 /// Thread-safe.
 ///
-/// Errors: `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_UTF8`, `RM_ERR_INVALID_ARGUMENT` (empty
-/// path, empty or repeated column family, too many, an option out of range; and RocksDB's
-/// refusals: no DB with create_if_missing 0, a DB with error_if_exists 1, a missing column
-/// family with create_missing_column_families 0), `RM_ERR_DUPLICATE_NAME`, `RM_ERR_LOCKED`
-/// (another process or an open DB holds the directory), `RM_ERR_IO` (the directory cannot be
-/// created or written), `RM_ERR_CORRUPTION`, `RM_ERR_ROCKSDB`, `RM_ERR_CLOSED` (manager
-/// destroyed).
+/// Errors (`*out_db` and `out_cfs` are written only on success):
+/// - `RM_ERR_NULL_POINTER`: `name`, `path` or `out_db` NULL; with `n_cfs` > 0, `cf_names`,
+///   one of `cf_names[i]`, or `out_cfs` NULL.
+/// - `RM_ERR_INVALID_UTF8`: `name`, `path` or a column-family name is not UTF-8.
+/// - `RM_ERR_INVALID_ARGUMENT`: more than RM_MAX_COLUMN_FAMILIES column families; an empty
+///   `path`; `name` or a column-family name empty or longer than RM_MAX_NAME_LEN bytes; a
+///   column family listed twice; an option out of range (see
+///   `rm_db_options`: `compression` must be _NONE, _LZ4 or _ZSTD); and RocksDB's refusals: no
+///   DB with create_if_missing 0, a DB with error_if_exists 1, a missing column family with
+///   create_missing_column_families 0.
+/// - On `manager`: `RM_ERR_INVALID_HANDLE` (0, or a number never issued),
+///   `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (a resource handle), `RM_ERR_CLOSED` (the
+///   manager is destroyed or being destroyed, or a `rm_cleanup` of it is running: new
+///   resources are refused until it returns).
+/// - `RM_ERR_DUPLICATE_NAME`: `name` or one of the `name/<cf>` is taken in the manager (also
+///   by a resource that is still closing).
+/// - `RM_ERR_LOCKED`: the directory is held by another process, or by a DB open in this
+///   process under any spelling of its path (a trailing slash, `.`, `..`, a symlink, a
+///   relative path); the message names the holder.
+/// - `RM_ERR_IO` (the directory cannot be created, read or written), `RM_ERR_CORRUPTION`,
+///   `RM_ERR_ROCKSDB` (any other RocksDB status).
+/// - `RM_ERR_CAPACITY`: the process's table of live handles is full.
+/// - `RM_ERR_PANIC`: a bug inside resman, caught at the boundary.
 ///
 /// # Safety
 /// `name` and `path` are NUL-terminated strings; `cf_names` points to `n_cfs` NUL-terminated
@@ -253,7 +276,10 @@ pub unsafe extern "C" fn rm_db_open(
 /// Like `rm_db_open`, with options per column family: `cfs` points to `n_cfs` entries, each a
 /// name and its compression. Thread-safe.
 ///
-/// Errors: those of `rm_db_open`, and `RM_ERR_INVALID_ARGUMENT` for an unknown compression.
+/// Errors: those of `rm_db_open`, with `cfs` in place of `cf_names`: `RM_ERR_NULL_POINTER`
+/// also for `cfs` or one of `cfs[i].name` NULL (with `n_cfs` > 0), `RM_ERR_INVALID_UTF8` for
+/// a `cfs[i].name` that is not UTF-8, and `RM_ERR_INVALID_ARGUMENT` also for an unknown
+/// `cfs[i].compression`.
 ///
 /// # Safety
 /// As for `rm_db_open`, with `cfs` pointing to `n_cfs` readable `rm_cf_options` whose names
@@ -339,9 +365,14 @@ unsafe fn open(
     Ok(())
 }
 
-/// Writes RocksDB's memory figures for DB `db` into `*out`. Thread-safe.
+/// Writes RocksDB's memory figures for DB `db` into `*out` (only on success). Thread-safe.
 ///
-/// Errors: handle errors, `RM_ERR_CLOSED`, `RM_ERR_ROCKSDB`.
+/// Errors: `RM_ERR_NULL_POINTER` (`out` NULL); on `db`: `RM_ERR_INVALID_HANDLE` (0, or a
+/// number never issued), `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a DB),
+/// `RM_ERR_CLOSED` (the DB is closed or its own close has begun: a close or cleanup begins it
+/// only after every dependent of the DB, its column families included, has finished closing;
+/// until then this works); RocksDB's status (`RM_ERR_IO`, `RM_ERR_CORRUPTION`,
+/// `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `out` points to a writable `rm_memory`; `err` is NULL or writable.
@@ -372,8 +403,27 @@ pub unsafe extern "C" fn rm_db_memory(
 
 /// Writes `key` = `value` in column family `cf` (WAL on, not synced: survives a crash of the
 /// process, not of the machine). Same as `rm_put_opt` with flags 0. Both buffers are read
-/// during the call only and may be NULL when their length is 0. Thread-safe; returns
-/// `RM_ERR_CLOSED` once `cf` or its DB is closing.
+/// during the call only. Thread-safe.
+///
+/// Errors (the data functions below use the same terms):
+/// - `RM_ERR_NULL_POINTER`: `key` NULL with a non-zero `key_len`, or `value` NULL with a
+///   non-zero `value_len`. Every (pointer, length) input of these functions may be NULL when
+///   its length is 0 (it is then empty); NULL with a non-zero length is `RM_ERR_NULL_POINTER`.
+/// - `RM_ERR_INVALID_ARGUMENT`: `key_len` or `value_len` over `PTRDIFF_MAX` (so for every
+///   length and capacity below).
+/// - On `cf`: `RM_ERR_INVALID_HANDLE` (0, or a number never issued), `RM_ERR_STALE_HANDLE`
+///   (its slot has since been reused), `RM_ERR_WRONG_KIND` (a handle, open or closed, of
+///   another kind: a DB, iterator, snapshot, batch, registered resource or manager),
+///   `RM_ERR_CLOSED`: the column family is closed, or its own close has begun (always before
+///   its DB's). A close or cleanup that includes it (`rm_close` of it or of its DB,
+///   `rm_cleanup`, `rm_manager_destroy`) first closes what depends on it (its iterators,
+///   resources registered as its dependents) and, when the DB closes too, the DB's other
+///   dependents (snapshots, batches, registered dependents), and begins the column family's
+///   close only after them: operations are accepted until then, so a dependent's close (a
+///   worker flushing into the DB) may still write.
+/// - RocksDB's status: `RM_ERR_IO`, `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`,
+///   `RM_ERR_ROCKSDB`.
+/// - `RM_ERR_PANIC`: a bug inside resman, caught at the boundary.
 ///
 /// # Safety
 /// `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
@@ -391,8 +441,12 @@ pub unsafe extern "C" fn rm_put(
     unsafe { rm_put_opt(cf, key, key_len, value, value_len, 0, err) }
 }
 
-/// `rm_put` with write flags: 0, `RM_WRITE_SYNC` or `RM_WRITE_DISABLE_WAL`. Unknown bits, and
-/// both flags together, are `RM_ERR_INVALID_ARGUMENT`. Thread-safe.
+/// `rm_put` with write flags: 0, `RM_WRITE_SYNC` or `RM_WRITE_DISABLE_WAL`. Thread-safe.
+///
+/// Errors: those of `rm_put` (`RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_ARGUMENT`, on `cf`
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+/// RocksDB's status, `RM_ERR_PANIC`), and `RM_ERR_INVALID_ARGUMENT` for unknown bits in
+/// `write_flags` or both flags together.
 ///
 /// # Safety
 /// As for `rm_put`.
@@ -416,7 +470,13 @@ pub unsafe extern "C" fn rm_put_opt(
 }
 
 /// Deletes `key` from column family `cf` (no error when it does not exist). `key` is read
-/// during the call only and may be NULL when `key_len` is 0. Thread-safe.
+/// during the call only. Same as `rm_delete_opt` with flags 0. Thread-safe.
+///
+/// Errors: `RM_ERR_NULL_POINTER` (`key` NULL with `key_len` > 0), `RM_ERR_INVALID_ARGUMENT`
+/// (`key_len` over `PTRDIFF_MAX`); on `cf`, as for `rm_put`: `RM_ERR_INVALID_HANDLE`,
+/// `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED` (once the column family's own
+/// close has begun); RocksDB's status (`RM_ERR_IO`, `RM_ERR_CORRUPTION`,
+/// `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `key` points to `key_len` readable bytes; `err` is NULL or points to a writable `rm_error`.
@@ -432,6 +492,9 @@ pub unsafe extern "C" fn rm_delete(
 }
 
 /// `rm_delete` with write flags (see `rm_put_opt`). Thread-safe.
+///
+/// Errors: those of `rm_delete`, and `RM_ERR_INVALID_ARGUMENT` for unknown bits in
+/// `write_flags` or both flags together.
 ///
 /// # Safety
 /// As for `rm_delete`.
@@ -457,6 +520,14 @@ pub unsafe extern "C" fn rm_delete_opt(
 /// NULL when `buf_cap` is 0; `key` and `buf` must not overlap. Nothing is allocated: the value
 /// goes from RocksDB's pinned memory straight into `buf`. Thread-safe.
 ///
+/// Errors: `RM_ERR_NOT_FOUND`, `RM_ERR_BUFFER_TOO_SMALL` (above; `*out_len` is written only
+/// on success and with this code); `RM_ERR_NULL_POINTER` (`out_len` NULL, `key` NULL with
+/// `key_len` > 0, `buf` NULL with `buf_cap` > 0); `RM_ERR_INVALID_ARGUMENT` (`key` and `buf`
+/// overlap, `key_len` or `buf_cap` over `PTRDIFF_MAX`); on `cf`, as for `rm_put`:
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`
+/// (once the column family's own close has begun); RocksDB's status (`RM_ERR_IO`,
+/// `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
+///
 /// # Safety
 /// `key` points to `key_len` readable bytes; `buf` to `buf_cap` writable bytes; `out_len` to a
 /// writable `size_t`; `err` is NULL or points to a writable `rm_error`.
@@ -478,8 +549,11 @@ pub unsafe extern "C" fn rm_get(
 /// `rm_snapshot_create`) with read flags (`RM_READ_NO_FILL_CACHE`,
 /// `RM_READ_NO_VERIFY_CHECKSUMS`). Thread-safe.
 ///
-/// Errors: those of `rm_get`; `RM_ERR_WRONG_DB` (a snapshot of another DB), the snapshot's
-/// handle errors (`RM_ERR_CLOSED` once released), `RM_ERR_INVALID_ARGUMENT` (unknown flags).
+/// Errors: those of `rm_get`; `RM_ERR_INVALID_ARGUMENT` (unknown bits in `read_flags`); on a
+/// non-zero `snapshot`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`
+/// (not a snapshot), `RM_ERR_CLOSED` (the snapshot is released, or its close has begun: a
+/// close of its DB begins it before the DB's column families), `RM_ERR_WRONG_DB` (a snapshot
+/// of another DB than `cf`'s).
 ///
 /// # Safety
 /// As for `rm_get`.
@@ -547,11 +621,26 @@ fn overlaps(a: *const u8, a_len: usize, b: *mut u8, b_len: usize) -> bool {
 /// that much room gets every value (unless the data changed meanwhile).
 ///
 /// Returns `RM_OK` when every key was found or is missing; `RM_ERR_BUFFER_TOO_SMALL` when some
-/// value did not fit; the code of the first key RocksDB failed to read otherwise (the
-/// per-key codes say which). Argument and handle errors fail the whole call before anything
-/// is read: `RM_ERR_WRONG_DB` (column families of different DBs, or a snapshot of another DB),
-/// `RM_ERR_INVALID_ARGUMENT` (`n_cfs` neither 1 nor `n_keys`, more than
-/// RM_MAX_MULTI_GET_KEYS keys, unknown flags). `n_keys` 0 is a successful no-op. Thread-safe.
+/// value did not fit; otherwise the code of the first key RocksDB failed to read (RocksDB's
+/// status: `RM_ERR_IO`, `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`; the
+/// per-key codes say which). `n_keys` 0 (with `n_cfs` 0 or 1) is a successful no-op that reads
+/// no other argument (`*out_needed`, if not NULL, receives 0). Thread-safe.
+///
+/// Errors that fail the whole call before anything is read (`out_values` and `*out_needed`
+/// are left untouched):
+/// - `RM_ERR_NULL_POINTER`: `cfs`, `key_lens` or `out_values` NULL; `keys` NULL when the key
+///   lengths add up to more than 0; `buf` NULL with `buf_cap` > 0.
+/// - `RM_ERR_INVALID_ARGUMENT`: more than RM_MAX_MULTI_GET_KEYS keys; `n_cfs` neither 1 nor
+///   `n_keys`; `cfs`, `key_lens` or `out_values` not aligned for its element type
+///   (`_Alignof(uint64_t)`, `_Alignof(size_t)`, `_Alignof(rm_value)`: 8 on 64-bit targets);
+///   key lengths whose sum overflows `size_t` or exceeds `PTRDIFF_MAX`; the keys overlapping
+///   `buf`; `buf_cap` over `PTRDIFF_MAX`; unknown bits in `read_flags`.
+/// - On each `cfs[i]`, as for `rm_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+///   `RM_ERR_WRONG_KIND` (not a column family), `RM_ERR_CLOSED` (once that column family's
+///   own close has begun); `RM_ERR_WRONG_DB` (column families of different DBs).
+/// - On a non-zero `snapshot`, as for `rm_get_opt`: `RM_ERR_INVALID_HANDLE`,
+///   `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, `RM_ERR_WRONG_DB`.
+/// - `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `cfs` points to `n_cfs` readable `uint64_t`; `key_lens` to `n_keys` readable `size_t`;
@@ -681,7 +770,13 @@ pub unsafe extern "C" fn rm_multi_get(
 /// done (the DB's close closes it otherwise). A batch may be used from several threads (calls
 /// are serialised) but building one batch from several threads is rarely meaningful.
 ///
-/// Errors: handle errors on `db`, `RM_ERR_CLOSED`.
+/// Errors: `RM_ERR_NULL_POINTER` (`out_batch` NULL); on `db`: `RM_ERR_INVALID_HANDLE` (0, or
+/// a number never issued), `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a DB),
+/// `RM_ERR_CLOSED` (the DB is closed or closing, or a close that includes it has been
+/// requested: `rm_close` of the DB, `rm_cleanup` or `rm_manager_destroy` of its manager, even
+/// while that close is still closing the DB's dependents); `RM_ERR_DUPLICATE_NAME` (the
+/// generated name `<db>/batch#<n>` was taken by registered resources 16 times in a row);
+/// `RM_ERR_CAPACITY` (the table of live handles is full); `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `out_batch` points to a writable `uint64_t`; `err` is NULL or writable.
@@ -701,7 +796,15 @@ pub unsafe extern "C" fn rm_batch_create(
 }
 
 /// Adds "put `key` = `value` in column family `cf`" to the batch (copied; nothing is kept).
-/// `cf` must belong to the batch's DB (else `RM_ERR_WRONG_DB`). Thread-safe.
+/// `cf` must belong to the batch's DB. Thread-safe.
+///
+/// Errors (nothing is added): `RM_ERR_NULL_POINTER` (`key` NULL with `key_len` > 0, `value`
+/// NULL with `value_len` > 0), `RM_ERR_INVALID_ARGUMENT` (a length over `PTRDIFF_MAX`); on
+/// `batch`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a
+/// batch), `RM_ERR_CLOSED` (the batch is closed, or its own close has begun: a close of its
+/// DB begins it before the DB's column families); on `cf`, as for `rm_put`:
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`;
+/// `RM_ERR_WRONG_DB` (`cf` belongs to another DB than the batch); `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `key` points to `key_len` readable bytes and `value` to `value_len`; `err` is NULL or
@@ -727,6 +830,11 @@ pub unsafe extern "C" fn rm_batch_put(
 
 /// Adds "delete `key` from column family `cf`" to the batch. Thread-safe.
 ///
+/// Errors (nothing is added): `RM_ERR_NULL_POINTER` (`key` NULL with `key_len` > 0),
+/// `RM_ERR_INVALID_ARGUMENT` (`key_len` over `PTRDIFF_MAX`); on `batch` and on `cf`, as for
+/// `rm_batch_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`,
+/// `RM_ERR_CLOSED`; `RM_ERR_WRONG_DB`; `RM_ERR_PANIC`.
+///
 /// # Safety
 /// `key` points to `key_len` readable bytes; `err` is NULL or writable.
 #[no_mangle]
@@ -744,9 +852,14 @@ pub unsafe extern "C" fn rm_batch_delete(
     })
 }
 
-/// Adds "delete every key in [`begin`, `end`) of column family `cf`" to the batch. `begin`
-/// greater than `end` (bytewise) is `RM_ERR_INVALID_ARGUMENT`; equal is an empty range.
-/// Thread-safe.
+/// Adds "delete every key in [`begin`, `end`) of column family `cf`" to the batch; `begin`
+/// equal to `end` is an empty range, and NULL with length 0 is the empty key. Thread-safe.
+///
+/// Errors (nothing is added): `RM_ERR_NULL_POINTER` (`begin` NULL with `begin_len` > 0, `end`
+/// NULL with `end_len` > 0), `RM_ERR_INVALID_ARGUMENT` (`begin` greater than `end` bytewise,
+/// a length over `PTRDIFF_MAX`); on `batch` and on `cf`, as for `rm_batch_put`:
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`;
+/// `RM_ERR_WRONG_DB`; `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `begin` points to `begin_len` readable bytes and `end` to `end_len`; `err` is NULL or
@@ -772,6 +885,9 @@ pub unsafe extern "C" fn rm_batch_delete_range(
 
 /// Removes every operation from the batch. Thread-safe.
 ///
+/// Errors: on `batch`, as for `rm_batch_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+/// `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`; `RM_ERR_PANIC`.
+///
 /// # Safety
 /// `err` is NULL or writable.
 #[no_mangle]
@@ -779,7 +895,12 @@ pub unsafe extern "C" fn rm_batch_clear(batch: u64, err: *mut rm_error) -> rm_re
     boundary(err, || batch::clear(batch))
 }
 
-/// Writes the number of operations in the batch to `*out_count`. Thread-safe.
+/// Writes the number of operations in the batch to `*out_count` (only on success).
+/// Thread-safe.
+///
+/// Errors: `RM_ERR_NULL_POINTER` (`out_count` NULL); on `batch`, as for `rm_batch_put`:
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`;
+/// `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `out_count` points to a writable `size_t`; `err` is NULL or writable.
@@ -803,8 +924,11 @@ pub unsafe extern "C" fn rm_batch_count(
 /// anything writes nothing. On error nothing was applied and the content is kept, so the
 /// write may be retried. Thread-safe.
 ///
-/// Errors: handle errors, `RM_ERR_CLOSED` (the batch or its DB closing),
-/// `RM_ERR_INVALID_ARGUMENT` (flags), `RM_ERR_IO` and other RocksDB errors.
+/// Errors: on `batch`, as for `rm_batch_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+/// `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED` (the batch is closed, or its own close has begun: a
+/// close of its DB begins it before the DB's column families); `RM_ERR_INVALID_ARGUMENT`
+/// (unknown bits in `write_flags`, or both flags together); RocksDB's status (`RM_ERR_IO`,
+/// `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `err` is NULL or writable.
@@ -822,6 +946,14 @@ pub unsafe extern "C" fn rm_batch_write(
 /// The snapshot is a dependent of the DB; release it with `rm_close` as soon as it is not
 /// needed (it holds back compaction). The DB's close releases it first if it is still open,
 /// and counts it as leaked in the status document. Thread-safe.
+///
+/// Errors: `RM_ERR_NULL_POINTER` (`out_snapshot` NULL); on `db`: `RM_ERR_INVALID_HANDLE` (0,
+/// or a number never issued), `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (not a DB),
+/// `RM_ERR_CLOSED` (the DB is closed or closing, or a close that includes it has been
+/// requested: `rm_close` of the DB, `rm_cleanup` or `rm_manager_destroy` of its manager, even
+/// while that close is still closing the DB's dependents); `RM_ERR_DUPLICATE_NAME` (the
+/// generated name `<db>/snapshot#<n>` was taken by registered resources 16 times in a row);
+/// `RM_ERR_CAPACITY` (the table of live handles is full); `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `out_snapshot` points to a writable `uint64_t`; `err` is NULL or writable.
@@ -842,16 +974,30 @@ pub unsafe extern "C" fn rm_snapshot_create(
 
 /// Creates an iterator over column family `cf` and writes its handle to `*out_iter`. It reads
 /// at `snapshot` (0: the data as of now) with `read_flags` (as for `rm_get_opt`), and only
-/// returns keys in [`lower`, `upper`): a NULL bound is no bound (a non-NULL bound of length 0
-/// is the empty key). The bounds are copied. The iterator starts unpositioned: seek first.
+/// returns keys in [`lower`, `upper`): a NULL bound with length 0 is no bound, NULL with a
+/// non-zero length is `RM_ERR_NULL_POINTER`, and a non-NULL bound of length 0 is the empty
+/// key. The bounds are copied. The iterator starts unpositioned: seek first.
 ///
 /// The iterator is a dependent of its column family (hence of the DB) and of its snapshot:
 /// close it with `rm_close` when done. Closing the DB (or the snapshot) closes it first and
 /// counts it as leaked in the status document; later calls on it return `RM_ERR_CLOSED`.
 /// An iterator may be called from any thread; calls on one iterator are serialised.
 ///
-/// Errors: handle errors on `cf` or `snapshot`, `RM_ERR_WRONG_DB`, `RM_ERR_INVALID_ARGUMENT`
-/// (flags, `lower` greater than `upper`).
+/// Errors (nothing is created, `*out_iter` is untouched):
+/// - `RM_ERR_NULL_POINTER`: `out_iter` NULL; `lower` NULL with `lower_len` > 0, `upper` NULL
+///   with `upper_len` > 0.
+/// - `RM_ERR_INVALID_ARGUMENT`: a bound length over `PTRDIFF_MAX`; unknown bits in
+///   `read_flags`; `lower` greater than `upper` (bytewise, when both are given).
+/// - On `cf`, as for `rm_put`: `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+///   `RM_ERR_WRONG_KIND`; on a non-zero `snapshot`, as for `rm_get_opt`:
+///   `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_WRONG_DB`.
+/// - `RM_ERR_CLOSED`: `cf` or `snapshot` is closed or closing, or a close that includes the
+///   column family, its DB or the snapshot has been requested (`rm_close` of one of them,
+///   `rm_cleanup` or `rm_manager_destroy` of their manager), even while that close is still
+///   closing their dependents.
+/// - `RM_ERR_DUPLICATE_NAME` (the generated name `<db>/iterator#<n>` was taken by registered
+///   resources 16 times in a row), `RM_ERR_CAPACITY` (the table of live handles is full),
+///   `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `lower` is NULL or points to `lower_len` readable bytes, `upper` likewise; `out_iter`
@@ -918,8 +1064,14 @@ unsafe fn put_valid(out_valid: *mut bool, result: Result<bool>) -> Result<()> {
 }
 
 /// Positions the iterator on the first key (within the bounds). `*out_valid` (may be NULL)
-/// receives whether it is on an entry. Errors: handle errors, `RM_ERR_CLOSED` (the iterator,
-/// or its DB, closing), RocksDB errors met while reading. Thread-safe.
+/// receives whether it is on an entry. Thread-safe.
+///
+/// Errors (the iterator errors of every `rm_iter_*` call below): on `iter`:
+/// `RM_ERR_INVALID_HANDLE` (0, or a number never issued), `RM_ERR_STALE_HANDLE`,
+/// `RM_ERR_WRONG_KIND` (not an iterator), `RM_ERR_CLOSED` (the iterator is closed, or its own
+/// close has begun: a close of its column family, snapshot or DB, or a cleanup, begins it
+/// before theirs); RocksDB's status met while reading (`RM_ERR_IO`, `RM_ERR_CORRUPTION`,
+/// `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`); `RM_ERR_PANIC`.
 ///
 /// # Safety
 /// `out_valid` is NULL or writable; `err` is NULL or writable.
@@ -937,6 +1089,9 @@ pub unsafe extern "C" fn rm_iter_seek_to_first(
 
 /// Positions the iterator on the last key (within the bounds); see `rm_iter_seek_to_first`.
 ///
+/// Errors: those of `rm_iter_seek_to_first` (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+/// `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status, `RM_ERR_PANIC`).
+///
 /// # Safety
 /// `out_valid` is NULL or writable; `err` is NULL or writable.
 #[no_mangle]
@@ -951,7 +1106,13 @@ pub unsafe extern "C" fn rm_iter_seek_to_last(
     })
 }
 
-/// Positions the iterator on the first key at or after `key`; see `rm_iter_seek_to_first`.
+/// Positions the iterator on the first key at or after `key` (NULL with `key_len` 0: the
+/// empty key); see `rm_iter_seek_to_first`.
+///
+/// Errors: `RM_ERR_NULL_POINTER` (`key` NULL with `key_len` > 0), `RM_ERR_INVALID_ARGUMENT`
+/// (`key_len` over `PTRDIFF_MAX`), and those of `rm_iter_seek_to_first`
+/// (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+/// RocksDB's status, `RM_ERR_PANIC`). A refused call does not move the iterator.
 ///
 /// # Safety
 /// `key` points to `key_len` readable bytes; `out_valid` and `err` are NULL or writable.
@@ -967,7 +1128,11 @@ pub unsafe extern "C" fn rm_iter_seek(
     unsafe { seek_key(iter, key, key_len, |k| Seek::To(k), out_valid, err) }
 }
 
-/// Positions the iterator on the last key at or before `key`; see `rm_iter_seek_to_first`.
+/// Positions the iterator on the last key at or before `key`; see `rm_iter_seek`.
+///
+/// Errors: those of `rm_iter_seek` (`RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_ARGUMENT`,
+/// `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+/// RocksDB's status, `RM_ERR_PANIC`).
 ///
 /// # Safety
 /// `key` points to `key_len` readable bytes; `out_valid` and `err` are NULL or writable.
@@ -1003,9 +1168,14 @@ unsafe fn seek_key(
     })
 }
 
-/// Moves to the next entry; `*out_valid` (may be NULL) receives whether there is one. On an
-/// iterator that is not on an entry this is `RM_ERR_ITERATOR_NOT_VALID` (RocksDB itself would
-/// have undefined behaviour). Thread-safe.
+/// Moves to the next entry; `*out_valid` (may be NULL) receives whether there is one.
+/// Thread-safe.
+///
+/// Errors: `RM_ERR_ITERATOR_NOT_VALID` (not on an entry, and not failed: RocksDB itself would
+/// have undefined behaviour; nothing moves), and those of `rm_iter_seek_to_first`
+/// (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+/// RocksDB's status: also the error of an iterator that stopped on a failure,
+/// `RM_ERR_PANIC`).
 ///
 /// # Safety
 /// `out_valid` and `err` are NULL or writable.
@@ -1023,6 +1193,10 @@ pub unsafe extern "C" fn rm_iter_next(
 
 /// Moves to the previous entry; see `rm_iter_next`.
 ///
+/// Errors: those of `rm_iter_next` (`RM_ERR_ITERATOR_NOT_VALID`, `RM_ERR_INVALID_HANDLE`,
+/// `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status,
+/// `RM_ERR_PANIC`).
+///
 /// # Safety
 /// `out_valid` and `err` are NULL or writable.
 #[no_mangle]
@@ -1039,6 +1213,10 @@ pub unsafe extern "C" fn rm_iter_prev(
 
 /// Writes whether the iterator is on an entry to `*out_valid`. An iterator that stopped
 /// because RocksDB failed (I/O, corruption) returns that error instead. Thread-safe.
+///
+/// Errors: `RM_ERR_NULL_POINTER` (`out_valid` NULL), and those of `rm_iter_seek_to_first`
+/// (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`,
+/// RocksDB's status, `RM_ERR_PANIC`).
 ///
 /// # Safety
 /// `out_valid` points to a writable `bool`; `err` is NULL or writable.
@@ -1059,6 +1237,12 @@ pub unsafe extern "C" fn rm_iter_valid(
 /// `RM_ERR_BUFFER_TOO_SMALL` with `*out_len` the length needed (nothing copied); not on an
 /// entry is `RM_ERR_ITERATOR_NOT_VALID`. `buf` may be NULL when `buf_cap` is 0. Thread-safe.
 ///
+/// Errors: `RM_ERR_BUFFER_TOO_SMALL` and `RM_ERR_ITERATOR_NOT_VALID` (above; `*out_len` is
+/// written only on success and with BUFFER_TOO_SMALL); `RM_ERR_NULL_POINTER` (`out_len` NULL,
+/// `buf` NULL with `buf_cap` > 0); `RM_ERR_INVALID_ARGUMENT` (`buf_cap` over `PTRDIFF_MAX`);
+/// and those of `rm_iter_seek_to_first` (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+/// `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status, `RM_ERR_PANIC`).
+///
 /// # Safety
 /// `buf` points to `buf_cap` writable bytes; `out_len` to a writable `size_t`; `err` is NULL
 /// or writable.
@@ -1077,6 +1261,11 @@ pub unsafe extern "C" fn rm_iter_key(
 }
 
 /// Copies the current value into `buf`; see `rm_iter_key`.
+///
+/// Errors: those of `rm_iter_key` (`RM_ERR_BUFFER_TOO_SMALL`, `RM_ERR_ITERATOR_NOT_VALID`,
+/// `RM_ERR_NULL_POINTER`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_INVALID_HANDLE`,
+/// `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status,
+/// `RM_ERR_PANIC`).
 ///
 /// # Safety
 /// As for `rm_iter_key`.
@@ -1115,8 +1304,16 @@ unsafe fn read_current(
 /// Copies the current key into `key_buf` and value into `value_buf` in one call;
 /// `*out_key_len` and `*out_value_len` receive their lengths. If either buffer is too small,
 /// nothing is copied, both lengths are written and the result is `RM_ERR_BUFFER_TOO_SMALL`.
-/// Not on an entry: `RM_ERR_ITERATOR_NOT_VALID`. The two buffers must not overlap.
-/// Thread-safe.
+/// Not on an entry: `RM_ERR_ITERATOR_NOT_VALID`. The two buffers must not overlap; either may
+/// be NULL when its capacity is 0. Thread-safe.
+///
+/// Errors: `RM_ERR_BUFFER_TOO_SMALL` and `RM_ERR_ITERATOR_NOT_VALID` (above; the lengths are
+/// written only on success and with BUFFER_TOO_SMALL); `RM_ERR_NULL_POINTER`
+/// (`out_key_len` or `out_value_len` NULL, `key_buf` NULL with `key_cap` > 0, `value_buf`
+/// NULL with `value_cap` > 0); `RM_ERR_INVALID_ARGUMENT` (the buffers overlap, a capacity
+/// over `PTRDIFF_MAX`); and those of `rm_iter_seek_to_first` (`RM_ERR_INVALID_HANDLE`,
+/// `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status,
+/// `RM_ERR_PANIC`).
 ///
 /// # Safety
 /// `key_buf` points to `key_cap` writable bytes and `value_buf` to `value_cap`; both length
@@ -1175,14 +1372,17 @@ pub unsafe extern "C" fn rm_iter_entry(
 ///
 /// Errors: if the current entry alone does not fit, nothing is copied, the iterator does not
 /// move, `out_lens[0]` receives its lengths and the result is `RM_ERR_BUFFER_TOO_SMALL` (a
-/// buffer of `key_len + value_len` bytes takes it). If RocksDB fails while moving (I/O,
-/// corruption), its error is returned and `*out_count` entries copied before the failure are
-/// still in `buf`. Handle errors, `RM_ERR_CLOSED` (the iterator or its DB closing),
-/// `RM_ERR_NULL_POINTER` (`out_count`; `out_lens` when `max_entries` is not 0; `buf` when
-/// `buf_cap` is not 0), `RM_ERR_INVALID_ARGUMENT` (`buf` overlapping `out_lens`, `out_lens`
-/// misaligned, `max_entries` beyond what memory can hold): these argument errors leave the
-/// iterator where it was and the outputs untouched. `max_entries` 0 copies nothing and reports
-/// whether the iterator is on an entry.
+/// buffer of `key_len + value_len` bytes takes it). If RocksDB fails while moving, its status
+/// is returned (`RM_ERR_IO`, `RM_ERR_CORRUPTION`, `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_ROCKSDB`)
+/// and the `*out_count` entries copied before the failure are still in `buf`.
+/// `RM_ERR_NULL_POINTER` (`out_count` NULL; `out_lens` NULL when
+/// `max_entries` is not 0; `buf` NULL when `buf_cap` is not 0), `RM_ERR_INVALID_ARGUMENT`
+/// (`buf` overlapping `out_lens`, `out_lens` not aligned for `rm_entry_len`, `max_entries`
+/// beyond what memory can hold, `buf_cap` over `PTRDIFF_MAX`): these argument errors leave the
+/// iterator where it was and the outputs untouched. The errors of `rm_iter_seek_to_first` on
+/// `iter` (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND`,
+/// `RM_ERR_CLOSED`) copy nothing and set `*out_count` to 0. `RM_ERR_PANIC`.
+/// `max_entries` 0 copies nothing and reports whether the iterator is on an entry.
 /// Thread-safe; calls on one iterator are serialised.
 ///
 /// # Safety
@@ -1218,6 +1418,10 @@ pub unsafe extern "C" fn rm_iter_read_next(
 /// Copies up to `max_entries` entries into `buf`, starting with the current one and moving to
 /// the previous after each: `rm_iter_read_next` going backwards (entry 0 is the current one,
 /// entry 1 the one before it, and so on).
+///
+/// Errors: those of `rm_iter_read_next` (`RM_ERR_BUFFER_TOO_SMALL`, `RM_ERR_NULL_POINTER`,
+/// `RM_ERR_INVALID_ARGUMENT`, `RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+/// `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status, `RM_ERR_PANIC`).
 ///
 /// # Safety
 /// As for `rm_iter_read_next`.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the C tests against the static library:
-#   1. compiles the test programs (tests/c/test_lifecycle.c, tests/c/test_rocks.c) and
+#   1. compiles the test programs (tests/c/test_*.c, listed in `programs` below) and
 #      examples/c/quickstart.c with -Werror,
 #   2. runs the quick-start example, then each test program natively,
 #   3. runs each test program again under valgrind (memcheck) and fails on any memory error
@@ -43,7 +43,7 @@ libs=("$lib" -lstdc++ -lm -ldl -lpthread)
 libs+=(${LDFLAGS:-})
 
 # The test programs, in the order they run.
-programs=(test_lifecycle test_rocks)
+programs=(test_lifecycle test_rocks test_paths test_races test_docs)
 
 echo "== compile ($cc, $lib)"
 for prog in "${programs[@]}"; do
