@@ -65,7 +65,8 @@ func (b *Batch) Write(opts *WriteOptions) error {
 	return check(C.rm_batch_write(b.h, opts.flags(), &e), &e)
 }
 
-// Close releases the batch.
+// Close releases the batch. Exactly one Close returns nil (or the close's error); any other,
+// racing or later, returns ErrAlreadyClosed.
 func (b *Batch) Close() error { return b.db.m.CloseResource(Handle(b.h)) }
 
 // Snapshot is a point-in-time view of a DB, for ReadOptions.Snapshot.
@@ -83,7 +84,8 @@ func (db *DB) NewSnapshot() (*Snapshot, error) {
 	return &Snapshot{db: db, h: h}, nil
 }
 
-// Close releases the snapshot (and closes the iterators reading at it).
+// Close releases the snapshot (and closes the iterators reading at it). Exactly one Close
+// returns nil (or the close's error); any other, racing or later, returns ErrAlreadyClosed.
 func (s *Snapshot) Close() error { return s.db.m.CloseResource(Handle(s.h)) }
 
 // IterOptions bound an iterator.
@@ -343,7 +345,8 @@ func (it *Iterator) Value() []byte { return it.value }
 // Err is the error that stopped the iteration, if any (ErrClosed when the DB closed under it).
 func (it *Iterator) Err() error { return it.err }
 
-// Close releases the iterator.
+// Close releases the iterator. Exactly one Close returns nil (or the close's error); any
+// other, racing or later, returns ErrAlreadyClosed.
 func (it *Iterator) Close() error { return it.cf.db.m.CloseResource(Handle(it.h)) }
 
 // All iterates from the first key on (for k, v := range it.All()); check Err afterwards.

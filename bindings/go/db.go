@@ -178,7 +178,8 @@ func (db *DB) Default() *ColumnFamily { return db.cfs["default"] }
 // to Config.CleanupTimeout; memtables are flushed and the WAL synced. What is unfinished then
 // is forced, for up to Config.ForceCleanupTimeout; what has still not finished is reported as
 // ErrTimeout. A DB from Open also destroys its manager. A second Close returns
-// ErrAlreadyClosed.
+// ErrAlreadyClosed (of concurrent Closes, exactly one returns the result), and so does a Close
+// after the DB's manager was shut down (Manager.Shutdown or Manager.Close closed the DB).
 func (db *DB) Close() error {
 	if db.own && db.closed.Swap(true) {
 		return &Error{Code: CodeAlreadyClosed, Message: "the DB and its manager were closed already"}

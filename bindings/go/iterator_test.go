@@ -183,8 +183,8 @@ func TestIteratorAfterItsDBClosed(t *testing.T) {
 	if it.Seek([]byte("k")) || !errors.Is(it.Err(), ErrClosed) {
 		t.Fatalf("seek after the DB's close: %v", it.Err())
 	}
-	// The DB owned its manager, which its Close destroyed.
-	if err := it.Close(); !errors.Is(err, ErrClosed) {
+	// The DB owned its manager, whose destroy closed the iterator: ErrAlreadyClosed.
+	if err := it.Close(); !errors.Is(err, ErrAlreadyClosed) {
 		t.Fatalf("iterator close after its DB's: %v", err)
 	}
 }

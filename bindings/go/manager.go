@@ -79,9 +79,15 @@ type goResource struct {
 }
 
 // Register adds a Go resource to the manager's cleanup: c.Close() is called after everything
-// that depends on it has finished closing and before anything in dependsOn starts closing,
-// when the resource is closed (CloseResource, or the close of something in dependsOn), or at
-// Shutdown/Close.
+// that depends on it has finished closing, when the resource is closed (CloseResource, or the
+// close of something in dependsOn), or at Shutdown/Close.
+//
+// What Close may still use of dependsOn depends on how it is closed. Gracefully (Shutdown,
+// CloseResource, DB.Close, within their graceful phase) Close runs before anything in
+// dependsOn starts closing, so it may still use them (a worker's last write into its DB
+// lands). Under Manager.Close, or once the graceful phase is over, what it depends on refuses
+// new operations at once (ErrClosed), but is not closed natively until this Close has
+// returned: an operation Close tries on it fails cleanly, nothing is freed under it.
 //
 // Close runs on one of resman's close threads, never on the goroutine that called Shutdown,
 // Close or CloseResource, and possibly at the same time as the Close of resources that do not
@@ -93,6 +99,11 @@ type goResource struct {
 // Close must not call Shutdown, Close or CloseResource (resman refuses them on its own
 // threads). What Close did is visible (happens-before) once the call that waited for it
 // returns.
+//
+// Register returns ErrClosed while a Shutdown or Close of the manager runs (what is closed is
+// what was registered when it began) and after it, and ErrDependencyClosed when something in
+// dependsOn is closing or closed, or its close has been asked for. Manager.Open is refused the
+// same way; a new iterator, snapshot or batch of a DB being closed is ErrClosed.
 func (m *Manager) Register(name string, c io.Closer, dependsOn ...Handle) (Handle, error) {
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
@@ -114,8 +125,12 @@ func (m *Manager) Register(name string, c io.Closer, dependsOn ...Handle) (Handl
 // CloseResource closes one resource, and first everything that (transitively) depends on it:
 // a graceful phase bounded by Config.CleanupTimeout (waiting for operations in flight), then
 // a forced phase bounded by Config.ForceCleanupTimeout. What has not finished by then is
-// reported as ErrTimeout and closes when what holds it lets go. A second call returns
-// ErrAlreadyClosed.
+// reported as ErrTimeout and closes when what holds it lets go.
+//
+// Exactly one close of a resource returns its result (nil or the error above); every other,
+// racing or later, returns ErrAlreadyClosed, and so does the close of a resource that a
+// running close or Shutdown already includes (an iterator of a DB being closed) and any close
+// after the manager's Shutdown or Close.
 func (m *Manager) CloseResource(h Handle) error {
 	err := closeHandle(m.h, C.uint64_t(h))
 	m.closes.Load() // see Manager.closes
@@ -135,9 +150,15 @@ func (m *Manager) CloseResource(h Handle) error {
 // callbacks never run on the caller's goroutine, so a hung one cannot block Shutdown past its
 // bound: Shutdown returns within the graceful phase + ForceCleanupTimeout.
 //
-// The error joins resman's aggregated error with one ResourceError per resource that failed
-// (ErrCloseFailed, with every attempt's error) or did not finish (ErrTimeout). A second call
-// returns ErrAlreadyClosed.
+// While it runs, registrations are refused with ErrClosed (see Register), so the bound holds
+// whatever other goroutines do.
+//
+// The error joins resman's aggregated error (first) with one ResourceError per resource that
+// failed (ErrCloseFailed, with every attempt's error) or did not finish (ErrTimeout, with
+// its state and what it waits for), dependents first. At most the first 1000 are listed; when
+// there are more, one last error says how many more did not close cleanly. So the work after
+// the deadline does not grow with the number of resources. A second call returns
+// ErrAlreadyClosed.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	timeout := m.cfg.CleanupTimeout
 	if d, ok := ctx.Deadline(); ok {
@@ -154,10 +175,17 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 // close, on a resman thread), and Close waits up to Config.ForceCleanupTimeout for the closes
 // to finish. What has not finished by then (a Go Close that hangs, and whatever it depends on)
 // is reported as ErrTimeout naming it, as for Shutdown; it closes when whatever holds it lets
-// go. So Close returns within ForceCleanupTimeout. A second call returns ErrAlreadyClosed.
+// go. So Close returns within ForceCleanupTimeout. The error is as Shutdown's. A second call
+// returns ErrAlreadyClosed.
 func (m *Manager) Close() error {
 	return m.finish(m.cfg.ForceCleanupTimeout, true)
 }
+
+// maxResourceErrors is the most ResourceErrors a Shutdown or Close lists (the first ones
+// resman reports, dependents first); the others are counted in one more error. It bounds the
+// work done after the cleanup's deadline, whatever the number of resources. A variable so
+// that tests can lower it.
+var maxResourceErrors = 1000
 
 func (m *Manager) finish(timeout time.Duration, force bool) error {
 	m.mu.Lock()
@@ -167,11 +195,10 @@ func (m *Manager) finish(timeout time.Duration, force bool) error {
 	}
 	m.destroyed = true
 	m.mu.Unlock()
-	before, _ := m.Status() // to name what failed (best effort)
 	var e cerr
 	err := check(C.rm_cleanup_timeout(m.h, C.uint64_t(timeout/time.Millisecond), C.bool(force), &e), &e)
-	if err != nil && before != nil {
-		err = m.perResource(err, before) // while the manager can still be asked
+	if err != nil {
+		err = m.resourceErrors(err) // while the manager can still be asked
 	}
 	// What is left was just reported: destroying the manager does not wait for it again.
 	var e2 cerr
@@ -185,7 +212,10 @@ func (m *Manager) finish(timeout time.Duration, force bool) error {
 }
 
 // ResourceError is one resource's failure in a Shutdown or Close: errors.Is sees its code
-// (ErrCloseFailed, ErrTimeout) and errors.As finds the resource's name.
+// (ErrCloseFailed, ErrTimeout) and errors.As finds the resource's name. Err.Message is
+// resman's full reason: every attempt's error for ErrCloseFailed; for ErrTimeout the
+// resource's state and what it waits for ("did not finish closing by the deadline (state
+// closing: waiting for 'worker' to finish closing first)").
 type ResourceError struct {
 	Name   string
 	Handle Handle
@@ -195,34 +225,46 @@ type ResourceError struct {
 func (e *ResourceError) Error() string { return fmt.Sprintf("%s: %v", e.Name, e.Err) }
 func (e *ResourceError) Unwrap() error { return e.Err }
 
-// perResource joins the aggregated error with one ResourceError per resource that failed or
-// did not finish, read from the status document: a resource that was live before the cleanup
-// of everything and still is after it did not finish (it is closing, or waits for something
-// that is).
-func (m *Manager) perResource(all error, before *Status) error {
-	after, err := m.Status()
+// cleanupFailures is the document of rm_cleanup_failures.
+type cleanupFailures struct {
+	Operation *string `json:"operation"`
+	Total     int     `json:"total"`
+	Failures  []struct {
+		Name    string `json:"name"`
+		Handle  uint64 `json:"handle"`
+		Code    int32  `json:"code"`
+		Message string `json:"message"`
+	} `json:"failures"`
+}
+
+// resourceErrors joins all, the aggregated error of the cleanup of the whole manager that
+// just failed, with one ResourceError per resource resman reports for it (at most
+// maxResourceErrors, dependents first), and, when there were more, one error counting them.
+// The report is read with a fixed cap, so this costs the same for 10 or 100,000 failures.
+func (m *Manager) resourceErrors(all error) error {
+	var e *Error
+	if !errors.As(all, &e) || (e.Code != CodeTimeout && e.Code != CodeCloseFailed && e.Code != CodeCleanupFailed) {
+		return all // the cleanup did not run (or panicked): no report of its own to read
+	}
+	limit := max(maxResourceErrors, 0)
+	raw, err := readJSON(func(buf *C.char, capacity C.size_t, n *C.size_t, e *cerr) C.rm_result {
+		return C.rm_cleanup_failures(m.h, C.size_t(limit), buf, capacity, n, e)
+	})
 	if err != nil {
 		return all
 	}
-	live := make(map[uint64]string, len(before.Resources))
-	for _, r := range before.Resources {
-		live[r.Handle] = r.Name
+	var report cleanupFailures
+	if json.Unmarshal(raw, &report) != nil || report.Operation == nil {
+		return all
 	}
-	errs := []error{all}
-	for _, r := range after.RecentlyClosed {
-		if _, ok := live[r.Handle]; ok && r.Outcome == "failed" && r.Error != nil {
-			errs = append(errs, &ResourceError{r.Name, Handle(r.Handle), &Error{Code: CodeCloseFailed, Message: *r.Error}})
-		}
+	errs := make([]error, 0, len(report.Failures)+2)
+	errs = append(errs, all)
+	for _, f := range report.Failures {
+		errs = append(errs, &ResourceError{f.Name, Handle(f.Handle), &Error{Code: Code(f.Code), Message: f.Message}})
 	}
-	for _, r := range after.Resources {
-		if _, ok := live[r.Handle]; !ok {
-			continue
-		}
-		msg := "still closing at the deadline"
-		if r.State != "closing" {
-			msg = fmt.Sprintf("not closed by the deadline (%s: it waits for what depends on it)", r.State)
-		}
-		errs = append(errs, &ResourceError{r.Name, Handle(r.Handle), &Error{Code: CodeTimeout, Message: msg}})
+	if more := report.Total - len(report.Failures); more > 0 {
+		errs = append(errs, fmt.Errorf("resman: %d more resources did not close cleanly (only the first %d are listed)",
+			more, len(report.Failures)))
 	}
 	return errors.Join(errs...)
 }
