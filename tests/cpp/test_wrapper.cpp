@@ -1026,7 +1026,7 @@ static void test_destructor_closes(const Manager &m) {
     }
     CHECK_THROWS(again.get(again.cf("zstd"), "k"), RM_ERR_CLOSED);
     CHECK_THROWS(it.first(), RM_ERR_CLOSED);
-    CHECK_THROWS(again.close(), RM_ERR_CLOSED); // the manager is gone
+    CHECK_THROWS(again.close(), RM_ERR_ALREADY_CLOSED); // the manager's destroy closed it
     it = resman::Iterator();                   // releases the old one: silently
     CHECK(swallowed_count() == swallowed);
 
