@@ -1,7 +1,7 @@
 /*
- * What the C test programs share (test_lifecycle.c, test_rocks.c): the CHECK harness, the
- * status and memory-sample documents read with the two-call protocol, a tiny JSON number
- * reader, and temporary directories. Include after the system headers; a program defines
+ * What the C test programs share (tests/c/test_*.c): the CHECK harness, the status and
+ * memory-sample documents read with the two-call protocol, a tiny JSON number reader,
+ * temporary directories, and the RocksDB calls refused alike for a bad handle. Include after the system headers; a program defines
  * TMPDIR_TEMPLATE (a mkdtemp template) before including it.
  *
  * Everything is static (inline for functions, so a program need not use all of it).
@@ -210,5 +210,82 @@ static inline void remove_tmpdirs(void) {
 }
 
 static inline const uint8_t *B(const char *s) { return (const uint8_t *)s; }
+/* A string as a (pointer, length) argument pair. */
+#define S(s) B(s), strlen(s)
+
+/* ------------------------------------------------------------------------------------------ */
+/* RocksDB calls                                                                              */
+
+/* Opens `name` at `dir` with the column families `cfn` (`o` NULL: the defaults); false (and a
+ * message) on failure. */
+static inline bool open_db(uint64_t m, const char *name, const char *dir, const rm_db_options *o,
+                           const char *const *cfn, size_t n, uint64_t *db, uint64_t *cfs) {
+    rm_error e;
+    rm_result rc = rm_db_open(m, name, dir, o, cfn, n, db, cfs, &e);
+    if (rc != RM_OK) {
+        fprintf(stderr, "      open '%s' at %s: %s: %s\n", name, dir, rm_result_str((int32_t)rc),
+                e.message);
+        return false;
+    }
+    return true;
+}
+
+/* Every call that takes a column family returns `want` for `cf`, and none of them creates,
+ * changes or writes anything. `batch` is a live batch of a DB; `other` a live column family of
+ * that DB (the per-key multi-get, with the bad handle second). */
+static inline void cf_param_calls(uint64_t cf, uint64_t batch, uint64_t other, rm_result want,
+                                  const char *ctx) {
+    rm_error err;
+    const char *saved = g_ctx;
+    g_ctx = ctx;
+    uint64_t live = rm_live_objects();
+    uint8_t buf[32];
+    size_t len = 777;
+    CHECK_RC(rm_put(cf, S("k"), S("v"), &err), want);
+    CHECK_RC(rm_put_opt(cf, S("k"), S("v"), RM_WRITE_SYNC, &err), want);
+    CHECK_RC(rm_delete(cf, S("k"), &err), want);
+    CHECK_RC(rm_delete_opt(cf, S("k"), 0, &err), want);
+    CHECK_RC(rm_get(cf, S("k"), buf, sizeof buf, &len, &err), want);
+    CHECK_RC(rm_get_opt(cf, 0, RM_READ_NO_FILL_CACHE, S("k"), buf, sizeof buf, &len, &err), want);
+    CHECK(len == 777);
+    uint64_t two[2] = {other, cf};
+    size_t lens[2] = {1, 1};
+    rm_value v[2];
+    size_t needed = 777;
+    CHECK_RC(rm_multi_get(&cf, 1, 0, 0, B("kk"), lens, 1, buf, sizeof buf, v, &needed, &err), want);
+    CHECK_RC(rm_multi_get(two, 2, 0, 0, B("kk"), lens, 2, buf, sizeof buf, v, &needed, &err), want);
+    CHECK(needed == 777);
+    uint64_t it = 777;
+    CHECK_RC(rm_iter_create(cf, 0, 0, NULL, 0, NULL, 0, &it, &err), want);
+    CHECK(it == 777);
+    size_t before = 99, after = 98;
+    rm_batch_count(batch, &before, NULL);
+    CHECK_RC(rm_batch_put(batch, cf, S("k"), S("v"), &err), want);
+    CHECK_RC(rm_batch_delete(batch, cf, S("k"), &err), want);
+    CHECK_RC(rm_batch_delete_range(batch, cf, S("a"), S("b"), &err), want);
+    rm_batch_count(batch, &after, NULL);
+    CHECK(after == before);
+    CHECK(rm_live_objects() == live);
+    g_ctx = saved;
+}
+
+/* Every call that takes a DB returns `want` for `db`; nothing is created or written. */
+static inline void db_param_calls(uint64_t db, rm_result want, const char *ctx) {
+    rm_error err;
+    const char *saved = g_ctx;
+    g_ctx = ctx;
+    uint64_t live = rm_live_objects();
+    uint64_t h = 777;
+    CHECK_RC(rm_batch_create(db, &h, &err), want);
+    CHECK_RC(rm_snapshot_create(db, &h, &err), want);
+    CHECK(h == 777);
+    rm_memory mem;
+    memset(&mem, 0x11, sizeof mem);
+    CHECK_RC(rm_db_memory(db, &mem, &err), want);
+    CHECK(mem.mem_table_total == UINT64_C(0x1111111111111111));
+    CHECK(mem.block_cache == UINT64_C(0x1111111111111111));
+    CHECK(rm_live_objects() == live);
+    g_ctx = saved;
+}
 
 #endif

@@ -32,7 +32,6 @@
 /* Helpers                                                                                    */
 
 /* A string as the (pointer, length) pair the API takes. */
-#define S(s) B(s), strlen(s)
 
 /* Numbers nobody issued (0 is never valid; the others carry arbitrary tag bits). */
 static const uint64_t g_junk[] = {0, UINT64_C(0x123456789abcdef), UINT64_MAX, UINT64_C(0xdeadbeef),
@@ -208,19 +207,6 @@ static long long closed_field(const char *doc, const char *name, const char *fie
     return json_num(start, end, field);
 }
 
-/* Opens `name` at `dir` with the given column families; returns whether it worked. */
-static bool open_db(uint64_t m, const char *name, const char *dir, const rm_db_options *o,
-                    const char *const *cfn, size_t n, uint64_t *db, uint64_t *cfs) {
-    rm_error e;
-    rm_result rc = rm_db_open(m, name, dir, o, cfn, n, db, cfs, &e);
-    if (rc != RM_OK) {
-        fprintf(stderr, "      open '%s' at %s: %s: %s\n", name, dir, rm_result_str((int32_t)rc),
-                e.message);
-        return false;
-    }
-    return true;
-}
-
 /* The `compression=` value of column family `cf` in the newest OPTIONS file RocksDB wrote in
  * `dir`, copied into out ("" when not found). */
 static void cf_compression(const char *dir, const char *cf, char *out, size_t cap) {
@@ -352,57 +338,6 @@ static void snapshot_param_calls(uint64_t cf, uint64_t snap, rm_result want, con
         CHECK(it == 777);
         CHECK(rm_live_objects() == live);
     } /* else: an iterator was created; the caller's close of the snapshot or DB closes it */
-    g_ctx = saved;
-}
-
-/* Every call that takes a column family returns the error `want` for `cf` (batch: a valid
- * batch); nothing is written, created or added. */
-static void cf_param_calls(uint64_t cf, uint64_t batch, rm_result want, const char *ctx) {
-    rm_error err;
-    const char *saved = g_ctx;
-    g_ctx = ctx;
-    uint64_t live = rm_live_objects();
-    uint8_t buf[64];
-    size_t len = 777;
-    CHECK_RC(rm_get_opt(cf, 0, 0, S("k"), buf, sizeof buf, &len, &err), want);
-    CHECK_RC(rm_get(cf, S("k"), buf, sizeof buf, &len, &err), want);
-    CHECK(len == 777);
-    CHECK_RC(rm_put_opt(cf, S("k"), S("v"), 0, &err), want);
-    CHECK_RC(rm_delete_opt(cf, S("k"), RM_WRITE_SYNC, &err), want);
-    rm_value v[2];
-    size_t lens[2] = {1, 1};
-    uint64_t two[2] = {cf, cf};
-    CHECK_RC(rm_multi_get(&cf, 1, 0, 0, B("kk"), lens, 1, buf, sizeof buf, v, NULL, &err), want);
-    CHECK_RC(rm_multi_get(two, 2, 0, 0, B("kk"), lens, 2, buf, sizeof buf, v, NULL, &err), want);
-    uint64_t it = 777;
-    CHECK_RC(rm_iter_create(cf, 0, 0, NULL, 0, NULL, 0, &it, &err), want);
-    CHECK(it == 777);
-    size_t before = 0, after = 1;
-    rm_batch_count(batch, &before, NULL);
-    CHECK_RC(rm_batch_put(batch, cf, S("k"), S("v"), &err), want);
-    CHECK_RC(rm_batch_delete(batch, cf, S("k"), &err), want);
-    CHECK_RC(rm_batch_delete_range(batch, cf, S("a"), S("b"), &err), want);
-    rm_batch_count(batch, &after, NULL);
-    CHECK(after == before);
-    CHECK(rm_live_objects() == live);
-    g_ctx = saved;
-}
-
-/* Every call that takes a DB handle returns `want` for `db`; nothing is created. */
-static void db_param_calls(uint64_t db, rm_result want, const char *ctx) {
-    rm_error err;
-    const char *saved = g_ctx;
-    g_ctx = ctx;
-    uint64_t live = rm_live_objects();
-    uint64_t h = 777;
-    CHECK_RC(rm_batch_create(db, &h, &err), want);
-    CHECK_RC(rm_snapshot_create(db, &h, &err), want);
-    CHECK(h == 777);
-    rm_memory mem;
-    memset(&mem, 0x11, sizeof mem);
-    CHECK_RC(rm_db_memory(db, &mem, &err), want);
-    CHECK(mem.mem_table_total == UINT64_C(0x1111111111111111));
-    CHECK(rm_live_objects() == live);
     g_ctx = saved;
 }
 
@@ -2054,15 +1989,15 @@ static void test_wrong_handles(void) {
     snapshot_param_calls(cf, snap, RM_ERR_NOT_FOUND, "a good snapshot"); /* creates an iterator */
     live1++;
     /* The column-family argument. */
-    cf_param_calls(db, batch, RM_ERR_WRONG_KIND, "DB as column family");
-    cf_param_calls(snap, batch, RM_ERR_WRONG_KIND, "snapshot as column family");
-    cf_param_calls(batch, batch, RM_ERR_WRONG_KIND, "batch as column family");
-    cf_param_calls(it, batch, RM_ERR_WRONG_KIND, "iterator as column family");
-    cf_param_calls(m, batch, RM_ERR_WRONG_KIND, "manager as column family");
+    cf_param_calls(db, batch, cf, RM_ERR_WRONG_KIND, "DB as column family");
+    cf_param_calls(snap, batch, cf, RM_ERR_WRONG_KIND, "snapshot as column family");
+    cf_param_calls(batch, batch, cf, RM_ERR_WRONG_KIND, "batch as column family");
+    cf_param_calls(it, batch, cf, RM_ERR_WRONG_KIND, "iterator as column family");
+    cf_param_calls(m, batch, cf, RM_ERR_WRONG_KIND, "manager as column family");
     for (size_t i = 0; i < N_JUNK; i++) {
         char what[64];
         snprintf(what, sizeof what, "%#" PRIx64 " as column family", g_junk[i]);
-        cf_param_calls(g_junk[i], batch, RM_ERR_INVALID_HANDLE, what);
+        cf_param_calls(g_junk[i], batch, cf, RM_ERR_INVALID_HANDLE, what);
     }
     /* The DB argument. */
     db_param_calls(cf, RM_ERR_WRONG_KIND, "column family as DB");
