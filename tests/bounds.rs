@@ -84,23 +84,50 @@ fn config(graceful: Duration, forced: Duration) -> Config {
     }
 }
 
-#[test]
-fn registrations_are_refused_while_a_cleanup_runs_and_accepted_after_it() {
-    let mgr = Arc::new(
-        Manager::with_config(config(Duration::from_secs(60), Duration::from_secs(5))).unwrap(),
-    );
+/// A manager holding `parent` (counted) and `child` (named `child_name`), which depends on it
+/// and whose close blocks in `gate`: a test acts while a close of the parent, or a cleanup, is
+/// known to be under way.
+struct Blocked {
+    mgr: Arc<Manager>,
+    closes: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
+    parent: u64,
+    child: u64,
+}
+
+fn blocked(graceful: Duration, forced: Duration, child_name: &str) -> Blocked {
+    let mgr = Arc::new(Manager::with_config(config(graceful, forced)).unwrap());
     let closes = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Gate::default());
     let parent = mgr
         .register("parent", Kind::Foreign, counted(&closes), &[])
         .unwrap();
-    mgr.register(
-        "gated",
-        Kind::Foreign,
-        Box::new(Gated(Arc::clone(&gate))),
-        &[parent],
-    )
-    .unwrap();
+    let child = mgr
+        .register(
+            child_name,
+            Kind::Foreign,
+            Box::new(Gated(Arc::clone(&gate))),
+            &[parent],
+        )
+        .unwrap();
+    Blocked {
+        mgr,
+        closes,
+        gate,
+        parent,
+        child,
+    }
+}
+
+#[test]
+fn registrations_are_refused_while_a_cleanup_runs_and_accepted_after_it() {
+    let Blocked {
+        mgr,
+        closes,
+        gate,
+        parent,
+        ..
+    } = blocked(Duration::from_secs(60), Duration::from_secs(5), "gated");
     let cleaner = {
         let mgr = Arc::clone(&mgr);
         thread::spawn(move || mgr.cleanup())
@@ -132,24 +159,15 @@ fn registrations_are_refused_while_a_cleanup_runs_and_accepted_after_it() {
 
 #[test]
 fn a_resource_whose_close_was_asked_for_takes_no_new_dependent() {
-    let mgr = Arc::new(
-        Manager::with_config(config(Duration::from_secs(60), Duration::from_secs(5))).unwrap(),
-    );
-    let closes = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(Gate::default());
-    let parent = mgr
-        .register("parent", Kind::Foreign, counted(&closes), &[])
-        .unwrap();
+    let Blocked {
+        mgr,
+        closes,
+        gate,
+        parent,
+        child,
+    } = blocked(Duration::from_secs(60), Duration::from_secs(5), "gated");
     let other = mgr
         .register("other", Kind::Foreign, counted(&closes), &[])
-        .unwrap();
-    let child = mgr
-        .register(
-            "gated",
-            Kind::Foreign,
-            Box::new(Gated(Arc::clone(&gate))),
-            &[parent],
-        )
         .unwrap();
     let closer = {
         let mgr = Arc::clone(&mgr);
@@ -432,23 +450,11 @@ fn a_close_after_the_manager_was_destroyed_is_already_closed() {
 /// read them from a 511-byte message.
 #[test]
 fn the_last_cleanups_failures_are_kept_by_resource_with_their_full_reasons() {
-    let mgr = Arc::new(
-        Manager::with_config(config(Duration::from_millis(50), Duration::from_millis(50))).unwrap(),
-    );
+    let Blocked {
+        mgr, closes, gate, ..
+    } = blocked(Duration::from_millis(50), Duration::from_millis(50), "hung");
     let (op, f) = manager::cleanup_failures(mgr.handle()).unwrap();
     assert!(op.is_none() && f.is_empty());
-    let gate = Arc::new(Gate::default());
-    let closes = Arc::new(AtomicUsize::new(0));
-    let parent = mgr
-        .register("parent", Kind::Foreign, counted(&closes), &[])
-        .unwrap();
-    mgr.register(
-        "hung",
-        Kind::Foreign,
-        Box::new(Gated(Arc::clone(&gate))),
-        &[parent],
-    )
-    .unwrap();
     let err = mgr.cleanup().unwrap_err();
     assert_eq!(err.code(), resman::rm_result::RM_ERR_TIMEOUT);
     let (op, f) = manager::cleanup_failures(mgr.handle()).unwrap();
