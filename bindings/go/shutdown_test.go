@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,18 +14,6 @@ import (
 type closeFunc func() error
 
 func (f closeFunc) Close() error { return f() }
-
-// spinUntil yields until cond holds; the deadline only catches a hang.
-func spinUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("hung waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
-}
 
 // releaseAll lets every hung Close return and waits until they have.
 func releaseAll(t *testing.T, hung ...*hangingCloser) {
@@ -40,7 +27,7 @@ func releaseAll(t *testing.T, hung ...*hangingCloser) {
 	}
 	for _, h := range hung {
 		if h.entered.Load() {
-			spinUntil(t, "a released Close to return", h.returned.Load)
+			waitUntil(t, 30*time.Second, "a released Close to return", h.returned.Load)
 		}
 	}
 }
@@ -206,7 +193,7 @@ func TestShutdownCapsResourceErrors(t *testing.T) {
 		releaseAll(t, hung...)
 		// Released, each Close returns and lets the one it depends on close: all of them run.
 		for _, h := range hung {
-			spinUntil(t, "every released Close to return", h.returned.Load)
+			waitUntil(t, 30*time.Second, "every released Close to return", h.returned.Load)
 		}
 	}()
 	var prev []Handle
@@ -266,7 +253,7 @@ func TestRegisterDuringShutdownIsRefused(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- m.Shutdown(context.Background()) }()
-	spinUntil(t, "Shutdown to call the hung Close", hung.entered.Load)
+	waitUntil(t, 30*time.Second, "Shutdown to call the hung Close", hung.entered.Load)
 
 	late := &flagCloser{}
 	if _, err := m.Register("late", late); !errors.Is(err, ErrClosed) {
