@@ -11,9 +11,9 @@
 //! what holds it lets go. A forced run is the forced phase alone.
 
 use crate::error::Failure;
-use crate::handle::{Handle, Stored};
-use crate::manager::{self, CloseMode, Entry};
-use crate::monitor::{CleanupRecord, CleanupStep};
+use crate::handle::Handle;
+use crate::records::{CleanupRecord, CleanupStep};
+use crate::resource::CloseMode;
 use parking_lot::{Condvar, Mutex};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BinaryHeap, VecDeque};
@@ -71,12 +71,72 @@ pub(crate) fn dependents_first(
     order
 }
 
-/// What the scheduler needs from the manager. The manager sealed the run's set when it chose
-/// it, so no dependent can join the run later: the set is the whole job.
+/// Adds the edges of the "part of" rule to `deps` (each resource's dependencies inside a run):
+/// a part (a column family) closes only after everything else that depends on the same whole
+/// (its DB), so a dependent of the DB (a worker flushing at shutdown) may still use the DB's
+/// column families in its own close. In scheduling terms each such dependent "depends on" the
+/// part. No edge is added from something the part itself closes before (that would be a
+/// cycle), nor between two parts.
+pub(crate) fn add_part_edges(deps: &mut FxHashMap<Handle, Vec<Handle>>, parts: &FxHashSet<Handle>) {
+    let mut dependents: FxHashMap<Handle, Vec<Handle>> = FxHashMap::default();
+    for (h, ds) in deps.iter() {
+        for d in ds {
+            dependents.entry(*d).or_default().push(*h);
+        }
+    }
+    for p in parts {
+        // What the part already closes before (transitively).
+        let mut before: FxHashSet<Handle> = FxHashSet::default();
+        let mut stack: Vec<Handle> = deps.get(p).cloned().unwrap_or_default();
+        while let Some(h) = stack.pop() {
+            if before.insert(h) {
+                stack.extend(deps.get(&h).into_iter().flatten().copied());
+            }
+        }
+        for whole in deps.get(p).cloned().unwrap_or_default() {
+            for x in dependents.get(&whole).into_iter().flatten() {
+                if parts.contains(x) || before.contains(x) {
+                    continue;
+                }
+                if let Some(d) = deps.get_mut(x) {
+                    if !d.contains(p) {
+                        d.push(*p);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the scheduler needs from the manager, and all it knows of it. The manager sealed the
+/// run's set when it chose it, so no dependent can join the run later: the set is the whole
+/// job. Every close the run starts tells the run when it has finished, through
+/// [`Run::finished`].
 pub(crate) trait Closer {
-    /// Begins `e`'s close (it refuses new leases from now on): true if this run won it, false
-    /// if someone else is closing it (the run then waits for that close to finish).
-    fn begin(&self, e: &Stored<Entry>) -> bool;
+    /// One resource of the run (an `Arc`: cheap to clone, and sent to the close pool).
+    type Item: Clone + Send + 'static;
+    fn handle(&self, item: &Self::Item) -> Handle;
+    fn name<'a>(&'a self, item: &'a Self::Item) -> &'a str;
+    /// Begins the close (the resource refuses new leases from now on): true if this run won
+    /// it, false if someone else is closing it.
+    fn begin(&self, item: &Self::Item) -> bool;
+    /// Starts the close this run won: graceful (wait for operations until the graceful
+    /// deadline, then close) or forced. `inline`: a quick close may run on this thread.
+    /// Returns true when a forced close was left to what still holds the resource.
+    fn start(&self, item: Self::Item, run: &Arc<Run>, forced: bool, inline: bool) -> bool;
+    /// Starts those closes on another thread (the run has no time left to).
+    fn start_later(&self, items: Vec<Self::Item>, run: &Arc<Run>, forced: bool);
+    /// Reports the forced closes left to what still holds them (one event for the batch).
+    fn deferred(&self, items: &[Self::Item]);
+    /// Makes `run` hear when someone else's close of the item finishes.
+    fn watch(&self, item: &Self::Item, run: &Arc<Run>);
+    /// Someone else's close of the item is past its own graceful phase.
+    fn past_graceful(&self, item: &Self::Item) -> bool;
+    /// The failure of a finished close, if it failed.
+    fn failure(&self, item: &Self::Item) -> Option<Failure>;
+    /// The failure of a close unfinished at the final deadline; `waiting_on` names its
+    /// unfinished dependents in the run.
+    fn timeout(&self, item: &Self::Item, waiting_on: &[&str]) -> Failure;
 }
 
 /// The bounds of a run: the graceful phase, then the forced phase.
@@ -210,8 +270,8 @@ enum NodeState {
     Done,
 }
 
-struct Node {
-    entry: Arc<Stored<Entry>>,
+struct Node<I> {
+    item: I,
     /// Its dependencies inside the run.
     deps: Vec<Handle>,
     /// Its dependents inside the run that have not finished.
@@ -219,11 +279,11 @@ struct Node {
     state: NodeState,
 }
 
-impl Node {
+impl<I> Node<I> {
     /// A node not begun yet; its `waiting` is counted once the edges into it are known.
-    fn new(entry: Arc<Stored<Entry>>, deps: Vec<Handle>) -> Node {
+    fn new(item: I, deps: Vec<Handle>) -> Node<I> {
         Node {
-            entry,
+            item,
             deps,
             waiting: 0,
             state: NodeState::Pending,
@@ -234,10 +294,10 @@ impl Node {
 /// Closes `entries` (given dependents first, each with its dependencies inside the set), as
 /// the module documentation describes, and returns when all have finished or the run's final
 /// deadline has passed.
-pub(crate) fn run_closes(
+pub(crate) fn run_closes<C: Closer>(
     run: &Arc<Run>,
-    entries: Vec<(Arc<Stored<Entry>>, Vec<Handle>)>,
-    closer: &dyn Closer,
+    entries: Vec<(C::Item, Vec<Handle>)>,
+    closer: &C,
 ) -> Report {
     let mut s = Sched {
         run,
@@ -250,9 +310,10 @@ pub(crate) fn run_closes(
         watching: 0,
         final_deadline: run.final_deadline,
     };
-    for (e, deps) in entries {
-        s.order.push(e.handle);
-        s.nodes.insert(e.handle, Node::new(e, deps));
+    for (item, deps) in entries {
+        let h = closer.handle(&item);
+        s.order.push(h);
+        s.nodes.insert(h, Node::new(item, deps));
     }
     let edges: Vec<Handle> = s.nodes.values().flat_map(|n| n.deps.clone()).collect();
     for d in edges {
@@ -270,10 +331,10 @@ pub(crate) fn run_closes(
     s.report()
 }
 
-struct Sched<'a> {
+struct Sched<'a, C: Closer> {
     run: &'a Arc<Run>,
-    closer: &'a dyn Closer,
-    nodes: FxHashMap<Handle, Node>,
+    closer: &'a C,
+    nodes: FxHashMap<Handle, Node<C::Item>>,
     /// Dependents first: the order of escalation.
     order: Vec<Handle>,
     ready: VecDeque<Handle>,
@@ -285,7 +346,7 @@ struct Sched<'a> {
     final_deadline: Option<Instant>,
 }
 
-impl Sched<'_> {
+impl<C: Closer> Sched<'_, C> {
     fn drive(&mut self) {
         let run = Arc::clone(self.run);
         loop {
@@ -388,7 +449,7 @@ impl Sched<'_> {
             && self
                 .nodes
                 .values()
-                .all(|n| n.state != NodeState::Watching || manager::past_graceful(&n.entry))
+                .all(|n| n.state != NodeState::Watching || self.closer.past_graceful(&n.item))
     }
 
     /// Starts the closes of everything ready: first every one of them begins (stops taking
@@ -410,39 +471,37 @@ impl Sched<'_> {
             if node.state != NodeState::Pending || (!self.escalated && node.waiting > 0) {
                 continue;
             }
-            let entry = Arc::clone(&node.entry);
-            if self.closer.begin(&entry) {
+            let item = node.item.clone();
+            if self.closer.begin(&item) {
                 self.set_state(h, NodeState::Begun);
-                won.push(entry);
+                won.push(item);
             } else {
                 self.set_state(h, NodeState::Watching);
                 self.watching += 1;
-                manager::watch(&entry, self.run);
+                self.closer.watch(&item, self.run);
             }
         }
         let forced = self.escalated;
         let mut deferred = Vec::new();
         let mut won = won.into_iter();
         let mut launched = 0usize;
-        while let Some(entry) = won.next() {
+        while let Some(item) = won.next() {
             // Checking the clock every 64 launches keeps its cost out of the common case.
             launched += 1;
             if launched.is_multiple_of(64)
                 && self.final_deadline.is_some_and(|d| Instant::now() >= d)
             {
-                let rest: Vec<_> = std::iter::once(entry).chain(won).collect();
-                manager::launch_later(rest, self.run, forced);
+                let rest: Vec<_> = std::iter::once(item).chain(won).collect();
+                self.closer.start_later(rest, self.run, forced);
                 break;
             }
-            if forced {
-                if manager::start_forced(entry.clone(), self.run, true) {
-                    deferred.push(entry);
-                }
-            } else {
-                manager::start_graceful(entry, self.run, true);
+            if self.closer.start(item.clone(), self.run, forced, true) {
+                deferred.push(item);
             }
         }
-        manager::log_deferred(&deferred);
+        if !deferred.is_empty() {
+            self.closer.deferred(&deferred);
+        }
     }
 
     fn set_state(&mut self, h: Handle, state: NodeState) {
@@ -457,12 +516,12 @@ impl Sched<'_> {
         for h in &self.order {
             let n = &self.nodes[h];
             if n.state == NodeState::Done {
-                if let Some(f) = manager::close_failure(&n.entry) {
+                if let Some(f) = self.closer.failure(&n.item) {
                     failures.push(f);
                 }
             } else {
                 let names = waiting_on.get(h).map_or(&[][..], Vec::as_slice);
-                failures.push(manager::timeout_failure(&n.entry, names));
+                failures.push(self.closer.timeout(&n.item, names));
             }
         }
         let failures = Arc::new(failures);
@@ -487,7 +546,7 @@ impl Sched<'_> {
                 continue;
             }
             for h in &d.deps {
-                out.entry(*h).or_default().push(d.entry.value.name());
+                out.entry(*h).or_default().push(self.closer.name(&d.item));
             }
         }
         for names in out.values_mut() {
@@ -501,6 +560,236 @@ impl Sched<'_> {
 mod tests {
     use super::*;
     use crate::handle::{HandleTable, Kind};
+    use std::cell::RefCell;
+
+    /// A closer over plain handles, on the scheduler's own thread: what it began and started
+    /// (and how), and which closes finish at once ("quick") or never ("hung").
+    #[derive(Default)]
+    struct Fake {
+        names: FxHashMap<Handle, String>,
+        hung: FxHashSet<Handle>,
+        /// Closes someone else began (the run only watches them).
+        taken: FxHashSet<Handle>,
+        log: RefCell<Vec<String>>,
+    }
+
+    impl Closer for Fake {
+        type Item = Handle;
+        fn handle(&self, h: &Handle) -> Handle {
+            *h
+        }
+        fn name<'a>(&'a self, h: &'a Handle) -> &'a str {
+            &self.names[h]
+        }
+        fn begin(&self, h: &Handle) -> bool {
+            self.log
+                .borrow_mut()
+                .push(format!("begin {}", self.names[h]));
+            !self.taken.contains(h)
+        }
+        fn start(&self, h: Handle, run: &Arc<Run>, forced: bool, _inline: bool) -> bool {
+            let how = if forced { "forced" } else { "graceful" };
+            self.log
+                .borrow_mut()
+                .push(format!("start {} {how}", self.names[&h]));
+            if !self.hung.contains(&h) {
+                run.finished(h, None);
+            }
+            false
+        }
+        fn start_later(&self, items: Vec<Handle>, run: &Arc<Run>, forced: bool) {
+            for h in items {
+                self.start(h, run, forced, false);
+            }
+        }
+        fn deferred(&self, _items: &[Handle]) {}
+        fn watch(&self, h: &Handle, run: &Arc<Run>) {
+            self.log
+                .borrow_mut()
+                .push(format!("watch {}", self.names[h]));
+            run.finished(*h, None);
+        }
+        fn past_graceful(&self, _h: &Handle) -> bool {
+            false
+        }
+        fn failure(&self, _h: &Handle) -> Option<Failure> {
+            None
+        }
+        fn timeout(&self, h: &Handle, waiting_on: &[&str]) -> Failure {
+            Failure {
+                name: self.names[h].clone(),
+                handle: *h,
+                code: crate::error::rm_result::RM_ERR_TIMEOUT,
+                message: format!("waiting on {waiting_on:?}"),
+            }
+        }
+    }
+
+    /// A graph of `n` handles named "r0".."r{n-1}"; `edges` are (dependent, dependency).
+    fn graph(
+        n: usize,
+        edges: &[(usize, usize)],
+    ) -> (Vec<Handle>, Fake, FxHashMap<Handle, Vec<Handle>>) {
+        let t: HandleTable<()> = HandleTable::new(11);
+        let h: Vec<Handle> = (0..n)
+            .map(|_| t.insert_with(Kind::Foreign, |_| ()).unwrap())
+            .collect();
+        let mut fake = Fake::default();
+        let mut deps: FxHashMap<Handle, Vec<Handle>> = FxHashMap::default();
+        for (i, x) in h.iter().enumerate() {
+            fake.names.insert(*x, format!("r{i}"));
+            deps.insert(*x, Vec::new());
+        }
+        for (a, b) in edges {
+            deps.get_mut(&h[*a]).unwrap().push(h[*b]);
+        }
+        (h, fake, deps)
+    }
+
+    fn run_graph(
+        h: &[Handle],
+        fake: &Fake,
+        deps: &FxHashMap<Handle, Vec<Handle>>,
+        mode: CloseMode,
+        graceful: Duration,
+    ) -> Report {
+        let set: FxHashSet<Handle> = h.iter().copied().collect();
+        let order = dependents_first(&set, |x| {
+            let seq = h.iter().position(|y| *y == x).unwrap() as u64;
+            Some((seq, deps[&x].clone()))
+        });
+        let run = Run::new(
+            "test",
+            None,
+            mode,
+            Bounds {
+                graceful,
+                forced: Duration::ZERO,
+            },
+        );
+        let entries = order.iter().map(|x| (*x, deps[x].clone())).collect();
+        run_closes(&run, entries, fake)
+    }
+
+    fn position(log: &[String], what: &str) -> usize {
+        log.iter()
+            .position(|l| l == what)
+            .unwrap_or_else(|| panic!("{what} not in {log:?}"))
+    }
+
+    #[test]
+    fn a_graceful_run_starts_each_close_after_its_dependents_finished() {
+        // r1 and r2 depend on r0; r3 on r1; r4 alone.
+        let (h, fake, deps) = graph(5, &[(1, 0), (2, 0), (3, 1)]);
+        let report = run_graph(
+            &h,
+            &fake,
+            &deps,
+            CloseMode::Graceful,
+            Duration::from_secs(60),
+        );
+        assert!(report.failures.is_empty() && !report.escalated);
+        let log = fake.log.borrow();
+        for (dependent, dependency) in [("r1", "r0"), ("r2", "r0"), ("r3", "r1")] {
+            assert!(
+                position(&log, &format!("start {dependent} graceful"))
+                    < position(&log, &format!("begin {dependency}")),
+                "{log:?}"
+            );
+        }
+        // Independent resources are ready together: r4, r3 and r2 begin before any of them
+        // has to wait for another.
+        let first_three: Vec<&String> = log
+            .iter()
+            .filter(|l| l.starts_with("begin"))
+            .take(3)
+            .collect();
+        assert_eq!(first_three, ["begin r4", "begin r3", "begin r2"], "{log:?}");
+    }
+
+    #[test]
+    fn a_forced_run_begins_everything_before_starting_any_close() {
+        let (h, fake, deps) = graph(4, &[(1, 0), (2, 1), (3, 0)]);
+        let report = run_graph(&h, &fake, &deps, CloseMode::Forced, Duration::ZERO);
+        assert!(report.failures.is_empty());
+        let log = fake.log.borrow();
+        let last_begin = log.iter().rposition(|l| l.starts_with("begin")).unwrap();
+        let first_start = log.iter().position(|l| l.starts_with("start")).unwrap();
+        assert!(last_begin < first_start, "{log:?}");
+        assert!(log
+            .iter()
+            .filter(|l| l.starts_with("start"))
+            .all(|l| l.ends_with("forced")));
+        assert!(position(&log, "start r2 forced") < position(&log, "start r1 forced"));
+    }
+
+    #[test]
+    fn a_hung_close_escalates_and_is_reported_with_what_waits_for_it() {
+        // r1 depends on r0 and hangs; r2 is independent.
+        let (h, mut fake, deps) = graph(3, &[(1, 0)]);
+        fake.hung.insert(h[1]);
+        let report = run_graph(
+            &h,
+            &fake,
+            &deps,
+            CloseMode::Graceful,
+            Duration::from_millis(1),
+        );
+        assert!(report.escalated);
+        let names: Vec<&str> = report.failures.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["r1"], "r0 is forced and finishes; r1 never does");
+        let log = fake.log.borrow();
+        assert!(log.contains(&"start r0 forced".to_owned()), "{log:?}");
+        assert!(log.contains(&"start r2 graceful".to_owned()), "{log:?}");
+    }
+
+    #[test]
+    fn a_resource_closed_by_someone_else_is_watched_not_started() {
+        let (h, mut fake, deps) = graph(2, &[(1, 0)]);
+        fake.taken.insert(h[1]);
+        let report = run_graph(
+            &h,
+            &fake,
+            &deps,
+            CloseMode::Graceful,
+            Duration::from_secs(60),
+        );
+        assert!(report.failures.is_empty());
+        let log = fake.log.borrow();
+        assert!(log.contains(&"watch r1".to_owned()));
+        assert!(!log.iter().any(|l| l.starts_with("start r1")));
+        assert!(position(&log, "watch r1") < position(&log, "begin r0"));
+    }
+
+    #[test]
+    fn parts_close_after_the_other_dependents_of_their_whole() {
+        // r0 a DB; r1, r2 its column families (parts); r3 a worker on r0; r4 an iterator on
+        // r1; r5 something r1 depends on besides r0 (no edge back to it).
+        let (h, _, mut deps) = graph(6, &[(1, 0), (1, 5), (2, 0), (3, 0), (4, 1), (5, 0)]);
+        let parts: FxHashSet<Handle> = [h[1], h[2]].into_iter().collect();
+        add_part_edges(&mut deps, &parts);
+        assert!(
+            deps[&h[3]].contains(&h[1]) && deps[&h[3]].contains(&h[2]),
+            "the worker closes before both parts"
+        );
+        assert!(
+            !deps[&h[1]].contains(&h[2]) && !deps[&h[2]].contains(&h[1]),
+            "no edge between parts"
+        );
+        assert!(
+            !deps[&h[5]].contains(&h[1]),
+            "no edge from what the part depends on"
+        );
+        assert!(
+            deps[&h[5]].contains(&h[2]),
+            "another part still waits for it"
+        );
+        assert_eq!(
+            deps[&h[4]],
+            vec![h[1]],
+            "the part's own dependent is unchanged"
+        );
+    }
 
     #[test]
     fn dependents_come_first_and_newest_first_among_peers() {

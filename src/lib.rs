@@ -16,13 +16,18 @@
 //! all `unsafe` code lives in `ffi` and `rocks`.
 
 pub mod cleanup;
+pub mod config;
 pub mod error;
 pub mod executor;
 pub mod ffi;
 pub mod handle;
 pub mod lifecycle;
+pub mod log;
 pub mod manager;
+pub mod metrics;
 pub mod monitor;
+pub mod records;
+pub mod resource;
 pub mod rocks;
 mod sync;
 

@@ -13,13 +13,22 @@
 //! Locking: the registry lock (names and graph) is never held while a resource does its work,
 //! while a lease is dropped, or while a removed entry is dropped.
 
+pub use crate::config::{
+    Config, DEFAULT_CLEANUP_TIMEOUT, DEFAULT_FORCE_CLEANUP_TIMEOUT, DEFAULT_MAX_RETRIES,
+    DEFAULT_MONITOR_INTERVAL, DEFAULT_RETRY_DELAY, MAX_RETRIES,
+};
+pub use crate::log::{LogFn, LogLevel};
+pub use crate::resource::{CloseMode, Resource};
+
 use crate::cleanup;
 use crate::error::{rm_result, Error, Failure, Result};
 use crate::executor;
 use crate::handle::{tags, Handle, HandleError, HandleTable, Kind, Ref, Stored};
 use crate::lifecycle::{Claim, Lifecycle, Release, State};
-use crate::monitor::{
-    CleanupStep, ClosedRecord, ConfigStatus, MemorySample, Metrics, MonitorResource, NamedMemory,
+use crate::metrics::Metrics;
+use crate::monitor::MonitorResource;
+use crate::records::{
+    CleanupStep, ClosedRecord, ConfigStatus, HistogramSnapshot, MemorySample, NamedMemory,
     ResourceMemory, ResourceStatus, Status, Totals,
 };
 use once_cell::sync::Lazy;
@@ -38,181 +47,12 @@ fn deadline_after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
 
-/// Default bound of a graceful cleanup.
-pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest accepted name, in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
 /// Longest name of a column family's entry, `db/cf`: both parts may be [`MAX_NAME_LEN`] long.
 pub const MAX_QUALIFIED_NAME_LEN: usize = 2 * MAX_NAME_LEN + 1;
 /// Closes remembered for the status document.
 const HISTORY: usize = 128;
-
-/// How a resource is closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseMode {
-    /// Wait for in-flight operations (up to the deadline), then close with every courtesy
-    /// (a DB flushes its memtables and syncs its WAL).
-    Graceful,
-    /// Refuse new operations at once and do not wait: the native close runs now if nothing is
-    /// in flight, otherwise when the last in-flight operation ends. Minimal native close.
-    Forced,
-}
-
-/// Anything the manager can own. Implemented by the RocksDB resources, by foreign resources
-/// registered through the C ABI, and by test doubles.
-pub trait Resource: Send + Sync + 'static {
-    /// Releases the native resource. The manager calls this when no lease is held and none
-    /// can be taken any more, on a thread of the close pool (or on the closer's own thread:
-    /// when no pool thread can be had, and for a resource that [closes
-    /// quickly](Resource::closes_quickly)), never twice at once. An error is retried up to the
-    /// manager's `max_retries` with `retry_delay` between attempts (later attempts forced
-    /// once the graceful phase is over); a panic is not retried. After a success or the last
-    /// failure it is never called again, and the resource is dropped.
-    fn close(&self, mode: CloseMode) -> std::result::Result<(), String>;
-
-    /// Called once after the last close attempt failed or panicked, in the same conditions
-    /// as `close` and before the close is reported: releases what the resource still holds
-    /// natively, without the steps that failed, so that nothing of it outlives the close
-    /// that reported the failure (a DB's directory lock, which a caller reopening the
-    /// directory right after needs). By default nothing: a resource with native state left
-    /// after a failed close gives it up when it is dropped.
-    fn abandon(&self) {}
-
-    /// Whether what this resource depends on may still close after this resource's close
-    /// failed for good. Yes by default: a failed foreign resource is forgotten and its
-    /// parent goes on. resman's own children of a DB say no, so a DB is never closed under
-    /// an iterator, snapshot or batch it could not destroy: the DB then stays open (and is
-    /// reported as timed out) rather than risk freeing memory still in use.
-    fn releases_dependencies_on_failure(&self) -> bool {
-        true
-    }
-
-    /// True when the native close is short and cannot block (it frees memory; an iterator,
-    /// a snapshot, a batch). Such a resource, with no operation in flight when its close
-    /// begins, is closed on the closing thread instead of a pool thread, which saves two
-    /// thread switches (most of the cost of closing it). False by default: a close that may
-    /// block (a DB's flush, a caller's callback) runs on the close pool, so that the closer's
-    /// deadline holds whatever the close does.
-    fn closes_quickly(&self) -> bool {
-        false
-    }
-
-    /// True for a part of what it depends on (a column family of its DB): its close begins
-    /// only after everything else that depends on the same resource has finished closing, so
-    /// a dependent of the DB (a worker flushing at shutdown) may still use the DB's column
-    /// families in its own close, although the two do not depend on each other.
-    fn part_of_dependencies(&self) -> bool {
-        false
-    }
-
-    /// Memory figures (a DB's, from RocksDB), or None. Called by the monitor under a lease.
-    fn memory(&self) -> Option<ResourceMemory> {
-        None
-    }
-
-    /// True if `unregister` may hand this resource back to its owner without closing it. Only
-    /// resources that the caller registered itself say yes; resman's own (a DB, a column
-    /// family) must be closed.
-    fn can_unregister(&self) -> bool {
-        false
-    }
-
-    /// Extra facts for the status document (a DB's memory figures), or None. Called under a
-    /// lease, so the resource is open for the call.
-    fn details(&self) -> Option<serde_json::Value> {
-        None
-    }
-
-    /// For downcasting to the concrete type in the layer that created it.
-    fn as_any(&self) -> &dyn Any;
-}
-
-/// Manager settings. Start from [`Config::default`]; [`create`] validates them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Bound of the graceful phase of a cleanup or close (waiting for in-flight operations and
-    /// closing with every courtesy). Default 30 s; 1 ms to 24 h.
-    pub cleanup_timeout: Duration,
-    /// Bound of the forced phase that follows: what the graceful phase left unfinished is
-    /// forced, and what has not finished this long after is reported as timed out. Also the
-    /// bound of a forced cleanup that is given no timeout. Default 5 s; 1 ms to 1 h.
-    pub force_cleanup_timeout: Duration,
-    /// How often the monitor samples memory and looks for closes that are stuck. Default
-    /// 10 s; 10 ms to 24 h.
-    pub monitor_interval: Duration,
-    /// Further attempts after a close fails. Default 3; 0 (no retry) to 100.
-    pub max_retries: u32,
-    /// Pause between close attempts. Default 1 s; 1 ms to 1 min.
-    pub retry_delay: Duration,
-}
-
-/// Default bound of the forced phase.
-pub const DEFAULT_FORCE_CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default monitor interval.
-pub const DEFAULT_MONITOR_INTERVAL: Duration = Duration::from_secs(10);
-/// Default retries after a failed close.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
-/// Default pause between close attempts.
-pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            cleanup_timeout: DEFAULT_CLEANUP_TIMEOUT,
-            force_cleanup_timeout: DEFAULT_FORCE_CLEANUP_TIMEOUT,
-            monitor_interval: DEFAULT_MONITOR_INTERVAL,
-            max_retries: DEFAULT_MAX_RETRIES,
-            retry_delay: DEFAULT_RETRY_DELAY,
-        }
-    }
-}
-
-impl Config {
-    /// Checks every setting against its documented range; the error names the setting, its
-    /// value and the range.
-    pub fn validate(&self) -> Result<()> {
-        const MS: Duration = Duration::from_millis(1);
-        const MINUTE: Duration = Duration::from_secs(60);
-        const HOUR: Duration = Duration::from_secs(3600);
-        const DAY: Duration = Duration::from_secs(86400);
-        let check = |name: &str, v: Duration, min: Duration, max: Duration| {
-            if v < min || v > max {
-                Err(Error::InvalidArgument(format!(
-                    "{name} is {} ms; it must be from {} ms to {} ms",
-                    v.as_millis(),
-                    min.as_millis(),
-                    max.as_millis()
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        check("cleanup_timeout", self.cleanup_timeout, MS, DAY)?;
-        check(
-            "force_cleanup_timeout",
-            self.force_cleanup_timeout,
-            MS,
-            HOUR,
-        )?;
-        check(
-            "monitor_interval",
-            self.monitor_interval,
-            Duration::from_millis(10),
-            DAY,
-        )?;
-        check("retry_delay", self.retry_delay, MS, MINUTE)?;
-        if self.max_retries > MAX_RETRIES {
-            return Err(Error::InvalidArgument(format!(
-                "max_retries is {}; it must be from 0 to {MAX_RETRIES}",
-                self.max_retries
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Largest accepted `max_retries`.
-pub const MAX_RETRIES: u32 = 100;
 
 #[derive(Default)]
 struct CloseInfo {
@@ -399,21 +239,6 @@ struct ManagerInner {
     /// The monitor's last sample and when it was taken.
     memory: Mutex<(MemorySample, Option<Instant>)>,
 }
-
-/// Severity of a log event (the numbers are the C API's `RM_LOG_*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(i32)]
-pub enum LogLevel {
-    Error = 1,
-    Warn = 2,
-    Info = 3,
-    Debug = 4,
-}
-
-/// Receives a manager's log events: registrations, closes, failures, timeouts, deferred
-/// closes, leaks. Called on whatever thread the event happens, never under a resman lock, so
-/// it may call back into resman (except close, cleanup and destroy from inside a close).
-pub type LogFn = dyn Fn(LogLevel, &str) + Send + Sync;
 
 #[derive(Clone)]
 struct Logger {
@@ -1222,44 +1047,12 @@ fn close_set(
             (p.entry.handle, d)
         })
         .collect();
-    let mut dependents: FxHashMap<Handle, Vec<Handle>> = FxHashMap::default();
-    for (h, ds) in &deps {
-        for d in ds {
-            dependents.entry(*d).or_default().push(*h);
-        }
-    }
-    // A part (a column family) closes after its whole's other dependents: in scheduling
-    // terms each of them "depends on" the part.
     let parts: FxHashSet<Handle> = picked
         .iter()
         .filter(|p| p.entry.value.resource.part_of_dependencies())
         .map(|p| p.entry.handle)
         .collect();
-    for p in &parts {
-        // What the part already closes before (transitively): an edge from one of those
-        // would be a cycle (a part made to depend on a dependent of its DB, say).
-        let mut before: FxHashSet<Handle> = FxHashSet::default();
-        let mut stack: Vec<Handle> = deps.get(p).cloned().unwrap_or_default();
-        while let Some(h) = stack.pop() {
-            if before.insert(h) {
-                stack.extend(deps.get(&h).into_iter().flatten().copied());
-            }
-        }
-        let wholes = deps.get(p).cloned().unwrap_or_default();
-        for whole in wholes {
-            for x in dependents.get(&whole).into_iter().flatten() {
-                // Another part, or something the part depends on.
-                if parts.contains(x) || before.contains(x) {
-                    continue;
-                }
-                if let Some(d) = deps.get_mut(x) {
-                    if !d.contains(p) {
-                        d.push(*p);
-                    }
-                }
-            }
-        }
-    }
+    cleanup::add_part_edges(&mut deps, &parts);
     let mut slots: Vec<Option<Arc<Stored<Entry>>>> =
         picked.into_iter().map(|p| Some(p.entry)).collect();
     let entries = order
@@ -1301,8 +1094,41 @@ fn close_set(
 struct RegistryCloser<'a>(&'a Arc<ManagerInner>);
 
 impl cleanup::Closer for RegistryCloser<'_> {
-    fn begin(&self, e: &Stored<Entry>) -> bool {
+    type Item = Arc<Stored<Entry>>;
+    fn handle(&self, e: &Self::Item) -> Handle {
+        e.handle
+    }
+    fn name<'a>(&'a self, e: &'a Self::Item) -> &'a str {
+        &e.value.name
+    }
+    fn begin(&self, e: &Self::Item) -> bool {
         begin_entry(self.0, e)
+    }
+    fn start(&self, e: Self::Item, run: &Arc<cleanup::Run>, forced: bool, inline: bool) -> bool {
+        if forced {
+            start_forced(e, run, inline)
+        } else {
+            start_graceful(e, run, inline);
+            false
+        }
+    }
+    fn start_later(&self, items: Vec<Self::Item>, run: &Arc<cleanup::Run>, forced: bool) {
+        launch_later(items, run, forced);
+    }
+    fn deferred(&self, items: &[Self::Item]) {
+        log_deferred(items);
+    }
+    fn watch(&self, e: &Self::Item, run: &Arc<cleanup::Run>) {
+        watch(e, run);
+    }
+    fn past_graceful(&self, e: &Self::Item) -> bool {
+        past_graceful(e)
+    }
+    fn failure(&self, e: &Self::Item) -> Option<Failure> {
+        close_failure(e)
+    }
+    fn timeout(&self, e: &Self::Item, waiting_on: &[&str]) -> Failure {
+        timeout_failure(e, waiting_on)
     }
 }
 
@@ -2016,8 +1842,8 @@ pub fn metrics(mgr: u64) -> Result<MetricsSnapshot> {
 #[derive(Clone, Debug)]
 pub struct MetricsSnapshot {
     pub totals: Totals,
-    pub cleanup_duration: crate::monitor::HistogramSnapshot,
-    pub close_duration: crate::monitor::HistogramSnapshot,
+    pub cleanup_duration: HistogramSnapshot,
+    pub close_duration: HistogramSnapshot,
     pub memory: MemorySample,
     pub close_threads: u64,
 }
