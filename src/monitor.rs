@@ -5,7 +5,7 @@
 pub use crate::metrics::{Histogram, Metrics};
 pub use crate::records::*;
 
-use crate::manager::{CloseMode, Resource};
+use crate::resource::{CloseMode, Resource};
 use parking_lot::{Condvar, Mutex};
 use std::any::Any;
 use std::sync::Arc;
