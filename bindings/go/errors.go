@@ -15,7 +15,8 @@ import (
 // Code is a resman result code (rm_result). The numbers are stable.
 type Code int32
 
-// The result codes, as in include/resman.h.
+// The result codes, as in include/resman.h. tests/codes.rs fails unless every code has exactly
+// one constant here and every error code one sentinel below.
 const (
 	CodeOK               Code = C.RM_OK
 	CodeNullPointer      Code = C.RM_ERR_NULL_POINTER
@@ -92,8 +93,8 @@ func asError(err error) *Error {
 	return nil
 }
 
-// Sentinels for errors.Is. They are shared values: never modify them (nor any *Error the
-// binding returns).
+// Sentinels for errors.Is, one per error code (ErrX for CodeX; checked by tests/codes.rs).
+// They are shared values: never modify them (nor any *Error the binding returns).
 var (
 	ErrNullPointer      = &Error{Code: CodeNullPointer}
 	ErrInvalidArgument  = &Error{Code: CodeInvalidArgument}
