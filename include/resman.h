@@ -75,11 +75,6 @@
 #define RM_MAX_COLUMN_FAMILIES 4096
 
 /**
- * Largest number of keys `rm_multi_get` takes in one call.
- */
-#define RM_MAX_MULTI_GET_KEYS (1 << 20)
-
-/**
  * Smallest `write_buffer_size` accepted by `rm_db_open` (64 KiB).
  */
 #define RM_MIN_WRITE_BUFFER_SIZE 65536
@@ -88,6 +83,31 @@
  * Largest `write_buffer_size` accepted by `rm_db_open` (64 GiB).
  */
 #define RM_MAX_WRITE_BUFFER_SIZE 68719476736
+
+/**
+ * Compression of a column family (`rm_cf_options.compression`): use `rm_db_options.compression`.
+ */
+#define RM_COMPRESSION_INHERIT 0
+
+/**
+ * No compression.
+ */
+#define RM_COMPRESSION_NONE 1
+
+/**
+ * LZ4 (the default).
+ */
+#define RM_COMPRESSION_LZ4 2
+
+/**
+ * Zstandard.
+ */
+#define RM_COMPRESSION_ZSTD 3
+
+/**
+ * Largest number of keys `rm_multi_get` takes in one call.
+ */
+#define RM_MAX_MULTI_GET_KEYS (1 << 20)
 
 /**
  * Read flag: do not add the blocks this read loads to the block cache (for scans that would
@@ -111,26 +131,6 @@
  * flushed (a graceful close flushes). Cannot be combined with `RM_WRITE_SYNC`.
  */
 #define RM_WRITE_DISABLE_WAL 2
-
-/**
- * Compression of a column family (`rm_cf_options.compression`): use `rm_db_options.compression`.
- */
-#define RM_COMPRESSION_INHERIT 0
-
-/**
- * No compression.
- */
-#define RM_COMPRESSION_NONE 1
-
-/**
- * LZ4 (the default).
- */
-#define RM_COMPRESSION_LZ4 2
-
-/**
- * Zstandard.
- */
-#define RM_COMPRESSION_ZSTD 3
 
 /**
  * Longest name of a column family's entry, `db/cf`: both parts may be [`MAX_NAME_LEN`] long.

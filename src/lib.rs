@@ -15,6 +15,13 @@
 //! The core (`handle`, `lifecycle`, `manager`, `cleanup`, `executor`, `monitor`) knows nothing of RocksDB;
 //! all `unsafe` code lives in `ffi` and `rocks`.
 
+// The unsafe discipline, enforced: every unsafe operation sits in its own `unsafe` block (also
+// inside an `unsafe fn`), every such block says why it is sound (`// SAFETY:`), and every
+// `unsafe fn` says what its caller must guarantee (`# Safety`).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::missing_safety_doc)]
+
 pub mod cleanup;
 pub mod config;
 pub mod error;

@@ -1,397 +1,65 @@
-//! The C ABI: the only `extern "C"` code of the crate.
+//! The C ABI: the only `extern "C"` code of the crate, one file per family of C objects.
 //!
-//! Every exported function runs its body through [`boundary`]: a panic is caught and becomes
-//! `RM_ERR_PANIC` (since Rust 1.81 a panic leaving an `extern "C"` function aborts the
-//! process, which for a Go service is the whole service), every error becomes its stable code,
-//! and the detail text is written into the caller's `rm_error` in the same call: no
-//! thread-local "last error", which a goroutine could not read back reliably.
+//! Every exported function runs its body through `boundary::boundary`: a panic is caught and
+//! becomes `RM_ERR_PANIC`, every error becomes its stable code, and the detail text is written
+//! into the caller's `rm_error` in the same call. Its arguments are checked by `args` before
+//! anything else happens: pointers for NULL, lengths against `isize::MAX`, strings for UTF-8,
+//! buffers for overlap.
 //!
-//! Pointer arguments are checked for NULL, lengths against `isize::MAX`, strings for UTF-8,
-//! before anything else happens.
+//! The order of the modules below is the order of the declarations in `include/resman.h`
+//! (cbindgen reads them in this order), hence one module per group.
 
-mod api;
+// `rm_error`, and the panic boundary every export runs in.
+mod boundary;
+
+// The argument checks and output writes every export uses.
+mod args;
+
+// Version, result text, live handles.
+mod library;
+
+// Managers: settings, create, destroy.
+mod manager;
+
+// Registered resources, dependencies, closing one resource.
+mod resource;
+
+// Cleanup of a whole manager and its failure report.
+mod cleanup;
+
+// Status document, counters, memory sample.
+mod status;
+
+// Log events.
+mod log;
+
+// DBs: options, open, memory.
+mod db;
+
+// Point reads and writes, multi-get.
+mod kv;
+
+// Write batches.
+mod batch;
+
+// Snapshots.
+mod snapshot;
+
+// Iterators.
+mod iter;
+
+// The Rust side of a resource registered with a close callback.
 mod foreign;
-mod rocks_api;
 
-pub use api::*;
-pub use rocks_api::*;
-
-use crate::error::{rm_result, Error, Result};
-use crate::manager::panic_message;
-use std::ffi::{c_char, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Size of `rm_error.message`, including the terminating NUL.
-pub const RM_ERROR_MESSAGE_MAX: usize = 512;
-
-/// Error detail, written by every `rm_*` function that takes one. Caller-owned (usually on the
-/// stack); pass NULL when the code alone is enough.
-#[allow(non_camel_case_types)]
-#[repr(C)]
-pub struct rm_error {
-    /// The same code the function returned.
-    pub code: rm_result,
-    /// NUL-terminated UTF-8 detail ("" on success). A message longer than the array is cut
-    /// after a whole word and ends with " …" (U+2026); the full per-resource detail of a
-    /// cleanup is in `rm_cleanup_failures`.
-    pub message: [c_char; RM_ERROR_MESSAGE_MAX],
-}
-
-/// Writes `code` and `message` into `err` (if not NULL).
-fn write_error(err: *mut rm_error, code: rm_result, message: &dyn std::fmt::Display) {
-    if err.is_null() {
-        return;
-    }
-    // SAFETY: `err` is non-NULL and, per every function's contract, points to a writable
-    // rm_error; nothing else refers to it during the call.
-    let e = unsafe { &mut *err };
-    e.code = code;
-    let mut w = MessageWriter {
-        buf: &mut e.message,
-        len: 0,
-        full: false,
-    };
-    // Formatting into the fixed array allocates nothing: a NOT_FOUND or BUFFER_TOO_SMALL on
-    // the data path stays allocation-free. The writer fails once the array is full, which
-    // stops the formatting: a cleanup's message costs the same for 10 or 100,000 resources.
-    let _ = std::fmt::write(&mut w, format_args!("{message}"));
-    let end = w.len;
-    w.buf[end] = 0;
-}
-
-/// Sets `*err` (if not NULL) to success: the code and an empty message, without formatting
-/// (every successful call on the data path passes here).
-fn write_ok(err: *mut rm_error) {
-    if err.is_null() {
-        return;
-    }
-    // SAFETY: as in `write_error`.
-    let e = unsafe { &mut *err };
-    e.code = rm_result::RM_OK;
-    e.message[0] = 0;
-}
-
-/// What ends a message that did not fit.
-const CUT_MARK: &str = " \u{2026}";
-
-/// Fills `rm_error.message`, keeping room for the NUL. A message that does not fit is cut
-/// after its last whole word (within the last quarter of the array; at a character boundary
-/// otherwise) and ends with [`CUT_MARK`], so a reader sees that something is missing.
-struct MessageWriter<'a> {
-    buf: &'a mut [c_char; RM_ERROR_MESSAGE_MAX],
-    len: usize,
-    full: bool,
-}
-
-impl MessageWriter<'_> {
-    fn append(&mut self, s: &[u8]) {
-        for (d, b) in self.buf[self.len..self.len + s.len()].iter_mut().zip(s) {
-            *d = *b as c_char;
-        }
-        self.len += s.len();
-    }
-}
-
-impl std::fmt::Write for MessageWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        if self.full {
-            return Err(std::fmt::Error);
-        }
-        let room = RM_ERROR_MESSAGE_MAX - 1 - self.len;
-        if s.len() <= room {
-            self.append(s.as_bytes());
-            return Ok(());
-        }
-        self.full = true;
-        // The text kept is at most this long, so the mark and the NUL always fit.
-        let limit = RM_ERROR_MESSAGE_MAX - 1 - CUT_MARK.len();
-        if self.len < limit {
-            let mut cut = (limit - self.len).min(s.len());
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            self.append(&s.as_bytes()[..cut]);
-        } else {
-            // What is there already leaves no room for the mark: drop its end, back to the
-            // start of a character (UTF-8 continuation bytes are 0b10xx_xxxx).
-            self.len = limit;
-            while self.len > 0 && (self.buf[self.len] as u8) & 0xC0 == 0x80 {
-                self.len -= 1;
-            }
-        }
-        // Back to the end of the last whole word, if there is one near the end.
-        let floor = (limit * 3) / 4;
-        if self.len > floor {
-            if let Some(space) = self.buf[floor..self.len]
-                .iter()
-                .rposition(|b| *b as u8 == b' ')
-            {
-                self.len = floor + space;
-            }
-        }
-        while self.len > 0 && matches!(self.buf[self.len - 1] as u8, b';' | b',' | b':' | b' ') {
-            self.len -= 1;
-        }
-        self.append(CUT_MARK.as_bytes());
-        Err(std::fmt::Error)
-    }
-}
-
-/// Runs an exported function's body: catches panics, maps errors to codes, fills `err`.
-pub(crate) fn boundary(err: *mut rm_error, body: impl FnOnce() -> Result<()>) -> rm_result {
-    let result = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
-        Err(Error::Panic(format!(
-            "panic inside resman (a bug; the call did nothing further): {}",
-            panic_message(&*panic)
-        )))
-    });
-    match result {
-        Ok(()) => {
-            write_ok(err);
-            rm_result::RM_OK
-        }
-        Err(e) => {
-            let code = e.code();
-            write_error(err, code, &e);
-            code
-        }
-    }
-}
-
-/// A NUL-terminated UTF-8 string argument.
-///
-/// # Safety
-/// `p` is NULL or points to a NUL-terminated string valid for the call.
-pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &'static str) -> Result<&'a str> {
-    if p.is_null() {
-        return Err(Error::NullPointer(what));
-    }
-    // SAFETY: non-NULL and NUL-terminated per this function's contract.
-    let s = unsafe { CStr::from_ptr(p) };
-    s.to_str().map_err(|_| Error::InvalidUtf8(what))
-}
-
-/// A byte-slice argument: `len` bytes at `p`; `p` may be NULL only when `len` is 0.
-///
-/// # Safety
-/// When `len > 0`, `p` points to `len` readable bytes valid for the call.
-pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, what: &'static str) -> Result<&'a [u8]> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() {
-        return Err(Error::NullPointer(what));
-    }
-    if len > isize::MAX as usize {
-        return Err(Error::InvalidArgument(format!(
-            "{what}: length {len} is too large"
-        )));
-    }
-    // SAFETY: non-NULL, `len` readable bytes per this function's contract, len <= isize::MAX.
-    Ok(unsafe { std::slice::from_raw_parts(p, len) })
-}
-
-/// An output buffer: `cap` writable bytes at `p`; `p` may be NULL only when `cap` is 0.
-///
-/// # Safety
-/// When `cap > 0`, `p` points to `cap` writable bytes valid for the call, not aliased by any
-/// other argument.
-pub(crate) unsafe fn buffer<'a>(
-    p: *mut u8,
-    cap: usize,
-    what: &'static str,
-) -> Result<&'a mut [u8]> {
-    if cap == 0 {
-        return Ok(&mut []);
-    }
-    if p.is_null() {
-        return Err(Error::NullPointer(what));
-    }
-    if cap > isize::MAX as usize {
-        return Err(Error::InvalidArgument(format!(
-            "{what}: capacity {cap} is too large"
-        )));
-    }
-    // SAFETY: non-NULL, `cap` writable unaliased bytes per this function's contract.
-    Ok(unsafe { std::slice::from_raw_parts_mut(p, cap) })
-}
-
-/// Checks that an output pointer is not NULL.
-pub(crate) fn out_ptr<T>(p: *mut T, what: &'static str) -> Result<*mut T> {
-    if p.is_null() {
-        Err(Error::NullPointer(what))
-    } else {
-        Ok(p)
-    }
-}
-
-/// Writes through an output pointer checked by [`out_ptr`].
-///
-/// # Safety
-/// `p` is non-NULL and points to a writable `T`.
-pub(crate) unsafe fn put_out<T>(p: *mut T, value: T) {
-    // SAFETY: per this function's contract.
-    unsafe { p.write(value) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn new_error() -> rm_error {
-        rm_error {
-            code: rm_result::RM_OK,
-            message: [0; RM_ERROR_MESSAGE_MAX],
-        }
-    }
-
-    fn message(e: &rm_error) -> String {
-        // SAFETY: write_error always NUL-terminates inside the array.
-        unsafe { CStr::from_ptr(e.message.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    #[test]
-    fn a_panic_becomes_an_error_code() {
-        let mut err = new_error();
-        let code = boundary(&mut err, || panic!("boom {}", 42));
-        assert_eq!(code, rm_result::RM_ERR_PANIC);
-        assert_eq!(err.code, rm_result::RM_ERR_PANIC);
-        assert!(message(&err).contains("boom 42"), "{}", message(&err));
-    }
-
-    #[test]
-    fn errors_fill_the_callers_struct_and_success_clears_it() {
-        let mut err = new_error();
-        let code = boundary(&mut err, || Err(Error::NotFound));
-        assert_eq!(code, rm_result::RM_ERR_NOT_FOUND);
-        assert_eq!(message(&err), "key not found");
-        assert_eq!(boundary(&mut err, || Ok(())), rm_result::RM_OK);
-        assert_eq!(message(&err), "");
-        // NULL err is allowed.
-        assert_eq!(
-            boundary(std::ptr::null_mut(), || Err(Error::NotFound)),
-            rm_result::RM_ERR_NOT_FOUND
-        );
-    }
-
-    #[test]
-    fn long_messages_are_cut_at_a_character_boundary() {
-        let mut err = new_error();
-        let long = "é".repeat(RM_ERROR_MESSAGE_MAX);
-        boundary(&mut err, || Err(Error::InvalidArgument(long.clone())));
-        let m = message(&err);
-        assert!(m.len() < RM_ERROR_MESSAGE_MAX);
-        let body = m
-            .strip_suffix(CUT_MARK)
-            .expect("a cut message ends with the mark");
-        assert!(body.chars().all(|c| c == 'é'), "{m}");
-    }
-
-    /// Every length around the array's size, in every shape (one piece or two, ASCII or
-    /// multi-byte, with or without spaces): never past the array, always valid UTF-8, and a
-    /// cut message always ends with the mark.
-    #[test]
-    fn messages_of_every_length_fit_the_array() {
-        struct Pieces<'a>(&'a str, &'a str);
-        impl std::fmt::Display for Pieces<'_> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.0)?;
-                f.write_str(self.1)
-            }
-        }
-        for unit in ["a", "é", "ab ", "x; ", "€"] {
-            for n in 0..=RM_ERROR_MESSAGE_MAX {
-                let text = unit.repeat(n / unit.len() + 1);
-                let mut end = n.min(text.len());
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                let whole = &text[..end];
-                for split in [0, whole.len() / 2, whole.len()] {
-                    let mut at = split;
-                    while !whole.is_char_boundary(at) {
-                        at -= 1;
-                    }
-                    let mut err = new_error();
-                    write_error(
-                        &mut err,
-                        rm_result::RM_ERR_INVALID_ARGUMENT,
-                        &Pieces(&whole[..at], &whole[at..]),
-                    );
-                    let m = message(&err);
-                    assert!(m.len() < RM_ERROR_MESSAGE_MAX, "{unit:?} x {n}");
-                    let bytes: Vec<u8> = err.message.iter().map(|c| *c as u8).collect();
-                    let nul = bytes.iter().position(|b| *b == 0).unwrap();
-                    assert!(std::str::from_utf8(&bytes[..nul]).is_ok(), "{unit:?} x {n}");
-                    if whole.len() < RM_ERROR_MESSAGE_MAX {
-                        assert_eq!(m, whole, "a message that fits is whole");
-                    } else {
-                        assert!(m.ends_with(CUT_MARK), "{unit:?} x {n}: {m}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn long_messages_are_cut_after_a_whole_word_and_marked() {
-        let mut err = new_error();
-        let failures: std::sync::Arc<Vec<crate::error::Failure>> = (0..40)
-            .map(|i| crate::error::Failure {
-                name: format!("callback-{i}"),
-                handle: crate::handle::Handle::from_raw(0x1000 + i),
-                code: rm_result::RM_ERR_CLOSE_FAILED,
-                message: "failed 4 times: [attempt 1] close callback returned 7".into(),
-            })
-            .collect::<Vec<_>>()
-            .into();
-        boundary(&mut err, || Err(Error::Cleanup(failures.clone())));
-        let m = message(&err);
-        assert!(m.len() < RM_ERROR_MESSAGE_MAX);
-        assert!(m.starts_with("40 resource(s) did not close cleanly"), "{m}");
-        let body = m
-            .strip_suffix(CUT_MARK)
-            .expect("a cut message ends with the mark");
-        let last = body.rsplit(' ').next().unwrap();
-        // Every word of the full text (the words it is cut between are whole).
-        let full = Error::Cleanup(failures).to_string();
-        assert!(
-            full.split([' ', ';', ',', ':'])
-                .any(|w| w == last.trim_end_matches([';', ',', ':'])),
-            "the message ends inside a word: {m}"
-        );
-        assert!(full.starts_with(body), "{m}");
-    }
-
-    #[test]
-    fn argument_helpers_reject_bad_input() {
-        // SAFETY (all below): NULL pointers and zero lengths are exactly what is being tested;
-        // the helpers must not dereference them.
-        unsafe {
-            assert_eq!(
-                c_str(std::ptr::null(), "name"),
-                Err(Error::NullPointer("name"))
-            );
-            let bad = b"\xff\xfe\0";
-            assert_eq!(
-                c_str(bad.as_ptr().cast(), "name"),
-                Err(Error::InvalidUtf8("name"))
-            );
-            assert_eq!(bytes(std::ptr::null(), 0, "key").unwrap(), &[] as &[u8]);
-            assert_eq!(
-                bytes(std::ptr::null(), 3, "key"),
-                Err(Error::NullPointer("key"))
-            );
-            let one = [1u8];
-            assert!(matches!(
-                bytes(one.as_ptr(), usize::MAX, "key"),
-                Err(Error::InvalidArgument(_))
-            ));
-            assert!(buffer(std::ptr::null_mut(), 0, "buf").unwrap().is_empty());
-            assert!(buffer(std::ptr::null_mut(), 8, "buf").is_err());
-        }
-        assert!(out_ptr(std::ptr::null_mut::<u64>(), "out").is_err());
-    }
-}
+pub use batch::*;
+pub use boundary::{rm_error, RM_ERROR_MESSAGE_MAX};
+pub use cleanup::*;
+pub use db::*;
+pub use iter::*;
+pub use kv::*;
+pub use library::*;
+pub use log::*;
+pub use manager::*;
+pub use resource::*;
+pub use snapshot::*;
+pub use status::*;

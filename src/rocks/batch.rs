@@ -3,7 +3,7 @@
 //! to be filled again, so a batch written twice never applies its operations twice.
 
 use super::db::{register_child, with_cf, with_db, DbInner};
-use super::raw::Batch;
+use super::raw::WriteBatch;
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Resource};
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub(crate) struct BatchResource {
     db: Arc<DbInner>,
-    batch: Mutex<Batch>,
+    batch: Mutex<WriteBatch>,
 }
 
 impl Resource for BatchResource {
@@ -45,7 +45,7 @@ pub fn create(db: u64) -> Result<u64> {
         let name = inner.child_name("batch")?;
         let res = BatchResource {
             db: Arc::clone(inner),
-            batch: Mutex::new(Batch::new()),
+            batch: Mutex::new(WriteBatch::new()),
         };
         register_child(inner, &name, Kind::Batch, Box::new(res), &[db])
     })
@@ -87,8 +87,8 @@ pub fn add(batch: u64, cf: u64, op: Op<'_>) -> Result<()> {
                 )));
             }
             let mut guard = b.batch.lock();
-            // SAFETY: the cf is leased (its DB is open), so its handle is live; only its id
-            // is recorded in the batch.
+            // SAFETY: the cf is leased (its DB is open), so its handle is live, which is what
+            // put, delete and delete_range require; only its id is recorded in the batch.
             unsafe {
                 match op {
                     Op::Put(k, v) => guard.put(c.cf.0, k, v),
@@ -123,7 +123,7 @@ pub fn write(batch: u64, flags: u32) -> Result<()> {
         // SAFETY: the batch pins its DB until its own close, and the batch is leased, so the
         // DB is open for the call.
         let db = unsafe { b.db.raw() }?;
-        // SAFETY: db open (above).
+        // SAFETY: `db` is open for the call (the lease above): write's contract.
         unsafe { guard.write(db, wo) }?;
         guard.clear();
         Ok(())

@@ -1,128 +1,20 @@
-//! The DB and column-family resources, open, and the point operations.
+//! The DB and column-family resources, the state a DB shares with everything that depends on
+//! it, and the leases through which the other modules reach them.
 
 use super::dirlock::DirGuard;
 use super::raw::{self, ReadOpts, Target, WriteOpts};
+use super::status::rocks_error;
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Resource, MAX_NAME_LEN};
 use crate::monitor::ResourceMemory;
 use parking_lot::Mutex;
-use rocksdb::{
-    AsColumnFamilyRef, AsRawPtr, BlockBasedOptions, Cache, ColumnFamilyDescriptor,
-    DBCompressionType, Options, DB,
-};
+use rocksdb::{AsColumnFamilyRef, AsRawPtr, Cache, DB};
 use std::any::Any;
 use std::cell::UnsafeCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// Compression of a column family's SST files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Lz4,
-    Zstd,
-}
-
-impl Compression {
-    fn rocks(self) -> DBCompressionType {
-        match self {
-            Compression::None => DBCompressionType::None,
-            Compression::Lz4 => DBCompressionType::Lz4,
-            Compression::Zstd => DBCompressionType::Zstd,
-        }
-    }
-}
-
-/// Smallest accepted memtable size.
-pub const MIN_WRITE_BUFFER_SIZE: usize = 64 << 10;
-/// Largest accepted memtable size (RocksDB's own ceiling is 64 GiB on 64-bit).
-pub const MAX_WRITE_BUFFER_SIZE: usize = 64 << 30;
-
-/// Options for [`open`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DbOptions {
-    /// Create the DB if the directory holds none. Default true.
-    pub create_if_missing: bool,
-    /// Create requested column families that do not exist yet. Default true.
-    pub create_missing_column_families: bool,
-    /// Fail if a DB already exists at the path. Default false.
-    pub error_if_exists: bool,
-    /// Bytes per memtable (per column family). Default 64 MiB.
-    pub write_buffer_size: usize,
-    /// Table files kept open; -1 keeps all open. Default -1.
-    pub max_open_files: i32,
-    /// One LRU block cache shared by every column family, in bytes; 0 disables block caching.
-    /// Default 32 MiB.
-    pub block_cache_size: usize,
-    /// Compression of every column family that does not set its own. Default LZ4.
-    pub compression: Compression,
-}
-
-impl Default for DbOptions {
-    fn default() -> Self {
-        DbOptions {
-            create_if_missing: true,
-            create_missing_column_families: true,
-            error_if_exists: false,
-            write_buffer_size: 64 << 20,
-            max_open_files: -1,
-            block_cache_size: 32 << 20,
-            compression: Compression::Lz4,
-        }
-    }
-}
-
-impl DbOptions {
-    fn validate(&self) -> Result<()> {
-        if !(MIN_WRITE_BUFFER_SIZE..=MAX_WRITE_BUFFER_SIZE).contains(&self.write_buffer_size) {
-            return Err(Error::InvalidArgument(format!(
-                "write_buffer_size {} is outside {MIN_WRITE_BUFFER_SIZE}..={MAX_WRITE_BUFFER_SIZE} bytes",
-                self.write_buffer_size
-            )));
-        }
-        if self.max_open_files == 0 || self.max_open_files < -1 {
-            return Err(Error::InvalidArgument(format!(
-                "max_open_files {} must be -1 (no limit) or positive",
-                self.max_open_files
-            )));
-        }
-        if self.block_cache_size > MAX_WRITE_BUFFER_SIZE * 16 {
-            return Err(Error::InvalidArgument(format!(
-                "block_cache_size {} is larger than 1 TiB",
-                self.block_cache_size
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// One column family asked for at open.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CfSpec<'a> {
-    pub name: &'a str,
-    /// None: the DB's compression.
-    pub compression: Option<Compression>,
-}
-
-impl<'a> CfSpec<'a> {
-    pub fn new(name: &'a str) -> CfSpec<'a> {
-        CfSpec {
-            name,
-            compression: None,
-        }
-    }
-}
-
-/// What [`open`] registered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Opened {
-    /// The DB's handle.
-    pub db: u64,
-    /// One handle per requested column family, in the order they were asked for.
-    pub column_families: Vec<u64>,
-}
 
 /// State shared by a DB resource and everything that depends on it.
 pub(crate) struct DbInner {
@@ -149,11 +41,36 @@ pub(crate) struct DbInner {
 }
 
 // SAFETY: `DB`, `Cache` and the option wrappers are Send + Sync. The only non-Sync part is the
-// UnsafeCell, whose single mutation (`take` in `DbResource::close`) cannot overlap any read:
-// see the module documentation of `crate::rocks` for the lease argument.
+// UnsafeCell, whose mutations (the `take` in `DbResource::close` and in `abandon`) cannot
+// overlap any read: see the module documentation of `crate::rocks` for the lease argument.
 unsafe impl Sync for DbInner {}
 
 impl DbInner {
+    /// The state of a DB just opened: `db`, the claim on its directory, and its names.
+    pub(super) fn new(
+        db: DB,
+        dir: Option<DirGuard>,
+        manager: u64,
+        name: &str,
+        path: PathBuf,
+        all_cfs: Vec<String>,
+        cache: Option<Cache>,
+    ) -> DbInner {
+        DbInner {
+            db: UnsafeCell::new(Some(db)),
+            dir: Mutex::new(dir),
+            manager,
+            name: name.to_owned(),
+            path,
+            all_cfs,
+            // SAFETY: NULL: these options read the latest data, at no snapshot.
+            read: unsafe { ReadOpts::all(std::ptr::null()) },
+            write: WriteOpts::all(),
+            cache,
+            children: AtomicU64::new(0),
+        }
+    }
+
     /// The open DB.
     ///
     /// # Safety
@@ -170,7 +87,8 @@ impl DbInner {
     /// # Safety
     /// As for [`DbInner::db`]; the pointer is only valid while that lease is held.
     pub(crate) unsafe fn raw(&self) -> Result<*mut librocksdb_sys::rocksdb_t> {
-        // SAFETY: per contract; as_raw_ptr only reads the DB's pointer field.
+        // SAFETY: this function's contract is `db`'s (a lease that pins the DB); as_raw_ptr
+        // only reads the DB's pointer field.
         unsafe { self.db().map(|db| db.as_raw_ptr()) }
     }
 
@@ -209,7 +127,7 @@ impl DbInner {
     /// # Safety
     /// As for [`DbInner::db`].
     pub(crate) unsafe fn memory(&self) -> Result<Memory> {
-        // SAFETY: per contract.
+        // SAFETY: this function's contract is `db`'s: the caller holds a lease that pins the DB.
         let db = unsafe { self.db() }?;
         let caches: Vec<&Cache> = self.cache.iter().collect();
         let m = rocksdb::perf::get_memory_usage_stats(Some(&[db]), Some(&caches))
@@ -334,7 +252,8 @@ pub(crate) struct CfPtr(pub(crate) *mut librocksdb_sys::rocksdb_column_family_ha
 // safe to use from any thread; it is only dereferenced by RocksDB, under a lease that keeps the
 // owning DB (which destroys the handle when it closes) open.
 unsafe impl Send for CfPtr {}
-// SAFETY: as above; shared use from several threads is what RocksDB supports.
+// SAFETY: as above: `&CfPtr` only hands out the pointer, and RocksDB supports using one
+// column-family handle from several threads at once.
 unsafe impl Sync for CfPtr {}
 
 impl AsColumnFamilyRef for CfPtr {
@@ -355,7 +274,8 @@ impl CfResource {
     /// The caller holds a lease on this column family (which pins its DB).
     pub(crate) unsafe fn target(&self) -> Result<Target> {
         Ok(Target {
-            // SAFETY: per contract.
+            // SAFETY: the caller's lease on this column family pins its DB (this function's
+            // contract), which is `raw`'s contract.
             db: unsafe { self.db.raw() }?,
             cf: self.cf.0,
         })
@@ -382,191 +302,6 @@ impl Resource for CfResource {
     fn as_any(&self) -> &dyn Any {
         self
     }
-}
-
-/// Maps a RocksDB status message ("IO error: ...", "Corruption: ...") to an error.
-pub(crate) fn classify(msg: String) -> Error {
-    if msg.starts_with("Failed to create RocksDB directory") {
-        return Error::Io(msg);
-    }
-    if msg.starts_with("IO error") {
-        if msg.contains("/LOCK") || msg.contains("lock hold") {
-            return Error::Locked(format!(
-                "{msg} (another process or another open DB holds this directory)"
-            ));
-        }
-        return Error::Io(msg);
-    }
-    if msg.starts_with("Corruption") {
-        return Error::Corruption(msg);
-    }
-    if msg.starts_with("Invalid argument") {
-        return Error::InvalidArgument(format!("RocksDB: {msg}"));
-    }
-    Error::RocksDb(msg)
-}
-
-fn rocks_error(e: rocksdb::Error) -> Error {
-    classify(e.into_string())
-}
-
-/// Opens (creating as asked) the DB at `path` with the column families `cfs`, and registers
-/// it as `name` in manager `mgr`, each column family as `name/cf`. Column families that exist
-/// on disk but are not asked for are opened too (RocksDB requires it) but get no handle.
-/// On any failure nothing stays registered or open.
-pub fn open(
-    mgr: u64,
-    name: &str,
-    path: &Path,
-    cfs: &[CfSpec<'_>],
-    opts: &DbOptions,
-) -> Result<Opened> {
-    if path.as_os_str().is_empty() {
-        return Err(Error::InvalidArgument("path must not be empty".into()));
-    }
-    opts.validate()?;
-    // The DB's name is the caller's and has the usual limit; its column families are
-    // registered as `name/cf`, which may be up to twice as long (see MAX_QUALIFIED_NAME_LEN).
-    manager::validate_name(name, MAX_NAME_LEN)?;
-    for (i, cf) in cfs.iter().enumerate() {
-        if cf.name.is_empty() || cf.name.len() > MAX_NAME_LEN {
-            return Err(Error::InvalidArgument(format!(
-                "column family {i}: name must be 1 to {MAX_NAME_LEN} bytes"
-            )));
-        }
-        if cfs[..i].iter().any(|c| c.name == cf.name) {
-            return Err(Error::InvalidArgument(format!(
-                "column family '{}' is listed twice",
-                cf.name
-            )));
-        }
-    }
-    let cf_names: Vec<String> = cfs.iter().map(|cf| format!("{name}/{}", cf.name)).collect();
-    // Fail on taken names before touching the disk.
-    let mut all_names = vec![name.to_owned()];
-    all_names.extend(cf_names.iter().cloned());
-    manager::check_names_free(mgr, &all_names)?;
-
-    // One open per directory per process, whatever the spelling of its path (see
-    // `super::dirlock`): the directory is claimed by its identity before RocksDB sees it.
-    // rust-rocksdb runs `create_dir_all` on the path before every open (whatever
-    // create_if_missing says), so doing it here first changes nothing on disk and gives the
-    // directory an identity to claim; its error, if any, is left for RocksDB's own open to
-    // report as before. Declared before `db`, the guard is dropped after it on every early
-    // return below.
-    let _ = std::fs::create_dir_all(path);
-    let dir = DirGuard::acquire(path, name, mgr)?;
-
-    let cache = (opts.block_cache_size > 0).then(|| Cache::new_lru_cache(opts.block_cache_size));
-    let mut table = BlockBasedOptions::default();
-    match &cache {
-        Some(c) => table.set_block_cache(c),
-        None => table.disable_cache(),
-    }
-    let cf_options = |compression: Compression| {
-        let mut o = Options::default();
-        o.set_write_buffer_size(opts.write_buffer_size);
-        o.set_compression_type(compression.rocks());
-        o.set_block_based_table_factory(&table);
-        o
-    };
-    let mut o = cf_options(opts.compression);
-    o.create_if_missing(opts.create_if_missing);
-    o.create_missing_column_families(opts.create_missing_column_families);
-    o.set_error_if_exists(opts.error_if_exists);
-    o.set_max_open_files(opts.max_open_files);
-    // avoid_flush_during_shutdown stays off (RocksDB's default): writes made without the WAL
-    // are flushed when the DB closes instead of being dropped.
-
-    let mut all_cfs = vec!["default".to_owned()];
-    // Only list what is there when there is a DB: rust-rocksdb's list_cf leaks RocksDB's
-    // (empty) result array on its error path. No DB yet is for open to report (or create).
-    let existing = if path.join("CURRENT").exists() {
-        DB::list_cf(&o, path).map_err(rocks_error)?
-    } else {
-        Vec::new()
-    };
-    for existing in existing {
-        if !all_cfs.contains(&existing) {
-            all_cfs.push(existing);
-        }
-    }
-    for cf in cfs {
-        if !all_cfs.iter().any(|c| c == cf.name) {
-            all_cfs.push(cf.name.to_owned());
-        }
-    }
-    let descriptors: Vec<ColumnFamilyDescriptor> = all_cfs
-        .iter()
-        .map(|n| {
-            let compression = cfs
-                .iter()
-                .find(|c| c.name == n)
-                .and_then(|c| c.compression)
-                .unwrap_or(opts.compression);
-            ColumnFamilyDescriptor::new(n, cf_options(compression))
-        })
-        .collect();
-    let db = DB::open_cf_descriptors(&o, path, descriptors).map_err(rocks_error)?;
-    let mut ptrs = Vec::with_capacity(cfs.len());
-    for cf in cfs {
-        match db.cf_handle(cf.name) {
-            Some(h) => ptrs.push(CfPtr(h.inner())),
-            None => {
-                return Err(Error::RocksDb(format!(
-                    "column family '{}' missing after open",
-                    cf.name
-                )))
-            }
-        }
-    }
-    let inner = Arc::new(DbInner {
-        db: UnsafeCell::new(Some(db)),
-        dir: Mutex::new(dir),
-        manager: mgr,
-        name: name.to_owned(),
-        path: path.to_owned(),
-        all_cfs,
-        read: ReadOpts::all(std::ptr::null()),
-        write: WriteOpts::all(),
-        cache,
-        children: AtomicU64::new(0),
-    });
-    // If registration fails, dropping `inner` (the last reference) closes the DB, then
-    // releases the directory (field order).
-    let db_handle = manager::register(
-        mgr,
-        name,
-        Kind::Db,
-        Box::new(DbResource(Arc::clone(&inner))),
-        &[],
-    )?
-    .raw();
-    let mut handles = Vec::with_capacity(cfs.len());
-    for (cf_name, cf) in cf_names.iter().zip(ptrs) {
-        let res = CfResource {
-            db: Arc::clone(&inner),
-            cf,
-        };
-        match manager::register(
-            mgr,
-            cf_name,
-            Kind::ColumnFamily,
-            Box::new(res),
-            &[db_handle],
-        ) {
-            Ok(h) => handles.push(h.raw()),
-            Err(e) => {
-                // Roll back: closes the column families registered so far, then the DB.
-                let _ = manager::close(mgr, db_handle, CloseMode::Forced, None);
-                return Err(e);
-            }
-        }
-    }
-    Ok(Opened {
-        db: db_handle,
-        column_families: handles,
-    })
 }
 
 /// Registers a child (iterator, snapshot, batch) of a DB. A parent that began closing after
@@ -607,76 +342,6 @@ pub(crate) fn with_db<T>(db: u64, f: impl FnOnce(&Arc<DbInner>) -> Result<T>) ->
         )));
     };
     f(&res.0)
-}
-
-/// Reads `key` into `out`. Returns the value's length; `BufferTooSmall { needed }` (nothing
-/// copied) when it does not fit; `NotFound` when there is no such key. The value is copied
-/// once, from RocksDB's pinned memory into `out`, and nothing is allocated.
-pub fn get(cf: u64, key: &[u8], out: &mut [u8]) -> Result<usize> {
-    get_opt(cf, 0, 0, key, out)
-}
-
-/// [`get`] at `snapshot` (0: the latest data) with read `flags` (`RM_READ_*`).
-pub fn get_opt(cf: u64, snapshot: u64, flags: u32, key: &[u8], out: &mut [u8]) -> Result<usize> {
-    let idx = raw::read_index(flags)?;
-    with_cf(cf, |res| {
-        // SAFETY: `with_cf` holds a lease on the column family for the call.
-        let t = unsafe { res.target() }?;
-        if snapshot == 0 {
-            // SAFETY: t is open for the call (lease).
-            return unsafe { raw::get_into(t, &res.db.read[idx], key, out) };
-        }
-        super::snapshot::with_snapshot(snapshot, &res.db, |snap| {
-            // SAFETY: t is open (lease on the cf); the snapshot is leased too.
-            unsafe { raw::get_into(t, &snap.read[idx], key, out) }
-        })
-    })
-}
-
-/// Reads `key` into a new vector (Rust convenience).
-pub fn get_vec(cf: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        match get(cf, key, &mut buf) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(Some(buf));
-            }
-            Err(Error::NotFound) => return Ok(None),
-            Err(Error::BufferTooSmall { needed }) => buf.resize(needed, 0),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Writes `key` = `value` (WAL on, not synced: survives a process crash, not a power cut).
-pub fn put(cf: u64, key: &[u8], value: &[u8]) -> Result<()> {
-    put_opt(cf, key, value, 0)
-}
-
-/// [`put`] with write `flags` (`RM_WRITE_*`).
-pub fn put_opt(cf: u64, key: &[u8], value: &[u8], flags: u32) -> Result<()> {
-    write_one(cf, key, Some(value), flags)
-}
-
-/// Deletes `key` (no error when it does not exist).
-pub fn delete(cf: u64, key: &[u8]) -> Result<()> {
-    delete_opt(cf, key, 0)
-}
-
-/// [`delete`] with write `flags` (`RM_WRITE_*`).
-pub fn delete_opt(cf: u64, key: &[u8], flags: u32) -> Result<()> {
-    write_one(cf, key, None, flags)
-}
-
-fn write_one(cf: u64, key: &[u8], value: Option<&[u8]>, flags: u32) -> Result<()> {
-    with_cf(cf, |res| {
-        let wo = res.db.write_opts(flags)?;
-        // SAFETY: `with_cf` holds a lease on the column family for the call.
-        let t = unsafe { res.target() }?;
-        // SAFETY: t is open for the call (lease).
-        unsafe { raw::put_or_delete(t, wo, key, value) }
-    })
 }
 
 /// RocksDB's memory figures for the DB `db`.

@@ -69,13 +69,14 @@ pub fn create(cf: u64, o: &IterOptions<'_>) -> Result<u64> {
         }
     }
     with_cf(cf, |res: &CfResource| {
-        // SAFETY: `with_cf` holds a lease on the column family for the call.
+        // SAFETY: `with_cf` holds a lease on the column family for the call: target's contract.
         let t = unsafe { res.target() }?;
         let name = res.db.child_name("iterator")?;
         let build = |snapshot: *const librocksdb_sys::rocksdb_snapshot_t| {
             // SAFETY: the DB is open (lease on the cf) and stays open until the iterator is
             // destroyed: once registered the iterator pins the cf (and the snapshot); before
-            // that, this lease does.
+            // that, this lease does. Likewise `snapshot` is NULL, or leased by
+            // `with_snapshot` below until the registration pins it.
             let it = unsafe { Iter::create(t, idx as u32, snapshot, o.lower, o.upper) };
             IterResource {
                 _db: Arc::clone(&res.db),
@@ -169,9 +170,9 @@ fn copy_out(src: &[u8], out: &mut [u8]) -> Result<usize> {
     Ok(src.len())
 }
 
-/// What [`read_batch`] copied.
+/// What [`read_chunk`] copied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Batch {
+pub struct Chunk {
     /// Entries copied into the buffer.
     pub count: usize,
     /// Whether the iterator is on an entry afterwards: the first one not copied.
@@ -189,13 +190,13 @@ pub struct Batch {
 /// its lengths and the result is `BufferTooSmall` with the bytes it needs. If moving fails
 /// after some entries were copied, those entries stay in `buf` and their count comes with the
 /// error: the second element is the count whatever the result.
-pub fn read_batch(
+pub fn read_chunk(
     it: u64,
     forward: bool,
     buf: &mut [u8],
     max: usize,
     mut record: impl FnMut(usize, usize, usize),
-) -> (usize, Result<Batch>) {
+) -> (usize, Result<Chunk>) {
     let mut count = 0;
     let mut too_small = None;
     let result = with_iter(it, |i| {
@@ -222,7 +223,7 @@ pub fn read_batch(
             record(0, k, v);
             return Err(Error::BufferTooSmall { needed: k + v });
         }
-        Ok(Batch { count, valid })
+        Ok(Chunk { count, valid })
     });
     (count, result)
 }

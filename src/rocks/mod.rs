@@ -8,7 +8,7 @@
 //!
 //! Why the `unsafe` here is sound, in one place:
 //!
-//! * The `DB` sits in an `UnsafeCell<Option<DB>>` inside [`db::DbInner`]. It is taken out
+//! * The `DB` sits in an `UnsafeCell<Option<DB>>` inside `db::DbInner`. It is taken out
 //!   (and dropped, which runs RocksDB's close) only by the DB resource's `close`, which the
 //!   manager calls exactly once, when no lease on the DB entry is held and none can be taken
 //!   any more (see `crate::lifecycle`).
@@ -23,18 +23,27 @@
 //!   release path is dropping a resource that was never registered, and its creator holds a
 //!   lease on the DB (or column family) while that can happen.
 //!
-//! The C objects themselves are wrapped in [`raw`].
+//! The C objects themselves are wrapped in `raw`.
+//!
+//! Modules: `options` (what a DB is opened with) and `open` (opening and registering it);
+//! `db` (the DB and column-family resources and their leases) and `kv` (point reads and
+//! writes); [`multiget`], [`batch`], [`snapshot`], [`iter`]; `dirlock` (one open per
+//! directory); `status` (RocksDB's status messages as errors); `raw` (the C objects).
 
 pub mod batch;
 mod db;
 mod dirlock;
 pub mod iter;
+mod kv;
 pub mod multiget;
+mod open;
+mod options;
 pub(crate) mod raw;
 pub mod snapshot;
+mod status;
 
-pub use db::{
-    delete, delete_opt, get, get_opt, get_vec, memory, open, property_int, put, put_opt, CfSpec,
-    Compression, DbOptions, Memory, Opened, MAX_WRITE_BUFFER_SIZE, MIN_WRITE_BUFFER_SIZE,
-};
+pub use db::{memory, property_int, Memory};
+pub use kv::{delete, delete_opt, get, get_opt, get_vec, put, put_opt};
+pub use open::{open, Opened};
+pub use options::{CfSpec, Compression, DbOptions, MAX_WRITE_BUFFER_SIZE, MIN_WRITE_BUFFER_SIZE};
 pub use raw::Seek;

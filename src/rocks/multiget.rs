@@ -2,15 +2,16 @@
 //! values packed into one caller buffer.
 
 use super::db::CfResource;
-use super::raw::{self, Got};
+use super::raw::{self, Got, ReadOpts};
 use super::snapshot::with_snapshot;
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, Lease};
+use std::sync::Arc;
 
 /// What happened to one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Slot {
+pub enum Lookup {
     /// The value is at `out[offset..offset + len]`.
     Found {
         offset: usize,
@@ -25,17 +26,21 @@ pub enum Slot {
     Failed(Error),
 }
 
+/// The former name of [`Lookup`] ("slot" also names the entries of the handle table), kept
+/// while `tests/rocks_surface.rs` still uses it.
+pub use Lookup as Slot;
+
 /// Reads `keys[i]` from column family `cfs[i]` (or `cfs[0]` for every key when `cfs` has one
 /// handle), all of one DB, at `snapshot` (0: latest) with read `flags`. Values are packed into
 /// `out` in order of arrival; keys whose value does not fit get `TooSmall` and the rest still
-/// fill the space left. Returns one slot per key and the bytes all found values need.
+/// fill the space left. Returns one lookup per key and the bytes all found values need.
 pub fn multi_get(
     cfs: &[u64],
     snapshot: u64,
     flags: u32,
     keys: &[&[u8]],
     out: &mut [u8],
-) -> Result<(Vec<Slot>, usize)> {
+) -> Result<(Vec<Lookup>, usize)> {
     let idx = raw::read_index(flags)?;
     if cfs.len() != 1 && cfs.len() != keys.len() {
         return Err(Error::InvalidArgument(format!(
@@ -44,7 +49,29 @@ pub fn multi_get(
             keys.len()
         )));
     }
-    // One lease per distinct column family, all of one DB.
+    let leases = lease_column_families(cfs)?;
+    let mut lookups = vec![Lookup::NotFound; keys.len()];
+    let Some((_, first)) = leases.first() else {
+        return Ok((lookups, 0)); // no keys, no column families
+    };
+    let db = Arc::clone(&cf_of(first)?.db);
+    let mut packer = Packer {
+        out,
+        used: 0,
+        needed: 0,
+    };
+    let mut read = |ro: &ReadOpts| read_groups(&leases, cfs, keys, ro, &mut packer, &mut lookups);
+    if snapshot == 0 {
+        read(&db.read[idx])?;
+    } else {
+        with_snapshot(snapshot, &db, |snap| read(&snap.read[idx]))?;
+    }
+    let needed = packer.needed;
+    Ok((lookups, needed))
+}
+
+/// One lease per distinct column family of `cfs`, in order of first appearance, all of one DB.
+fn lease_column_families(cfs: &[u64]) -> Result<Vec<(u64, Lease)>> {
     let mut leases: Vec<(u64, Lease)> = Vec::new();
     for (i, &cf) in cfs.iter().enumerate() {
         if leases.iter().any(|(h, _)| *h == cf) {
@@ -55,7 +82,7 @@ pub fn multi_get(
         let res = cf_of(&lease)?;
         if let Some((_, first)) = leases.first() {
             let first = cf_of(first)?;
-            if !std::sync::Arc::ptr_eq(&first.db, &res.db) {
+            if !Arc::ptr_eq(&first.db, &res.db) {
                 return Err(Error::WrongDb(format!(
                     "cfs[{i}] belongs to DB '{}', cfs[0] to DB '{}'",
                     res.db.name, first.db.name
@@ -64,56 +91,68 @@ pub fn multi_get(
         }
         leases.push((cf, lease));
     }
-    let mut slots = vec![Slot::NotFound; keys.len()];
-    let Some((_, first)) = leases.first() else {
-        return Ok((slots, 0)); // no keys, no column families
-    };
-    let db = std::sync::Arc::clone(&cf_of(first)?.db);
-    let mut used = 0usize;
-    let mut needed = 0usize;
-    let mut read_group = |ro: &raw::ReadOpts| -> Result<()> {
-        for (h, lease) in &leases {
-            let res = cf_of(lease)?;
-            let picked: Vec<usize> = if cfs.len() == 1 {
-                (0..keys.len()).collect()
-            } else {
-                (0..keys.len()).filter(|&i| cfs[i] == *h).collect()
-            };
-            let group: Vec<&[u8]> = picked.iter().map(|&i| keys[i]).collect();
-            // SAFETY: the column family is leased for the call (its DB is open).
-            let t = unsafe { res.target() }?;
-            // SAFETY: as above.
-            unsafe {
-                raw::multi_get(t, ro, &group, |j, got, value| {
-                    let slot = match got {
-                        Got::NotFound => Slot::NotFound,
-                        Got::Failed(e) => Slot::Failed(e),
-                        Got::Found => {
-                            needed += value.len();
-                            if value.len() <= out.len() - used {
-                                out[used..used + value.len()].copy_from_slice(value);
-                                used += value.len();
-                                Slot::Found {
-                                    offset: used - value.len(),
-                                    len: value.len(),
-                                }
-                            } else {
-                                Slot::TooSmall { len: value.len() }
-                            }
-                        }
-                    };
-                    slots[picked[j]] = slot;
-                })
-            };
-        }
-        Ok(())
-    };
-    if snapshot == 0 {
-        read_group(&db.read[idx])?;
-    } else {
-        with_snapshot(snapshot, &db, |snap| read_group(&snap.read[idx]))?;
+    Ok(leases)
+}
+
+/// Reads, for each leased column family, its keys in one batched call with `ro`, and records
+/// each key's lookup.
+fn read_groups(
+    leases: &[(u64, Lease)],
+    cfs: &[u64],
+    keys: &[&[u8]],
+    ro: &ReadOpts,
+    packer: &mut Packer<'_>,
+    lookups: &mut [Lookup],
+) -> Result<()> {
+    for (h, lease) in leases {
+        let res = cf_of(lease)?;
+        let picked: Vec<usize> = if cfs.len() == 1 {
+            (0..keys.len()).collect()
+        } else {
+            (0..keys.len()).filter(|&i| cfs[i] == *h).collect()
+        };
+        let group: Vec<&[u8]> = picked.iter().map(|&i| keys[i]).collect();
+        // SAFETY: `lease` is held on this column family for the call: target's contract.
+        let t = unsafe { res.target() }?;
+        // SAFETY: the lease keeps `t` open for the call; `ro` reads at no snapshot or at one
+        // the caller holds a lease on (see `multi_get`), which keeps it unreleased.
+        unsafe {
+            raw::multi_get_cf(t, ro, &group, |j, got, value| {
+                lookups[picked[j]] = match got {
+                    Got::NotFound => Lookup::NotFound,
+                    Got::Failed(e) => Lookup::Failed(e),
+                    Got::Found => packer.place(value),
+                };
+            })
+        };
     }
-    Ok((slots, needed))
+    Ok(())
+}
+
+/// Packs found values into the caller's buffer in order of arrival.
+struct Packer<'a> {
+    out: &'a mut [u8],
+    /// Bytes of `out` filled so far.
+    used: usize,
+    /// Bytes every found value needs, whether it fit or not.
+    needed: usize,
+}
+
+impl Packer<'_> {
+    /// Copies `value` after the values placed so far if it fits in what is left.
+    fn place(&mut self, value: &[u8]) -> Lookup {
+        self.needed += value.len();
+        if value.len() > self.out.len() - self.used {
+            return Lookup::TooSmall { len: value.len() };
+        }
+        let offset = self.used;
+        self.out[offset..offset + value.len()].copy_from_slice(value);
+        self.used += value.len();
+        Lookup::Found {
+            offset,
+            len: value.len(),
+        }
+    }
 }
 
 fn cf_of(lease: &Lease) -> Result<&CfResource> {

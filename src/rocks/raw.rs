@@ -1,7 +1,7 @@
 //! Owned wrappers over the RocksDB C objects that rust-rocksdb either does not expose in the
 //! shape resman needs or ties to a borrow of the DB: read and write options (built once per
 //! flag combination, never per call), snapshots, iterators and write batches, plus the
-//! allocation-free point read and the batched multi-get.
+//! allocation-free point read, the point write and the batched multi-get of one column family.
 //!
 //! Every wrapper owns exactly one native object and releases it exactly once. Objects that
 //! need the DB to be open when they are released (snapshots, iterators) are released by their
@@ -20,22 +20,26 @@ unsafe fn take_error(err: *mut c_char) -> Option<Error> {
     if err.is_null() {
         return None;
     }
-    // SAFETY: non-NULL, NUL-terminated, allocated by RocksDB (per this function's contract).
+    // SAFETY: `err` is not NULL (checked above), so by this function's contract it is a string
+    // RocksDB allocated (strdup: NUL-terminated) and has not freed; it is read before the free.
     let msg = unsafe { CStr::from_ptr(err) }
         .to_string_lossy()
         .into_owned();
-    // SAFETY: allocated by RocksDB with malloc; freed exactly once, here.
+    // SAFETY: RocksDB allocated it with malloc and it is not freed yet (this function's
+    // contract); this is its only free, and `msg` is an owned copy, so nothing reads it after.
     unsafe { ffi::rocksdb_free(err.cast()) };
-    Some(super::db::classify(msg))
+    Some(super::status::classify(msg))
 }
 
 /// Read options, immutable after construction.
 pub(crate) struct ReadOpts(*mut ffi::rocksdb_readoptions_t);
 
-// SAFETY: a ReadOptions is plain data that RocksDB only reads; after construction resman never
-// mutates it, so sharing it between threads is sound.
+// SAFETY: a ReadOptions is plain data with no tie to the thread that made it; the pointer is
+// owned (destroyed once, by Drop), so moving it to another thread moves the ownership.
 unsafe impl Send for ReadOpts {}
-// SAFETY: as above.
+// SAFETY: after construction nothing mutates it (no `&self` method writes, and `set_bounds`
+// runs before the options are shared), and RocksDB only reads options, so reads through
+// `&ReadOpts` from several threads at once do not race.
 unsafe impl Sync for ReadOpts {}
 
 /// Read flags (`RM_READ_*`).
@@ -49,11 +53,15 @@ pub(crate) const WRITE_FLAGS: u32 = WRITE_SYNC | WRITE_DISABLE_WAL;
 
 impl ReadOpts {
     /// Options for `flags` (a combination of `READ_*`), reading at `snapshot` when not NULL.
-    /// The snapshot must outlive the options.
-    pub(crate) fn new(flags: u32, snapshot: *const ffi::rocksdb_snapshot_t) -> ReadOpts {
-        // SAFETY: create returns a fresh object (RocksDB aborts on allocation failure); the
-        // setters take that object and plain values; the snapshot pointer, when set, is valid
-        // for the life of these options per this function's contract.
+    ///
+    /// # Safety
+    /// `snapshot` is NULL or a snapshot that is not released yet, and stays unreleased for as
+    /// long as the options are used for a read (RocksDB reads through the pointer then).
+    pub(crate) unsafe fn new(flags: u32, snapshot: *const ffi::rocksdb_snapshot_t) -> ReadOpts {
+        // SAFETY: create returns a fresh object (RocksDB aborts on allocation failure), and
+        // the setters take that live object and plain values; set_snapshot reads the snapshot,
+        // which is unreleased now by this function's contract, and the reads that follow
+        // through these options are covered by the same contract.
         unsafe {
             let ro = ffi::rocksdb_readoptions_create();
             ffi::rocksdb_readoptions_set_fill_cache(ro, u8::from(flags & READ_NO_FILL_CACHE == 0));
@@ -69,15 +77,24 @@ impl ReadOpts {
     }
 
     /// The four flag combinations, indexed by flags.
-    pub(crate) fn all(snapshot: *const ffi::rocksdb_snapshot_t) -> [ReadOpts; 4] {
-        [0, 1, 2, 3].map(|f| ReadOpts::new(f, snapshot))
+    ///
+    /// # Safety
+    /// As for [`ReadOpts::new`].
+    pub(crate) unsafe fn all(snapshot: *const ffi::rocksdb_snapshot_t) -> [ReadOpts; 4] {
+        // SAFETY: this function's contract is `new`'s, for the same snapshot.
+        [0, 1, 2, 3].map(|f| unsafe { ReadOpts::new(f, snapshot) })
     }
 
-    /// Sets iteration bounds. The bytes must stay where they are for the life of the options
-    /// (RocksDB keeps pointers to them).
-    fn set_bounds(&mut self, lower: Option<&[u8]>, upper: Option<&[u8]>) {
-        // SAFETY: `self.0` is live; the key pointers stay valid as long as the options, per
-        // this function's contract (the iterator state owns the boxed bounds).
+    /// Sets iteration bounds. RocksDB keeps pointers to the bytes, not a copy.
+    ///
+    /// # Safety
+    /// The bytes of `lower` and `upper` stay where they are, unchanged, for as long as the
+    /// options are used (by an iterator created with them); their borrow ends with this call,
+    /// so the compiler does not check that.
+    unsafe fn set_bounds(&mut self, lower: Option<&[u8]>, upper: Option<&[u8]>) {
+        // SAFETY: `self.0` is live (owned, destroyed only by Drop); the setters copy the
+        // pointer and length, which stay valid for as long as the options are used by this
+        // function's contract.
         unsafe {
             if let Some(l) = lower {
                 ffi::rocksdb_readoptions_set_iterate_lower_bound(
@@ -99,8 +116,10 @@ impl ReadOpts {
 
 impl Drop for ReadOpts {
     fn drop(&mut self) {
-        // SAFETY: created by rocksdb_readoptions_create, destroyed exactly once, here; nothing
-        // using it (an iterator) outlives it: the iterator state drops the iterator first.
+        // SAFETY: `self.0` was created by rocksdb_readoptions_create and is destroyed exactly
+        // once, here (ReadOpts is not Clone); nothing that uses it outlives it: an iterator's
+        // options sit in its `Iter`, which destroys the iterator before its fields drop, and
+        // a DB's or snapshot's options are only used under a lease on their owner.
         unsafe { ffi::rocksdb_readoptions_destroy(self.0) }
     }
 }
@@ -119,14 +138,16 @@ pub(crate) fn read_index(flags: u32) -> Result<usize> {
 /// Write options, immutable after construction.
 pub(crate) struct WriteOpts(*mut ffi::rocksdb_writeoptions_t);
 
-// SAFETY: as for ReadOpts: immutable plain data, only read by RocksDB.
+// SAFETY: as for ReadOpts: plain data, owned through the pointer (destroyed once, by Drop).
 unsafe impl Send for WriteOpts {}
-// SAFETY: as above.
+// SAFETY: nothing mutates it after construction (no method writes), and RocksDB only reads
+// write options, so concurrent writes sharing one do not race on it.
 unsafe impl Sync for WriteOpts {}
 
 impl WriteOpts {
     fn new(flags: u32) -> WriteOpts {
-        // SAFETY: a fresh object and plain values.
+        // SAFETY: create returns a fresh object (RocksDB aborts on allocation failure); the
+        // setters take that live object and plain values.
         unsafe {
             let wo = ffi::rocksdb_writeoptions_create();
             ffi::rocksdb_writeoptions_set_sync(wo, u8::from(flags & WRITE_SYNC != 0));
@@ -143,7 +164,8 @@ impl WriteOpts {
 
 impl Drop for WriteOpts {
     fn drop(&mut self) {
-        // SAFETY: created by rocksdb_writeoptions_create, destroyed exactly once, here.
+        // SAFETY: `self.0` was created by rocksdb_writeoptions_create and is destroyed exactly
+        // once, here (WriteOpts is not Clone); writes borrow it only for their call.
         unsafe { ffi::rocksdb_writeoptions_destroy(self.0) }
     }
 }
@@ -175,7 +197,8 @@ pub(crate) struct Target {
 /// `Ok(len)`, `BufferTooSmall { needed }` (nothing copied) or `NotFound`.
 ///
 /// # Safety
-/// `t` names an open DB and one of its column families, both kept open for the call.
+/// `t` names an open DB and one of its column families, both kept open for the call; the
+/// snapshot `ro` reads at, if any, stays unreleased for the call.
 pub(crate) unsafe fn get_into(
     t: Target,
     ro: &ReadOpts,
@@ -185,8 +208,9 @@ pub(crate) unsafe fn get_into(
     let mut len = 0usize;
     let mut found = 0u8;
     let mut err: *mut c_char = ptr::null_mut();
-    // SAFETY: db, cf and ro are live (contract and ownership); key and out are valid slices
-    // whose lengths are passed along; len, found and err are valid out-pointers.
+    // SAFETY: db, cf and ro's snapshot are live for the call (this function's contract) and
+    // ro itself is (borrowed); key and out are valid slices whose lengths are passed along,
+    // and RocksDB writes at most `out.len()` bytes; len, found and err are valid out-pointers.
     let fits = unsafe {
         ffi::rocksdb_get_into_buffer_cf(
             t.db,
@@ -201,7 +225,7 @@ pub(crate) unsafe fn get_into(
             &mut err,
         )
     };
-    // SAFETY: err is NULL or a RocksDB-allocated message.
+    // SAFETY: `err` is NULL or the message RocksDB allocated for this call, not freed yet.
     if let Some(e) = unsafe { take_error(err) } {
         return Err(e);
     }
@@ -212,7 +236,7 @@ pub(crate) unsafe fn get_into(
     }
 }
 
-/// One key's result from [`multi_get`].
+/// One key's result from [`multi_get_cf`].
 pub(crate) enum Got {
     Found,
     NotFound,
@@ -224,97 +248,119 @@ pub(crate) enum Got {
 ///
 /// # Safety
 /// As for [`get_into`].
-pub(crate) unsafe fn multi_get(
+pub(crate) unsafe fn multi_get_cf(
     t: Target,
     ro: &ReadOpts,
     keys: &[&[u8]],
     mut each: impl FnMut(usize, Got, &[u8]),
 ) {
-    let slices: Vec<ffi::rocksdb_slice_t> = keys
-        .iter()
-        .map(|k| ffi::rocksdb_slice_t {
-            data: k.as_ptr().cast(),
-            size: k.len(),
-        })
-        .collect();
-    let mut values: Vec<*mut ffi::rocksdb_pinnableslice_t> = vec![ptr::null_mut(); keys.len()];
-    let mut errs: Vec<*mut c_char> = vec![ptr::null_mut(); keys.len()];
-    // SAFETY: db, cf, ro live (contract); the three arrays hold keys.len() elements each and
-    // the key slices point into `keys`, alive for the call.
-    unsafe {
-        ffi::rocksdb_batched_multi_get_cf_slice(
-            t.db,
-            ro.0,
-            t.cf,
-            keys.len(),
-            slices.as_ptr(),
-            values.as_mut_ptr(),
-            errs.as_mut_ptr(),
-            false,
-        )
-    };
-    // Every value and error is released below even if `each` panics (guard).
-    struct Release<'a>(
-        &'a mut [*mut ffi::rocksdb_pinnableslice_t],
-        &'a mut [*mut c_char],
-    );
-    impl Drop for Release<'_> {
-        fn drop(&mut self) {
-            for v in self.0.iter_mut() {
-                if !v.is_null() {
-                    // SAFETY: returned by RocksDB, destroyed exactly once (then nulled).
-                    unsafe { ffi::rocksdb_pinnableslice_destroy(*v) };
-                    *v = ptr::null_mut();
-                }
-            }
-            for e in self.1.iter_mut() {
-                if !e.is_null() {
-                    // SAFETY: strdup'ed by RocksDB, freed exactly once (then nulled).
-                    unsafe { ffi::rocksdb_free((*e).cast()) };
-                    *e = ptr::null_mut();
-                }
-            }
-        }
-    }
-    let guard = Release(&mut values, &mut errs);
+    // SAFETY: this function's contract is `fetch`'s.
+    let mut results = unsafe { MultiGetResults::fetch(t, ro, keys) };
     for i in 0..keys.len() {
-        let v = guard.0[i];
-        let e = std::mem::replace(&mut guard.1[i], ptr::null_mut());
-        // SAFETY: e is NULL or a RocksDB message, now owned here (taken out of the guard).
+        let (got, value) = results.get(i);
+        each(i, got, value);
+    }
+    // Dropping `results` releases every value and message, also when `each` panics.
+}
+
+/// What one batched multi-get returned: per key, a pinnable slice (NULL: no such key) and an
+/// error message (NULL: none). Every entry is NULL or an object RocksDB allocated for that call
+/// and nothing has released yet; each is released exactly once, by `get` (messages) or `Drop`.
+struct MultiGetResults {
+    values: Vec<*mut ffi::rocksdb_pinnableslice_t>,
+    errs: Vec<*mut c_char>,
+}
+
+impl MultiGetResults {
+    /// Runs RocksDB's batched multi-get for `keys`.
+    ///
+    /// # Safety
+    /// As for [`get_into`].
+    unsafe fn fetch(t: Target, ro: &ReadOpts, keys: &[&[u8]]) -> MultiGetResults {
+        let slices: Vec<ffi::rocksdb_slice_t> = keys
+            .iter()
+            .map(|k| ffi::rocksdb_slice_t {
+                data: k.as_ptr().cast(),
+                size: k.len(),
+            })
+            .collect();
+        let mut results = MultiGetResults {
+            values: vec![ptr::null_mut(); keys.len()],
+            errs: vec![ptr::null_mut(); keys.len()],
+        };
+        // SAFETY: db, cf and ro's snapshot are live for the call (this function's contract)
+        // and ro itself is (borrowed); the three arrays hold keys.len() elements each, and the
+        // key slices point into `keys`, borrowed for the call. RocksDB fills each entry with
+        // NULL or an object it allocated, as `MultiGetResults` requires.
+        unsafe {
+            ffi::rocksdb_batched_multi_get_cf_slice(
+                t.db,
+                ro.0,
+                t.cf,
+                keys.len(),
+                slices.as_ptr(),
+                results.values.as_mut_ptr(),
+                results.errs.as_mut_ptr(),
+                false,
+            )
+        };
+        results
+    }
+
+    /// Key `i`'s result, its value borrowed from RocksDB until `self` is borrowed again.
+    fn get(&mut self, i: usize) -> (Got, &[u8]) {
+        let e = std::mem::replace(&mut self.errs[i], ptr::null_mut());
+        // SAFETY: `e` is NULL or a message RocksDB allocated and nothing freed (the struct's
+        // invariant); it was replaced by NULL above, so it is freed here only, once.
         if let Some(err) = unsafe { take_error(e) } {
-            each(i, Got::Failed(err), &[]);
-        } else if v.is_null() {
-            each(i, Got::NotFound, &[]);
-        } else {
-            let mut len = 0usize;
-            // SAFETY: v is a live pinnable slice; its bytes stay valid until it is destroyed
-            // (by the guard, after this loop).
-            let data = unsafe { ffi::rocksdb_pinnableslice_value(v, &mut len) };
-            let value = if len == 0 {
-                &[][..]
-            } else {
-                // SAFETY: `len` bytes at `data`, alive until the guard runs.
-                unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
-            };
-            each(i, Got::Found, value);
+            return (Got::Failed(err), &[]);
+        }
+        let v = self.values[i];
+        if v.is_null() {
+            return (Got::NotFound, &[]);
+        }
+        let mut len = 0usize;
+        // SAFETY: `v` is a pinnable slice RocksDB returned and nothing destroyed yet (the
+        // struct's invariant: only `Drop` destroys it); `len` is a valid out-pointer.
+        let data = unsafe { ffi::rocksdb_pinnableslice_value(v, &mut len) };
+        // SAFETY: RocksDB's pinned value is `len` readable bytes at `data`, unchanged until `v`
+        // is destroyed, which only `Drop` does: the returned borrow of `self` ends before.
+        (Got::Found, unsafe { raw_slice(data, len) })
+    }
+}
+
+impl Drop for MultiGetResults {
+    fn drop(&mut self) {
+        for v in self.values.iter_mut().filter(|v| !v.is_null()) {
+            // SAFETY: a pinnable slice RocksDB returned and nothing destroyed yet (the struct's
+            // invariant); this is its one destruction.
+            unsafe { ffi::rocksdb_pinnableslice_destroy(*v) };
+        }
+        for e in self.errs.iter_mut().filter(|e| !e.is_null()) {
+            // SAFETY: a message RocksDB strdup'ed and nothing freed yet: `get` frees the ones
+            // it takes and leaves NULL; this is the one free of the others.
+            unsafe { ffi::rocksdb_free((*e).cast()) };
         }
     }
-    drop(guard);
 }
 
 /// A snapshot of a DB. Released explicitly with the DB still open ([`Snapshot::release`]).
 pub(crate) struct Snapshot(*const ffi::rocksdb_snapshot_t);
 
-// SAFETY: a RocksDB snapshot is an immutable sequence number record, usable from any thread.
+// SAFETY: a RocksDB snapshot is an immutable sequence number record, usable and releasable
+// from any thread.
 unsafe impl Send for Snapshot {}
-// SAFETY: as above.
+// SAFETY: `&Snapshot` only reads the pointer or releases it (`release`, whose contract allows
+// one call); RocksDB reads snapshots from many threads at once.
 unsafe impl Sync for Snapshot {}
 
 impl Snapshot {
+    /// Takes a snapshot of `db`.
+    ///
     /// # Safety
     /// `db` is open, and stays open until [`Snapshot::release`] is called on it.
     pub(crate) unsafe fn create(db: *mut ffi::rocksdb_t) -> Snapshot {
-        // SAFETY: per contract.
+        // SAFETY: `db` is open for the call by this function's contract.
         Snapshot(unsafe { ffi::rocksdb_create_snapshot(db) })
     }
 
@@ -322,10 +368,13 @@ impl Snapshot {
         self.0
     }
 
+    /// Releases the snapshot.
+    ///
     /// # Safety
     /// `db` is the open DB the snapshot was taken from; called at most once.
     pub(crate) unsafe fn release(&self, db: *mut ffi::rocksdb_t) {
-        // SAFETY: per contract.
+        // SAFETY: by this function's contract `db` is open and is the snapshot's DB, and the
+        // snapshot has not been released before (this is the one call).
         unsafe { ffi::rocksdb_release_snapshot(db, self.0) }
     }
 }
@@ -345,6 +394,9 @@ pub(crate) struct Iter {
 unsafe impl Send for Iter {}
 
 impl Iter {
+    /// Creates an iterator over `t` at `snapshot` (NULL: the data as of now), with `flags` and
+    /// bounds (copied into the iterator).
+    ///
     /// # Safety
     /// `t` is open and stays open until [`Iter::destroy`]; `snapshot`, if not NULL, stays
     /// unreleased until then.
@@ -355,11 +407,18 @@ impl Iter {
         lower: Option<&[u8]>,
         upper: Option<&[u8]>,
     ) -> Iter {
-        let mut ro = ReadOpts::new(flags, snapshot);
+        // SAFETY: `snapshot` is NULL or unreleased until `destroy` (this function's contract),
+        // and these options are used only by the iterator created below, which `destroy` ends.
+        let mut ro = unsafe { ReadOpts::new(flags, snapshot) };
         let lower: Option<Box<[u8]>> = lower.map(Box::from);
         let upper: Option<Box<[u8]>> = upper.map(Box::from);
-        ro.set_bounds(lower.as_deref(), upper.as_deref());
-        // SAFETY: db and cf open per contract; ro lives as long as the iterator (same struct).
+        // SAFETY: the boxed bytes move into the `Iter` with `ro` and are never changed; moving
+        // a Box does not move its heap bytes, and they are dropped after `ro` and after the
+        // iterator, the only user of the options (field order and `Drop for Iter`).
+        unsafe { ro.set_bounds(lower.as_deref(), upper.as_deref()) };
+        // SAFETY: db and cf are open by this function's contract; `ro` (and the bounds it
+        // points to) live in the same `Iter` and are dropped only after the iterator is
+        // destroyed.
         let it = unsafe { ffi::rocksdb_create_iterator_cf(t.db, ro.0, t.cf) };
         Iter {
             it,
@@ -379,7 +438,8 @@ impl Iter {
 
     pub(crate) fn seek(&mut self, how: Seek<'_>) -> Result<()> {
         let it = self.live()?;
-        // SAFETY: `it` is live (not destroyed); keys are valid slices for the call.
+        // SAFETY: `it` is live (not destroyed), so its DB is open (`Iter::create`'s contract);
+        // RocksDB copies the target key during the call, and the key is a valid slice.
         unsafe {
             match how {
                 Seek::First => ffi::rocksdb_iter_seek_to_first(it),
@@ -394,12 +454,13 @@ impl Iter {
     /// Valid, or the iterator's error if it failed.
     pub(crate) fn valid(&self) -> Result<bool> {
         let it = self.live()?;
-        // SAFETY: `it` is live.
+        // SAFETY: `it` is live (not destroyed), so its DB is open (`Iter::create`'s contract).
         if unsafe { ffi::rocksdb_iter_valid(it) } != 0 {
             return Ok(true);
         }
         let mut err: *mut c_char = ptr::null_mut();
-        // SAFETY: `it` is live; err is a valid out-pointer; the message is freed by take_error.
+        // SAFETY: `it` is live, as above; `err` is a valid out-pointer, and what RocksDB puts
+        // there is a message allocated for this call, which take_error frees once.
         unsafe {
             ffi::rocksdb_iter_get_error(it, &mut err);
             match take_error(err) {
@@ -423,7 +484,7 @@ impl Iter {
     /// an invalid iterator is undefined behaviour).
     pub(crate) fn step(&mut self, forward: bool) -> Result<()> {
         let it = self.positioned()?;
-        // SAFETY: `it` is live and valid, as Next/Prev require.
+        // SAFETY: `positioned` returned `it`, so it is live and on an entry: advance's contract.
         unsafe { advance(it, forward) };
         Ok(())
     }
@@ -439,14 +500,15 @@ impl Iter {
     ) -> Result<bool> {
         let it = self.live()?;
         loop {
-            // SAFETY: `it` is live.
+            // SAFETY: `it` is live (not destroyed: `&mut self` is held), so its DB is open.
             if unsafe { ffi::rocksdb_iter_valid(it) } == 0 {
                 return self.valid();
             }
             let (mut kl, mut vl) = (0usize, 0usize);
-            // SAFETY: `it` is live and valid; the bytes stay valid until the iterator moves,
-            // which happens only after `take` has returned (the slices do not outlive the
-            // call).
+            // SAFETY: `it` is live and on an entry (checked above), as key and value require;
+            // their bytes stay valid and unchanged until the iterator moves, which happens only
+            // after `take` has returned, and the slices handed to `take` do not outlive that
+            // call: raw_slice's contract.
             let taken = unsafe {
                 let k = ffi::rocksdb_iter_key(it, &mut kl);
                 let v = ffi::rocksdb_iter_value(it, &mut vl);
@@ -455,7 +517,8 @@ impl Iter {
             if !taken {
                 return Ok(true);
             }
-            // SAFETY: `it` is live and valid (checked above; taking does not move it).
+            // SAFETY: `it` is live and on an entry (checked above; `take` cannot move it: it
+            // gets byte slices, not the iterator): advance's contract.
             unsafe { advance(it, forward) };
         }
     }
@@ -464,8 +527,9 @@ impl Iter {
     pub(crate) fn current(&self, key: bool) -> Result<&[u8]> {
         let it = self.positioned()?;
         let mut len = 0usize;
-        // SAFETY: `it` is live and valid; the returned bytes stay valid until the iterator
-        // moves, which cannot happen while `&self` is borrowed.
+        // SAFETY: `positioned` returned `it`, so it is live and on an entry, as key and value
+        // require; the bytes stay valid and unchanged until the iterator moves or is destroyed,
+        // which takes `&mut self`, so not while the returned slice (tied to `&self`) lives.
         unsafe {
             let p = if key {
                 ffi::rocksdb_iter_key(it, &mut len)
@@ -482,8 +546,9 @@ impl Iter {
     /// The DB it was created on is still open.
     pub(crate) unsafe fn destroy(&mut self) {
         if !self.it.is_null() {
-            // SAFETY: created by rocksdb_create_iterator_cf, destroyed once (then nulled); the
-            // DB is open per contract.
+            // SAFETY: `self.it` was created by rocksdb_create_iterator_cf and is not destroyed
+            // yet (not NULL; it is nulled right after); its DB is open by this function's
+            // contract, as destroying an iterator requires.
             unsafe { ffi::rocksdb_iter_destroy(self.it) };
             self.it = ptr::null_mut();
         }
@@ -494,13 +559,15 @@ impl Drop for Iter {
     fn drop(&mut self) {
         // Normally destroyed by the resource's close; this is the path of a resource that was
         // never registered (its creator still holds the lease keeping the DB open).
-        // SAFETY: see above: the only owners that drop an undestroyed iterator hold a lease on
-        // its column family, hence on its DB.
+        // SAFETY: `destroy` needs the DB open when the iterator is not destroyed yet. A
+        // registered iterator is destroyed by its resource's close, under its pins, before it
+        // can be dropped; an unregistered one is dropped inside `rocks::iter::create`, which
+        // holds a lease on its column family, hence on the DB, until it returns.
         unsafe { self.destroy() }
     }
 }
 
-/// Where [`Iter::seek`] goes.
+/// Where an iterator seeks ([`iter::seek`](crate::rocks::iter::seek), `rm_iter_seek*`).
 pub enum Seek<'a> {
     First,
     Last,
@@ -510,17 +577,20 @@ pub enum Seek<'a> {
 
 /// A write batch. Independent of any DB until written. Not thread-safe: the batch resource
 /// keeps it behind a mutex.
-pub(crate) struct Batch(*mut ffi::rocksdb_writebatch_t);
+pub(crate) struct WriteBatch(*mut ffi::rocksdb_writebatch_t);
 
-// SAFETY: a WriteBatch is plain owned data; one thread at a time (mutex in the resource).
-unsafe impl Send for Batch {}
+// SAFETY: a WriteBatch is plain owned data with no tie to a thread; WriteBatch is not Sync, so
+// one thread at a time uses it (the resource keeps it behind a mutex).
+unsafe impl Send for WriteBatch {}
 
-impl Batch {
-    pub(crate) fn new() -> Batch {
-        // SAFETY: returns a fresh batch.
-        Batch(unsafe { ffi::rocksdb_writebatch_create() })
+impl WriteBatch {
+    pub(crate) fn new() -> WriteBatch {
+        // SAFETY: no argument; returns a fresh batch (RocksDB aborts on allocation failure).
+        WriteBatch(unsafe { ffi::rocksdb_writebatch_create() })
     }
 
+    /// Adds "put `key` = `value` in `cf`".
+    ///
     /// # Safety
     /// `cf` is a live column-family handle (only its id is recorded).
     pub(crate) unsafe fn put(
@@ -529,7 +599,8 @@ impl Batch {
         key: &[u8],
         value: &[u8],
     ) {
-        // SAFETY: live batch, live cf (contract), valid slices.
+        // SAFETY: `self.0` is live (owned, destroyed only by Drop), `cf` is live by this
+        // function's contract; RocksDB copies the key and value, valid slices, into the batch.
         unsafe {
             ffi::rocksdb_writebatch_put_cf(
                 self.0,
@@ -542,26 +613,32 @@ impl Batch {
         }
     }
 
+    /// Adds "delete `key` from `cf`".
+    ///
     /// # Safety
-    /// As for [`Batch::put`].
+    /// As for [`WriteBatch::put`].
     pub(crate) unsafe fn delete(
         &mut self,
         cf: *mut ffi::rocksdb_column_family_handle_t,
         key: &[u8],
     ) {
-        // SAFETY: live batch, live cf (contract), valid slice.
+        // SAFETY: as in `put`: live batch, live `cf` (contract), the key copied from a valid
+        // slice.
         unsafe { ffi::rocksdb_writebatch_delete_cf(self.0, cf, key.as_ptr().cast(), key.len()) }
     }
 
+    /// Adds "delete the keys in [`begin`, `end`) of `cf`".
+    ///
     /// # Safety
-    /// As for [`Batch::put`].
+    /// As for [`WriteBatch::put`].
     pub(crate) unsafe fn delete_range(
         &mut self,
         cf: *mut ffi::rocksdb_column_family_handle_t,
         begin: &[u8],
         end: &[u8],
     ) {
-        // SAFETY: live batch, live cf (contract), valid slices.
+        // SAFETY: as in `put`: live batch, live `cf` (contract), both keys copied from valid
+        // slices.
         unsafe {
             ffi::rocksdb_writebatch_delete_range_cf(
                 self.0,
@@ -575,12 +652,14 @@ impl Batch {
     }
 
     pub(crate) fn clear(&mut self) {
-        // SAFETY: live batch.
+        // SAFETY: `self.0` is live (owned, destroyed only by Drop), and `&mut self` makes this
+        // the only use of it.
         unsafe { ffi::rocksdb_writebatch_clear(self.0) }
     }
 
     pub(crate) fn count(&self) -> usize {
-        // SAFETY: live batch; count only reads it.
+        // SAFETY: `self.0` is live (owned, destroyed only by Drop); count only reads it, and
+        // WriteBatch is not Sync, so no other thread writes it meanwhile.
         let n = unsafe { ffi::rocksdb_writebatch_count(self.0) };
         usize::try_from(n).unwrap_or(0)
     }
@@ -591,7 +670,9 @@ impl Batch {
     /// `db` is open for the call.
     pub(crate) unsafe fn write(&self, db: *mut ffi::rocksdb_t, wo: &WriteOpts) -> Result<()> {
         let mut err: *mut c_char = ptr::null_mut();
-        // SAFETY: open db (contract), live options and batch, valid out-pointer.
+        // SAFETY: `db` is open by this function's contract; the options and the batch are live
+        // (borrowed, destroyed only by their Drop); `err` is a valid out-pointer, and what
+        // RocksDB puts there is a message allocated for this call, which take_error frees once.
         unsafe {
             ffi::rocksdb_write(db, wo.0, self.0, &mut err);
             take_error(err).map_or(Ok(()), Err)
@@ -599,9 +680,10 @@ impl Batch {
     }
 }
 
-impl Drop for Batch {
+impl Drop for WriteBatch {
     fn drop(&mut self) {
-        // SAFETY: created by rocksdb_writebatch_create, destroyed exactly once, here.
+        // SAFETY: `self.0` was created by rocksdb_writebatch_create and is destroyed exactly
+        // once, here (WriteBatch is not Clone); a write borrows it only for its call.
         unsafe { ffi::rocksdb_writebatch_destroy(self.0) }
     }
 }
@@ -617,7 +699,10 @@ pub(crate) unsafe fn put_or_delete(
     value: Option<&[u8]>,
 ) -> Result<()> {
     let mut err: *mut c_char = ptr::null_mut();
-    // SAFETY: open db and cf (contract), live options, valid slices and out-pointer.
+    // SAFETY: db and cf are open for the call by this function's contract; the options are
+    // live (borrowed); RocksDB copies the key and value, valid slices; `err` is a valid
+    // out-pointer, and what RocksDB puts there is a message allocated for this call, which
+    // take_error frees once.
     unsafe {
         match value {
             Some(v) => ffi::rocksdb_put_cf(
@@ -644,7 +729,8 @@ pub(crate) unsafe fn put_or_delete(
 /// `it` is a live iterator positioned on an entry (RocksDB's Next and Prev are undefined
 /// otherwise).
 unsafe fn advance(it: *mut ffi::rocksdb_iterator_t, forward: bool) {
-    // SAFETY: per this function's contract.
+    // SAFETY: by this function's contract `it` is live and on an entry, as RocksDB's Next and
+    // Prev require.
     unsafe {
         if forward {
             ffi::rocksdb_iter_next(it)
@@ -663,7 +749,9 @@ unsafe fn raw_slice<'a>(p: *const c_char, len: usize) -> &'a [u8] {
     if len == 0 {
         &[]
     } else {
-        // SAFETY: per this function's contract.
+        // SAFETY: `len` is not 0, so by this function's contract `p` points to `len` readable
+        // bytes, unchanged for `'a`; u8 needs no alignment, and RocksDB's keys and values are
+        // far below isize::MAX bytes.
         unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
     }
 }

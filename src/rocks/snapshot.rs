@@ -31,7 +31,8 @@ impl SnapshotResource {
         // holds a lease on the DB while a not-yet-registered snapshot can be dropped), so the
         // DB is open; `released` makes this run once.
         if let Ok(db) = unsafe { self.db.raw() } {
-            // SAFETY: the snapshot was taken from this DB and is released once.
+            // SAFETY: `db` is open (above) and is the DB the snapshot was taken from (`create`
+            // took it from `self.db`); the `released` swap lets only one call get here.
             unsafe { self.snap.release(db) };
         }
     }
@@ -69,13 +70,17 @@ impl Drop for SnapshotResource {
 /// close (`rm_close`); the DB's close releases it first if it is still open.
 pub fn create(db: u64) -> Result<u64> {
     with_db(db, |inner| {
-        // SAFETY: `with_db` holds a lease on the DB for the call.
+        // SAFETY: `with_db` holds a lease on the DB for the call: raw's contract.
         let raw = unsafe { inner.raw() }?;
         let name = inner.child_name("snapshot")?;
         // SAFETY: the DB is open (lease) and stays open until the release: once registered the
         // snapshot pins the DB; before that, this lease does.
         let snap = unsafe { Snapshot::create(raw) };
-        let read = ReadOpts::all(snap.as_ptr());
+        // SAFETY: the snapshot was just taken and is released only by `release`, by the
+        // resource's close or drop; reads use these options only under a lease on the
+        // snapshot, which that close cannot run under (a drop without a close only happens to
+        // a resource that was never registered, which nothing read through).
+        let read = unsafe { ReadOpts::all(snap.as_ptr()) };
         let res = SnapshotResource {
             db: Arc::clone(inner),
             snap,
