@@ -28,6 +28,7 @@ pub mod error;
 pub mod executor;
 pub mod ffi;
 pub mod handle;
+pub mod kind;
 pub mod lifecycle;
 pub mod log;
 pub mod manager;

@@ -4,8 +4,8 @@ use super::*;
 use crate::handle::{HandleTable, Kind};
 use crate::resource::CloseMode;
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::time::Duration;
 use std::cell::RefCell;
+use std::time::Duration;
 
 /// A closer over plain handles, on the scheduler's own thread: what it began and started
 /// (and how), and which closes finish at once ("quick") or never ("hung").
