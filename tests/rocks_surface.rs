@@ -3,7 +3,7 @@
 
 use resman::rocks::batch::{self, Op};
 use resman::rocks::iter::{self, IterOptions};
-use resman::rocks::multiget::{multi_get, Slot};
+use resman::rocks::multiget::{multi_get, Lookup};
 use resman::rocks::{self, snapshot, CfSpec, Compression, DbOptions, Seek};
 use resman::{CloseMode, Error, Manager};
 use std::path::Path;
@@ -291,14 +291,14 @@ fn a_snapshot_sees_the_db_as_it_was_through_get_multi_get_and_iterators() {
     let (slots, needed) =
         multi_get(&[cf, cf, other], snap, 0, &[b"a", b"b", b"x"], &mut out).unwrap();
     assert_eq!(needed, 8);
-    assert_eq!(slots[1], Slot::NotFound);
+    assert_eq!(slots[1], Lookup::NotFound);
     match (&slots[0], &slots[2]) {
         (
-            Slot::Found {
+            Lookup::Found {
                 offset: o1,
                 len: l1,
             },
-            Slot::Found {
+            Lookup::Found {
                 offset: o2,
                 len: l2,
             },
@@ -508,12 +508,12 @@ fn multi_get_packs_values_reports_each_key_and_refuses_mixed_dbs() {
     let mut small = [0u8; 10];
     let (slots, needed) = multi_get(&[a, a, a, b], 0, 0, &keys, &mut small).unwrap();
     assert_eq!(needed, 3 + 40 + 5);
-    assert_eq!(slots[0], Slot::Found { offset: 0, len: 3 });
-    assert_eq!(slots[1], Slot::TooSmall { len: 40 });
-    assert_eq!(slots[2], Slot::NotFound);
+    assert_eq!(slots[0], Lookup::Found { offset: 0, len: 3 });
+    assert_eq!(slots[1], Lookup::TooSmall { len: 40 });
+    assert_eq!(slots[2], Lookup::NotFound);
     assert_eq!(
         slots[3],
-        Slot::Found { offset: 3, len: 5 },
+        Lookup::Found { offset: 3, len: 5 },
         "later values fill what is left"
     );
     assert_eq!(&small[..8], b"onethree");
@@ -522,14 +522,14 @@ fn multi_get_packs_values_reports_each_key_and_refuses_mixed_dbs() {
     assert!(
         slots
             .iter()
-            .filter(|s| matches!(s, Slot::Found { .. }))
+            .filter(|s| matches!(s, Lookup::Found { .. }))
             .count()
             == 3
     );
 
     // One column family for all keys; no keys at all.
     let (slots, _) = multi_get(&[a], 0, 0, &[b"k1", b"k3"], &mut big).unwrap();
-    assert_eq!(slots[1], Slot::NotFound);
+    assert_eq!(slots[1], Lookup::NotFound);
     assert_eq!(multi_get(&[a], 0, 0, &[], &mut big).unwrap().0.len(), 0);
 
     let dir2 = tempfile::tempdir().unwrap();

@@ -80,7 +80,7 @@ pub fn remove(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The options resman's `rocks::open` builds from `rm_db_options` (see src/rocks/db.rs), for
+/// The options resman's `rocks::open` builds from `rm_db_options` (see src/rocks/options.rs), for
 /// the rust-rocksdb side: one LRU cache shared by the column families, `write_buffer_size`,
 /// LZ4, no limit on open files. Everything else is RocksDB's default on both sides.
 pub fn baseline_options(write_buffer_size: usize) -> (Options, Options) {

@@ -26,10 +26,6 @@ pub enum Lookup {
     Failed(Error),
 }
 
-/// The former name of [`Lookup`] ("slot" also names the entries of the handle table), kept
-/// while `tests/rocks_surface.rs` still uses it.
-pub use Lookup as Slot;
-
 /// Reads `keys[i]` from column family `cfs[i]` (or `cfs[0]` for every key when `cfs` has one
 /// handle), all of one DB, at `snapshot` (0: latest) with read `flags`. Values are packed into
 /// `out` in order of arrival; keys whose value does not fit get `TooSmall` and the rest still
