@@ -41,7 +41,7 @@ mod sync;
 
 pub use error::{rm_result, Error, Result};
 pub use handle::Kind;
-pub use manager::{CloseMode, Config, LogLevel, Manager, Resource};
+pub use manager::{CloseMode, Config, Leak, LogLevel, Manager, Resource};
 
 /// The crate version, "MAJOR.MINOR.PATCH".
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -15,6 +15,15 @@ pub enum CloseMode {
     Forced,
 }
 
+/// What an open resource counts as when a close sweeps it along with what it depends on: its
+/// owner never closed it, so it leaked it (as Pebble reports at Close). The names are those of
+/// the totals (`leaked_iterators`, `leaked_snapshots`) and of `rm_metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leak {
+    Iterator,
+    Snapshot,
+}
+
 /// Anything the manager can own. Implemented by the RocksDB resources, by foreign resources
 /// registered through the C ABI, and by test doubles.
 pub trait Resource: Send + Sync + 'static {
@@ -60,6 +69,26 @@ pub trait Resource: Send + Sync + 'static {
     /// families in its own close, although the two do not depend on each other.
     fn part_of_dependencies(&self) -> bool {
         false
+    }
+
+    /// What this resource counts as if a close of what it depends on sweeps it along while it
+    /// is still open (see [`Leak`]); None (the default): it is not counted.
+    fn leak(&self) -> Option<Leak> {
+        None
+    }
+
+    /// True for a resource whose close record counts the leaks swept along with it by the same
+    /// close (a DB counts the iterators and snapshots that were still open on it). False by
+    /// default.
+    fn collects_leaks(&self) -> bool {
+        false
+    }
+
+    /// True for a resource named after what it is part of (`db/cf`): its name may be up to
+    /// twice `MAX_NAME_LEN` long, since each part may be. Defaults to
+    /// [`part_of_dependencies`](Resource::part_of_dependencies).
+    fn qualified_name(&self) -> bool {
+        self.part_of_dependencies()
     }
 
     /// Memory figures (a DB's, from RocksDB), or None. Called by the monitor under a lease.

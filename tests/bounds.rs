@@ -7,7 +7,7 @@
 
 mod common;
 use common::wait_until;
-use resman::{manager, CloseMode, Config, Error, Kind, Manager, Resource};
+use resman::{manager, CloseMode, Config, Error, Kind, Leak, Manager, Resource};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
@@ -69,6 +69,30 @@ impl Resource for Gated {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// A counted resource that reports itself as a leak of `kind` when swept along, or (`None`)
+/// collects the leaks swept along with it, as a DB does.
+struct Leaky(Arc<AtomicUsize>, Option<Leak>);
+
+impl Resource for Leaky {
+    fn close(&self, _mode: CloseMode) -> Result<(), String> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn leak(&self) -> Option<Leak> {
+        self.1
+    }
+    fn collects_leaks(&self) -> bool {
+        self.1.is_none()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn leaky(n: &Arc<AtomicUsize>, leak: Option<Leak>) -> Box<Leaky> {
+    Box::new(Leaky(Arc::clone(n), leak))
 }
 
 fn counted(n: &Arc<AtomicUsize>) -> Box<Counted> {
@@ -301,16 +325,23 @@ fn closing_a_parent_of_100k_leaked_children_counts_them_in_linear_time() {
     // Bounds the run needs a twentieth of; the old count alone took longer than both.
     let mgr = Manager::with_config(config(Duration::from_secs(3), Duration::from_secs(3))).unwrap();
     let closes = Arc::new(AtomicUsize::new(0));
-    let db = mgr.register("db", Kind::Db, counted(&closes), &[]).unwrap();
+    let db = mgr
+        .register("db", Kind::Db, leaky(&closes, None), &[])
+        .unwrap();
     let n = 100_000;
     for i in 0..n {
-        let kind = if i % 4 == 0 {
-            Kind::Snapshot
+        let (kind, leak) = if i % 4 == 0 {
+            (Kind::Snapshot, Leak::Snapshot)
         } else {
-            Kind::Iterator
+            (Kind::Iterator, Leak::Iterator)
         };
-        mgr.register(&format!("db/child#{i}"), kind, counted(&closes), &[db])
-            .unwrap();
+        mgr.register(
+            &format!("db/child#{i}"),
+            kind,
+            leaky(&closes, Some(leak)),
+            &[db],
+        )
+        .unwrap();
     }
     let started = Instant::now();
     mgr.close(db).unwrap();
@@ -331,11 +362,22 @@ fn closing_a_parent_of_100k_leaked_children_counts_them_in_linear_time() {
 fn children_closed_by_their_owner_are_not_counted_as_leaked() {
     let mgr = Manager::new().unwrap();
     let closes = Arc::new(AtomicUsize::new(0));
-    let db = mgr.register("db", Kind::Db, counted(&closes), &[]).unwrap();
-    let a = mgr
-        .register("db/it#1", Kind::Iterator, counted(&closes), &[db])
+    let db = mgr
+        .register("db", Kind::Db, leaky(&closes, None), &[])
         .unwrap();
-    mgr.register("db/it#2", Kind::Iterator, counted(&closes), &[db])
+    let it = |name: &str| {
+        mgr.register(
+            name,
+            Kind::Iterator,
+            leaky(&closes, Some(Leak::Iterator)),
+            &[db],
+        )
+        .unwrap()
+    };
+    let a = it("db/it#1");
+    it("db/it#2");
+    // A resource that reports no leak is not counted, whatever its handle's kind.
+    mgr.register("db/quiet", Kind::Iterator, counted(&closes), &[db])
         .unwrap();
     mgr.close(a).unwrap();
     mgr.close(db).unwrap();

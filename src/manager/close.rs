@@ -333,39 +333,45 @@ pub(super) fn count_leaks(
     order: &[Handle],
     target: Option<Handle>,
 ) {
-    // The DB of the run that each resource (transitively) depends on, if any.
-    let mut db_of: FxHashMap<Handle, Handle> = FxHashMap::default();
-    let mut per_db: FxHashMap<Handle, (u64, u64)> = FxHashMap::default();
+    // The collector of the run (a DB) that each resource (transitively) depends on, if any.
+    let mut collector_of: FxHashMap<Handle, Handle> = FxHashMap::default();
+    let mut per_collector: FxHashMap<Handle, (u64, u64)> = FxHashMap::default();
     for h in order.iter().rev() {
         let p = &picked[index[h]];
-        let kind = p.entry.value.kind;
-        let db = if kind == Kind::Db {
+        let resource = &p.entry.value.resource;
+        let collector = if resource.collects_leaks() {
             Some(*h)
         } else {
-            p.deps.iter().find_map(|d| db_of.get(d).copied())
+            p.deps.iter().find_map(|d| collector_of.get(d).copied())
         };
-        if let Some(db) = db {
-            db_of.insert(*h, db);
+        if let Some(c) = collector {
+            collector_of.insert(*h, c);
         }
         // Open now (nobody asked for its close): this close sweeps it.
-        if p.was_sealed || Some(*h) == target || !matches!(kind, Kind::Iterator | Kind::Snapshot) {
+        let Some(leak) = resource.leak() else {
+            continue;
+        };
+        if p.was_sealed || Some(*h) == target {
             continue;
         }
-        let counts = db.map(|db| per_db.entry(db).or_default());
-        if kind == Kind::Iterator {
-            Metrics::bump(&inner.metrics.leaked_iterators);
-            if let Some(c) = counts {
-                c.0 += 1;
+        let counts = collector.map(|c| per_collector.entry(c).or_default());
+        match leak {
+            Leak::Iterator => {
+                Metrics::bump(&inner.metrics.leaked_iterators);
+                if let Some(c) = counts {
+                    c.0 += 1;
+                }
             }
-        } else {
-            Metrics::bump(&inner.metrics.leaked_snapshots);
-            if let Some(c) = counts {
-                c.1 += 1;
+            Leak::Snapshot => {
+                Metrics::bump(&inner.metrics.leaked_snapshots);
+                if let Some(c) = counts {
+                    c.1 += 1;
+                }
             }
         }
     }
-    for (db, (iterators, snapshots)) in per_db {
-        let mut info = picked[index[&db]].entry.value.info.lock();
+    for (c, (iterators, snapshots)) in per_collector {
+        let mut info = picked[index[&c]].entry.value.info.lock();
         info.leaked_iterators += iterators;
         info.leaked_snapshots += snapshots;
     }

@@ -18,7 +18,7 @@ pub use crate::config::{
     DEFAULT_MONITOR_INTERVAL, DEFAULT_RETRY_DELAY, MAX_RETRIES,
 };
 pub use crate::log::{LogFn, LogLevel};
-pub use crate::resource::{CloseMode, Resource};
+pub use crate::resource::{CloseMode, Leak, Resource};
 
 use crate::cleanup;
 use crate::error::{rm_result, Error, Failure, Result};

@@ -26,12 +26,13 @@ pub fn validate_name(name: &str, limit: usize) -> Result<()> {
     Ok(())
 }
 
-/// The longest name a resource of `kind` may have: a column family is named after its DB
-/// and itself (`db/cf`, each part up to [`MAX_NAME_LEN`]), anything else [`MAX_NAME_LEN`].
-pub(super) fn name_limit(kind: Kind) -> usize {
-    match kind {
-        Kind::ColumnFamily => MAX_QUALIFIED_NAME_LEN,
-        _ => MAX_NAME_LEN,
+/// The longest name `resource` may have: one named after what it is part of (`db/cf`, each
+/// part up to [`MAX_NAME_LEN`]) twice that and one, anything else [`MAX_NAME_LEN`].
+pub(super) fn name_limit(resource: &dyn Resource) -> usize {
+    if resource.qualified_name() {
+        MAX_QUALIFIED_NAME_LEN
+    } else {
+        MAX_NAME_LEN
     }
 }
 
@@ -67,7 +68,7 @@ pub(super) fn register_in(
     resource: Box<dyn Resource>,
     deps: &[u64],
 ) -> Result<Handle> {
-    validate_name(name, name_limit(kind))?;
+    validate_name(name, name_limit(resource.as_ref()))?;
     let dep_refs = resolve_dependencies(inner, deps)?;
     // Everything that might run a close when dropped (leases, the resource itself on failure)
     // is kept here and dropped after the registry lock is released.

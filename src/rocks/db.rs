@@ -218,6 +218,11 @@ impl Resource for DbResource {
         self.0.release_dir();
     }
 
+    /// Its record counts the iterators and snapshots its close swept along.
+    fn collects_leaks(&self) -> bool {
+        true
+    }
+
     fn memory(&self) -> Option<ResourceMemory> {
         // SAFETY: the manager calls `memory` under a lease on this DB's entry.
         let m = unsafe { self.0.memory() }.ok()?;

@@ -10,7 +10,7 @@ use super::raw::{self, Iter, Seek};
 use super::snapshot::with_snapshot;
 use crate::error::{Error, Result};
 use crate::handle::Kind;
-use crate::manager::{self, CloseMode, Resource};
+use crate::manager::{self, CloseMode, Leak, Resource};
 use parking_lot::Mutex;
 use std::any::Any;
 use std::sync::Arc;
@@ -37,6 +37,11 @@ impl Resource for IterResource {
     /// Destroying it frees memory: closed on the closing thread when nothing holds it.
     fn closes_quickly(&self) -> bool {
         true
+    }
+
+    /// Still open when its column family, snapshot or DB is closed: leaked.
+    fn leak(&self) -> Option<Leak> {
+        Some(Leak::Iterator)
     }
 
     fn as_any(&self) -> &dyn Any {

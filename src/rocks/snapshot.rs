@@ -5,7 +5,7 @@ use super::db::{register_child, with_db, DbInner};
 use super::raw::{ReadOpts, Snapshot};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
-use crate::manager::{self, CloseMode, Resource};
+use crate::manager::{self, CloseMode, Leak, Resource};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,6 +52,11 @@ impl Resource for SnapshotResource {
     /// Destroying it frees memory: closed on the closing thread when nothing holds it.
     fn closes_quickly(&self) -> bool {
         true
+    }
+
+    /// Still open when its DB is closed: leaked.
+    fn leak(&self) -> Option<Leak> {
+        Some(Leak::Snapshot)
     }
 
     fn as_any(&self) -> &dyn Any {
