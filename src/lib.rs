@@ -22,6 +22,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(clippy::missing_safety_doc)]
 
+pub mod api;
 pub mod cleanup;
 pub mod config;
 pub mod error;
@@ -39,9 +40,10 @@ pub mod resource;
 pub mod rocks;
 mod sync;
 
+pub use api::Manager;
 pub use error::{rm_result, Error, Result};
 pub use handle::Kind;
-pub use manager::{CloseMode, Config, Leak, LogLevel, Manager, Resource};
+pub use manager::{CloseMode, Config, Leak, LogLevel, Resource};
 
 /// The crate version, "MAJOR.MINOR.PATCH".
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -28,7 +28,7 @@ fn the_monitor_samples_is_a_resource_and_is_gone_after_cleanup_and_destroy() {
     wait_until(|| monitor_threads() == 1);
     let st = mgr.status().unwrap();
     let monitor = st.resources.iter().find(|r| r.kind == "monitor").unwrap();
-    assert_eq!(monitor.name, resman::manager::MONITOR_NAME);
+    assert_eq!(monitor.name, resman::monitor::MONITOR_NAME);
     assert_eq!(monitor.state, "active");
     // It samples at its interval, not just once.
     wait_until(|| mgr.status().unwrap().memory.samples >= 3);

@@ -126,7 +126,7 @@ pub unsafe extern "C" fn rm_manager_create(
             // whatever the caller wrote there is a valid value.
             unsafe { *config }.to_rust()
         };
-        let h = manager::create(cfg)?;
+        let h = crate::api::create(cfg)?;
         // SAFETY: `out` is not NULL (out_ptr above) and this function's contract makes
         // `out_manager` a writable `uint64_t`: put_out's contract.
         unsafe { put_out(out, h.raw()) };

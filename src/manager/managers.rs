@@ -59,7 +59,8 @@ pub fn set_logger(mgr: u64, f: Option<Arc<LogFn>>, max: LogLevel) -> Result<()> 
     })
 }
 
-/// Creates a manager and returns its handle.
+/// Creates a manager and returns its handle: the registry alone. [`crate::api::create`] is
+/// what callers use: it also starts the manager's monitor.
 pub fn create(config: Config) -> Result<Handle> {
     config.validate()?;
     let handle = OBJECTS
@@ -80,104 +81,7 @@ pub fn create(config: Config) -> Result<Handle> {
             }),
         })
         .map_err(Error::from)?;
-    if let Err(e) = start_monitor(handle) {
-        let _ = destroy(handle.raw());
-        return Err(e);
-    }
     Ok(handle)
-}
-
-/// Name of the monitor resource every manager registers at creation.
-pub const MONITOR_NAME: &str = "resman.monitor";
-
-/// Starts manager `mgr`'s monitor and registers it as a resource (closed by cleanup).
-pub(super) fn start_monitor(mgr: Handle) -> Result<()> {
-    with_manager(mgr.raw(), |inner| {
-        // The first sample now, so the figures exist from the start.
-        sample(inner);
-        let weak = Arc::downgrade(inner);
-        let monitor = MonitorResource::start(inner.config.monitor_interval, move || {
-            match weak.upgrade() {
-                Some(inner) => {
-                    sample(&inner);
-                    true
-                }
-                None => false,
-            }
-        })
-        .map_err(|e| Error::Capacity(format!("cannot start the monitor thread: {e}")))?;
-        register_in(inner, MONITOR_NAME, Kind::Monitor, Box::new(monitor), &[]).map(|_| ())
-    })
-}
-
-/// One monitor tick: refreshes the memory figures and logs closes that are stuck.
-pub(super) fn sample(inner: &Arc<ManagerInner>) {
-    let (entries, registry_bytes) = {
-        let reg = inner.registry.lock();
-        let mut bytes = std::mem::size_of::<Registry>() as u64;
-        let entries: Vec<Arc<Stored<Entry>>> = reg
-            .nodes
-            .iter()
-            .filter_map(|(h, n)| {
-                let r = OBJECTS.resources.get(h.raw(), None).ok()?;
-                bytes += (std::mem::size_of::<Stored<Entry>>()
-                    + std::mem::size_of::<Node>()
-                    + 2 * r.value.name.len()
-                    + 16 * (n.deps.len() + n.dependents.len())
-                    + 64) as u64;
-                Some(r.to_arc())
-            })
-            .collect();
-        (entries, bytes)
-    };
-    let mut total = ResourceMemory::default();
-    let mut reporting = 0;
-    let mut per_resource = Vec::new();
-    let stuck_after = inner.config.monitor_interval;
-    for e in &entries {
-        if let Ok(lease) = acquire(Arc::clone(e)) {
-            if let Some(m) = lease.entry().resource.memory() {
-                reporting += 1;
-                per_resource.push(NamedMemory {
-                    name: e.value.name.clone(),
-                    handle: e.handle.raw(),
-                    memory: m,
-                });
-                total.mem_table_total += m.mem_table_total;
-                total.mem_table_unflushed += m.mem_table_unflushed;
-                total.table_readers += m.table_readers;
-                total.block_cache += m.block_cache;
-            }
-            continue;
-        }
-        let started = e.value.info.lock().started;
-        if let Some(since) = started.filter(|s| s.elapsed() >= stuck_after) {
-            inner.log(LogLevel::Warn, || {
-                format!(
-                    "{} '{}' ({}) has been closing for {:.1} s ({} operation(s) or dependent(s) still hold it)",
-                    e.value.kind,
-                    e.value.name,
-                    e.handle,
-                    since.elapsed().as_secs_f64(),
-                    e.value.lifecycle.leases()
-                )
-            });
-        }
-    }
-    drop(entries);
-    let mut mem = inner.memory.lock();
-    let samples = mem.0.samples + 1;
-    *mem = (
-        MemorySample {
-            reporting,
-            total,
-            registry_bytes,
-            resources: per_resource,
-            age_ms: None,
-            samples,
-        },
-        Some(Instant::now()),
-    );
 }
 
 /// Runs `f` on a live manager, holding a lease on it so destroy waits for the call.

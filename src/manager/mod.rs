@@ -26,10 +26,9 @@ use crate::executor;
 use crate::handle::{tags, Handle, HandleError, HandleTable, Kind, Ref, Stored};
 use crate::lifecycle::{Claim, Lifecycle, Release, State};
 use crate::metrics::Metrics;
-use crate::monitor::MonitorResource;
 use crate::records::{
-    CleanupStep, ClosedRecord, ConfigStatus, HistogramSnapshot, MemorySample, NamedMemory,
-    ResourceMemory, ResourceStatus, Status, Totals,
+    CleanupStep, ClosedRecord, ConfigStatus, HistogramSnapshot, MemorySample, ResourceMemory,
+    ResourceStatus, Status, Totals,
 };
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
@@ -43,18 +42,18 @@ use std::time::{Duration, Instant};
 
 mod close;
 mod entry;
-mod facade;
 mod graph;
 mod managers;
 mod native;
+mod observe;
 mod register;
 mod status;
 
 pub use self::close::*;
 pub use self::entry::*;
-pub use self::facade::*;
 use self::graph::*;
 pub use self::managers::*;
 pub(crate) use self::native::*;
+pub use self::observe::*;
 pub use self::register::*;
 pub use self::status::*;

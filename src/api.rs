@@ -1,11 +1,31 @@
-//! The owned manager for Rust callers.
+//! The Rust API's entry points above the core: a manager comes with its monitor. `create` is
+//! what `rm_manager_create` calls; [`Manager`] owns one for Rust callers.
 
-use super::*;
+use crate::error::Result;
+use crate::handle::Handle;
+use crate::kind::Kind;
+use crate::manager::{
+    add_dependency, cleanup, cleanup_timeout, close, destroy, register, status, unregister,
+    CloseMode, Config, Resource,
+};
+use crate::records::Status;
+use std::time::Duration;
+
+/// Creates a manager and starts its monitor (a resource of the manager, `resman.monitor`,
+/// stopped by cleanup). On failure nothing is left.
+pub fn create(config: Config) -> Result<Handle> {
+    let handle = crate::manager::create(config)?;
+    if let Err(e) = crate::monitor::start(handle) {
+        let _ = destroy(handle.raw());
+        return Err(e);
+    }
+    Ok(handle)
+}
 
 /// An owned manager for Rust callers: destroyed (everything closed) when dropped.
 pub struct Manager {
-    pub(super) handle: Handle,
-    pub(super) destroyed: bool,
+    handle: Handle,
+    destroyed: bool,
 }
 
 impl Manager {
