@@ -2,18 +2,21 @@
 //! generation counters, so that double close, use after close, stale handles and closing under
 //! a running operation are errors instead of crashes.
 //!
-//! Layers, inside out (see `docs/DESIGN.md`):
+//! Layers, inside out (the map of every file is in `docs/DESIGN.md`):
 //!
+//! * leaves: [`kind`], [`records`], [`log`], [`config`], [`error`], [`metrics`], [`resource`];
 //! * [`handle`]: the table of slots with generations and kinds;
 //! * [`lifecycle`]: one resource's leases and close protocol;
-//! * [`manager`] and [`cleanup`]: names, dependencies, ordered close with deadlines, errors;
 //! * [`executor`]: the threads close work runs on;
-//! * [`monitor`]: counters, the status document, the monitor thread;
+//! * [`cleanup`]: the order and the two-phase scheduler of a close run;
+//! * [`manager`]: names, dependencies, registration, the close path, status;
+//! * [`monitor`]: the sampling thread, a client of the manager;
+//! * [`api`]: a manager with its monitor, and the owned Rust [`Manager`];
 //! * [`rocks`]: RocksDB resources on top of the above;
 //! * [`ffi`]: the C ABI (`include/resman.h`).
 //!
-//! The core (`handle`, `lifecycle`, `manager`, `cleanup`, `executor`, `monitor`) knows nothing of RocksDB;
-//! all `unsafe` code lives in `ffi` and `rocks`.
+//! The core (everything but `rocks` and `ffi`) knows nothing of RocksDB; all `unsafe` code
+//! lives in `ffi` and `rocks`.
 
 // The unsafe discipline, enforced: every unsafe operation sits in its own `unsafe` block (also
 // inside an `unsafe fn`), every such block says why it is sound (`// SAFETY:`), and every

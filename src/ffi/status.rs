@@ -59,7 +59,7 @@ pub unsafe extern "C" fn rm_status(
 
 /// Buckets of an `rm_histogram`.
 pub const RM_HISTOGRAM_BUCKETS: usize = 12;
-const _: () = assert!(RM_HISTOGRAM_BUCKETS == crate::monitor::DURATION_BOUNDS.len());
+const _: () = assert!(RM_HISTOGRAM_BUCKETS == crate::records::DURATION_BOUNDS.len());
 
 /// A duration histogram, Prometheus style.
 #[allow(non_camel_case_types)]
@@ -158,7 +158,7 @@ pub unsafe extern "C" fn rm_manager_metrics(
         let out = out_ptr(out, "out")?;
         let m = manager::metrics(manager)?;
         let t = &m.totals;
-        let hist = |h: &crate::monitor::HistogramSnapshot| rm_histogram {
+        let hist = |h: &crate::records::HistogramSnapshot| rm_histogram {
             count: h.count,
             sum_seconds: h.sum_seconds,
             le: h.le,

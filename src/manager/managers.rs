@@ -1,5 +1,5 @@
-//! Managers: creation (with their monitor), the lease every manager call holds, the log
-//! receiver, and destroy.
+//! Managers: creation (the registry; `crate::api` adds the monitor), the lease every manager
+//! call holds, the log receiver, and destroy.
 
 use super::*;
 

@@ -7,7 +7,7 @@ use super::status::rocks_error;
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Resource, MAX_NAME_LEN};
-use crate::monitor::ResourceMemory;
+use crate::records::ResourceMemory;
 use parking_lot::Mutex;
 use rocksdb::{AsColumnFamilyRef, AsRawPtr, Cache, DB};
 use std::any::Any;
