@@ -27,7 +27,7 @@ pub const IDLE: Duration = Duration::from_secs(2);
 pub const MAX_WORKERS: usize = 1024;
 
 #[derive(Default)]
-struct State {
+struct PoolState {
     queue: VecDeque<Job>,
     /// Workers waiting for a job.
     idle: usize,
@@ -38,7 +38,7 @@ struct State {
     spawned: u64,
 }
 
-impl State {
+impl PoolState {
     fn stalled(&self) -> usize {
         self.running
             .values()
@@ -48,7 +48,7 @@ impl State {
 }
 
 struct Pool {
-    state: Mutex<State>,
+    state: Mutex<PoolState>,
     cv: Condvar,
     target: usize,
 }
@@ -56,7 +56,7 @@ struct Pool {
 static POOL: once_cell::sync::Lazy<Arc<Pool>> = once_cell::sync::Lazy::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     Arc::new(Pool {
-        state: Mutex::new(State::default()),
+        state: Mutex::new(PoolState::default()),
         cv: Condvar::new(),
         target: cores.clamp(2, 8),
     })
@@ -91,7 +91,7 @@ pub fn workers() -> (usize, u64) {
     (s.workers, s.spawned)
 }
 
-fn spawn_worker(s: &mut State) -> std::io::Result<()> {
+fn spawn_worker(s: &mut PoolState) -> std::io::Result<()> {
     let id = s.spawned;
     std::thread::Builder::new()
         .name("resman-close".into())

@@ -28,7 +28,7 @@ enum NodeState {
     Done,
 }
 
-struct Node<I> {
+struct RunNode<I> {
     item: I,
     /// Its dependencies inside the run.
     deps: Vec<Handle>,
@@ -37,10 +37,10 @@ struct Node<I> {
     state: NodeState,
 }
 
-impl<I> Node<I> {
+impl<I> RunNode<I> {
     /// A node not begun yet; its `waiting` is counted once the edges into it are known.
-    fn new(item: I, deps: Vec<Handle>) -> Node<I> {
-        Node {
+    fn new(item: I, deps: Vec<Handle>) -> RunNode<I> {
+        RunNode {
             item,
             deps,
             waiting: 0,
@@ -71,7 +71,7 @@ pub(crate) fn run_closes<C: Closer>(
     for (item, deps) in entries {
         let h = closer.handle(&item);
         s.order.push(h);
-        s.nodes.insert(h, Node::new(item, deps));
+        s.nodes.insert(h, RunNode::new(item, deps));
     }
     let edges: Vec<Handle> = s.nodes.values().flat_map(|n| n.deps.clone()).collect();
     for d in edges {
@@ -92,7 +92,7 @@ pub(crate) fn run_closes<C: Closer>(
 struct Sched<'a, C: Closer> {
     run: &'a Arc<Run>,
     closer: &'a C,
-    nodes: FxHashMap<Handle, Node<C::Item>>,
+    nodes: FxHashMap<Handle, RunNode<C::Item>>,
     /// Dependents first: the order of escalation.
     order: Vec<Handle>,
     ready: VecDeque<Handle>,

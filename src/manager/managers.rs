@@ -96,14 +96,14 @@ pub(super) fn with_manager<T>(
             obj.handle
         )));
     }
-    struct Release<'a>(&'a Lifecycle);
-    impl Drop for Release<'_> {
+    struct CallGuard<'a>(&'a Lifecycle);
+    impl Drop for CallGuard<'_> {
         fn drop(&mut self) {
             // A manager has no native close for the last call to run: destroy does the work.
             let _ = self.0.release();
         }
     }
-    let _release = Release(&obj.value.lifecycle);
+    let _call = CallGuard(&obj.value.lifecycle);
     f(&obj.value.inner)
 }
 
