@@ -101,11 +101,14 @@ pub(super) unsafe fn buffer<'a>(
     Ok(unsafe { std::slice::from_raw_parts_mut(p, cap) })
 }
 
-/// `n` u64 values at `p` (NULL allowed when n is 0).
+/// An input array: `n` values of `T` at `p` (NULL allowed when n is 0), refused when NULL
+/// with `n > 0` or not aligned for `T`.
 ///
 /// # Safety
-/// When `n > 0`, `p` points to `n` readable, aligned `uint64_t`.
-pub(super) unsafe fn u64s<'a>(p: *const u64, n: usize, what: &'static str) -> Result<&'a [u64]> {
+/// When `n > 0`, `p` points to `n` readable `T` valid for the call, every bit pattern of which
+/// is a valid `T` (integers, raw pointers, `#[repr(C)]` structs of those); `n` is bounded by
+/// the caller (an RM_MAX_*), so `n * size_of::<T>()` is far below isize::MAX.
+pub(super) unsafe fn array<'a, T>(p: *const T, n: usize, what: &'static str) -> Result<&'a [T]> {
     if n == 0 {
         return Ok(&[]);
     }
@@ -114,13 +117,23 @@ pub(super) unsafe fn u64s<'a>(p: *const u64, n: usize, what: &'static str) -> Re
     }
     if !p.is_aligned() {
         return Err(Error::InvalidArgument(format!(
-            "{what} is not 8-byte aligned"
+            "{what} is not {}-byte aligned",
+            std::mem::align_of::<T>()
         )));
     }
     // SAFETY: `p` is not NULL and aligned (checked above), and by this function's contract
-    // points to `n` readable u64 valid for the call; `n` is bounded by the callers (an
-    // RM_MAX_* of at most 2^20), so `n * 8` is far below isize::MAX.
+    // points to `n` readable, valid `T` for the call, with `n * size_of::<T>()` far below
+    // isize::MAX.
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// `n` u64 values at `p` (NULL allowed when n is 0): [`array`] of `uint64_t`.
+///
+/// # Safety
+/// As for [`array`].
+pub(super) unsafe fn u64s<'a>(p: *const u64, n: usize, what: &'static str) -> Result<&'a [u64]> {
+    // SAFETY: this function's contract is array's.
+    unsafe { array(p, n, what) }
 }
 
 /// Refuses more than `max` of something ("{n} {what}; the limit is {max}").

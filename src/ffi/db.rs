@@ -1,6 +1,6 @@
 //! DBs: their options, opening one with its column families, its memory figures.
 
-use super::args::{at_most, c_str, out_ptr, put_out};
+use super::args::{array, at_most, c_str, out_ptr, put_out};
 use super::boundary::{boundary, rm_error};
 use crate::error::{rm_result, Error, Result};
 use crate::rocks::{self, CfSpec, Compression, DbOptions};
@@ -162,8 +162,8 @@ pub unsafe extern "C" fn rm_db_options_default(out: *mut rm_db_options) -> rm_re
 /// - `RM_ERR_NULL_POINTER`: `name`, `path` or `out_db` NULL; with `n_cfs` > 0, `cf_names`,
 ///   one of `cf_names[i]`, or `out_cfs` NULL.
 /// - `RM_ERR_INVALID_UTF8`: `name`, `path` or a column-family name is not UTF-8.
-/// - `RM_ERR_INVALID_ARGUMENT`: more than RM_MAX_COLUMN_FAMILIES column families; an empty
-///   `path`; `name` or a column-family name empty or longer than RM_MAX_NAME_LEN bytes; a
+/// - `RM_ERR_INVALID_ARGUMENT`: more than RM_MAX_COLUMN_FAMILIES column families;
+///   `cf_names` not aligned for a pointer; an empty `path`; `name` or a column-family name empty or longer than RM_MAX_NAME_LEN bytes; a
 ///   column family listed twice; an option out of range (see
 ///   `rm_db_options`: `compression` must be _NONE, _LZ4 or _ZSTD); and RocksDB's refusals: no
 ///   DB with create_if_missing 0, a DB with error_if_exists 1, a missing column family with
@@ -200,20 +200,14 @@ pub unsafe extern "C" fn rm_db_open(
 ) -> rm_result {
     boundary(err, || {
         at_most(n_cfs, RM_MAX_COLUMN_FAMILIES, "column families")?;
+        // SAFETY: this function's contract makes `cf_names` `n_cfs` readable pointers (NULL
+        // allowed with 0), and `n_cfs` is at most RM_MAX_COLUMN_FAMILIES: array's contract.
+        let names = unsafe { array(cf_names, n_cfs, "cf_names") }?;
         let mut cfs = Vec::with_capacity(n_cfs);
-        if n_cfs > 0 {
-            if cf_names.is_null() {
-                return Err(Error::NullPointer("cf_names"));
-            }
-            for i in 0..n_cfs {
-                // SAFETY: `cf_names` is not NULL (checked above) and, by this function's
-                // contract, points to `n_cfs` readable pointers; `i < n_cfs`, so the offset
-                // stays inside that array and the read is of one of them.
-                let p = unsafe { *cf_names.add(i) };
-                // SAFETY: this function's contract makes each `cf_names[i]` a NUL-terminated
-                // string valid for the call (c_str refuses NULL): c_str's contract.
-                cfs.push(CfSpec::new(unsafe { c_str(p, "cf_names[i]") }?));
-            }
+        for &p in names {
+            // SAFETY: this function's contract makes each `cf_names[i]` a NUL-terminated
+            // string valid for the call (c_str refuses NULL): c_str's contract.
+            cfs.push(CfSpec::new(unsafe { c_str(p, "cf_names[i]") }?));
         }
         // SAFETY: `name`, `path`, `opts`, `out_db` and `out_cfs` come with this function's
         // contract, which is `open`'s; `out_cfs` has room for `n_cfs` = `cfs.len()` handles.
@@ -227,7 +221,7 @@ pub unsafe extern "C" fn rm_db_open(
 /// Errors: those of `rm_db_open`, with `cfs` in place of `cf_names`: `RM_ERR_NULL_POINTER`
 /// also for `cfs` or one of `cfs[i].name` NULL (with `n_cfs` > 0), `RM_ERR_INVALID_UTF8` for
 /// a `cfs[i].name` that is not UTF-8, and `RM_ERR_INVALID_ARGUMENT` also for an unknown
-/// `cfs[i].compression`.
+/// `cfs[i].compression` or `cfs` not aligned for `rm_cf_options`.
 ///
 /// # Safety
 /// As for `rm_db_open`, with `cfs` pointing to `n_cfs` readable `rm_cf_options` whose names
@@ -246,23 +240,18 @@ pub unsafe extern "C" fn rm_db_open_cf(
 ) -> rm_result {
     boundary(err, || {
         at_most(n_cfs, RM_MAX_COLUMN_FAMILIES, "column families")?;
+        // SAFETY: this function's contract makes `cfs` `n_cfs` readable `rm_cf_options` (NULL
+        // allowed with 0), whose fields are a pointer and an integer, so any bits the caller
+        // wrote are valid values; `n_cfs` is at most RM_MAX_COLUMN_FAMILIES: array's contract.
+        let entries = unsafe { array(cfs, n_cfs, "cfs") }?;
         let mut specs = Vec::with_capacity(n_cfs);
-        if n_cfs > 0 {
-            if cfs.is_null() {
-                return Err(Error::NullPointer("cfs"));
-            }
-            for i in 0..n_cfs {
-                // SAFETY: `cfs` is not NULL (checked above) and, by this function's contract,
-                // points to `n_cfs` readable `rm_cf_options`; `i < n_cfs`. Its fields are a
-                // pointer and an integer, so any bits the caller wrote are valid values.
-                let c = unsafe { *cfs.add(i) };
-                specs.push(CfSpec {
-                    // SAFETY: this function's contract makes each `cfs[i].name` a
-                    // NUL-terminated string valid for the call (c_str refuses NULL).
-                    name: unsafe { c_str(c.name, "cfs[i].name") }?,
-                    compression: compression(c.compression, "cfs[i].compression")?,
-                });
-            }
+        for c in entries {
+            specs.push(CfSpec {
+                // SAFETY: this function's contract makes each `cfs[i].name` a NUL-terminated
+                // string valid for the call (c_str refuses NULL).
+                name: unsafe { c_str(c.name, "cfs[i].name") }?,
+                compression: compression(c.compression, "cfs[i].compression")?,
+            });
         }
         // SAFETY: `name`, `path`, `opts`, `out_db` and `out_cfs` come with this function's
         // contract, which is `open`'s; `out_cfs` has room for `n_cfs` = `specs.len()` handles.
