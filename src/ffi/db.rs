@@ -163,11 +163,11 @@ pub unsafe extern "C" fn rm_db_options_default(out: *mut rm_db_options) -> rm_re
 ///   one of `cf_names[i]`, or `out_cfs` NULL.
 /// - `RM_ERR_INVALID_UTF8`: `name`, `path` or a column-family name is not UTF-8.
 /// - `RM_ERR_INVALID_ARGUMENT`: more than RM_MAX_COLUMN_FAMILIES column families;
-///   `cf_names` not aligned for a pointer; an empty `path`; `name` or a column-family name empty or longer than RM_MAX_NAME_LEN bytes; a
-///   column family listed twice; an option out of range (see
-///   `rm_db_options`: `compression` must be _NONE, _LZ4 or _ZSTD); and RocksDB's refusals: no
-///   DB with create_if_missing 0, a DB with error_if_exists 1, a missing column family with
-///   create_missing_column_families 0.
+///   `cf_names` not aligned for a pointer; an empty `path`; `name` or a column-family name
+///   empty or longer than RM_MAX_NAME_LEN bytes; a column family listed twice; an option out
+///   of range (see `rm_db_options`: `compression` must be _NONE, _LZ4 or _ZSTD); and
+///   RocksDB's refusals: no DB with create_if_missing 0, a DB with error_if_exists 1, a
+///   missing column family with create_missing_column_families 0.
 /// - On `manager`: `RM_ERR_INVALID_HANDLE` (0, or a number never issued),
 ///   `RM_ERR_STALE_HANDLE`, `RM_ERR_WRONG_KIND` (a resource handle), `RM_ERR_CLOSED` (the
 ///   manager is destroyed or being destroyed, or a `rm_cleanup` of it is running: new
