@@ -4,14 +4,14 @@
 //!
 //! Layers, inside out (the map of every file is in `docs/DESIGN.md`):
 //!
-//! * leaves: [`kind`], [`records`], [`log`], [`config`], [`error`], [`metrics`], [`resource`];
+//! * leaves: `kind`, `records`, `log`, `config`, [`error`], `metrics`, `resource`;
 //! * [`handle`]: the table of slots with generations and kinds;
 //! * [`lifecycle`]: one resource's leases and close protocol;
-//! * [`executor`]: the threads close work runs on;
-//! * [`cleanup`]: the order and the two-phase scheduler of a close run;
+//! * `executor`: the threads close work runs on;
+//! * `cleanup`: the order and the two-phase scheduler of a close run;
 //! * [`manager`]: names, dependencies, registration, the close path, status;
 //! * [`monitor`]: the sampling thread, a client of the manager;
-//! * [`api`]: a manager with its monitor, and the owned Rust [`Manager`];
+//! * `api`: a manager with its monitor, and the owned Rust [`Manager`];
 //! * [`rocks`]: RocksDB resources on top of the above;
 //! * [`ffi`]: the C ABI (`include/resman.h`).
 //!
@@ -25,21 +25,21 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(clippy::missing_safety_doc)]
 
-pub mod api;
-pub mod cleanup;
-pub mod config;
+mod api;
+mod cleanup;
+mod config;
 pub mod error;
-pub mod executor;
+mod executor;
 pub mod ffi;
 pub mod handle;
-pub mod kind;
+mod kind;
 pub mod lifecycle;
-pub mod log;
+mod log;
 pub mod manager;
-pub mod metrics;
+mod metrics;
 pub mod monitor;
-pub mod records;
-pub mod resource;
+mod records;
+mod resource;
 pub mod rocks;
 mod sync;
 

@@ -2,7 +2,7 @@
 //! registration, that samples at `monitor_interval`: each open DB's memory figures (under a
 //! lease), the registry's own size, and closes that are stuck, which it logs. It sits above
 //! the manager and uses only what the manager offers an observer (`manager::observe`).
-//! (The counters are in [`crate::metrics`], the records in [`crate::records`]; both are
+//! (The counters are in `crate::metrics`, the records in `crate::records`; both are
 //! re-exported here for the paths callers already use.)
 
 pub use crate::metrics::{Histogram, Metrics};

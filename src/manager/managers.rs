@@ -59,7 +59,7 @@ pub fn set_logger(mgr: u64, f: Option<Arc<LogFn>>, max: LogLevel) -> Result<()> 
     })
 }
 
-/// Creates a manager and returns its handle: the registry alone. [`crate::api::create`] is
+/// Creates a manager and returns its handle: the registry alone. `crate::api::create` is
 /// what callers use: it also starts the manager's monitor.
 pub fn create(config: Config) -> Result<Handle> {
     config.validate()?;
