@@ -35,8 +35,8 @@ pub(super) fn bounds(
 ///
 /// Exactly one caller wins the close of a resource: the first whose close, cleanup, destroy
 /// or unregister chose it (under the registry lock). Every other close of it returns
-/// `AlreadyClosed`, and so does a close through a manager that was destroyed (its destroy
-/// closed everything). From the moment a close is won, the resource and everything it sweeps
+/// `AlreadyClosed`, and so does a close through a destroyed manager of a resource its destroy
+/// closed. From the moment a close is won, the resource and everything it sweeps
 /// along take no new dependent (`DependencyClosed`; for an iterator, snapshot or batch of a DB,
 /// `Closed`), so the run's bounds hold whatever other threads do.
 pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> Result<()> {
@@ -123,9 +123,10 @@ pub(super) fn cleanup_all(
     mode: CloseMode,
 ) -> Result<()> {
     let run = cleanup::Run::new(operation, None, mode, bounds);
-    // Registrations are refused from the moment the set is chosen until the run returns.
-    struct Accepting<'a>(&'a ManagerInner);
-    impl Drop for Accepting<'_> {
+    // Registrations are refused from the moment the set is chosen until the run returns
+    // (dropping the guard, even on unwind, accepts them again).
+    struct Refusing<'a>(&'a ManagerInner);
+    impl Drop for Refusing<'_> {
         fn drop(&mut self) {
             self.0.registry.lock().cleanups -= 1;
         }
@@ -133,7 +134,7 @@ pub(super) fn cleanup_all(
     let mut refusing = None;
     let report = close_set(inner, &run, None, |reg| {
         reg.cleanups += 1;
-        refusing = Some(Accepting(inner));
+        refusing = Some(Refusing(inner));
         Ok(reg.nodes.keys().copied().collect())
     })?;
     drop(refusing);
