@@ -10,6 +10,7 @@
 #define RESMAN_TESTS_C_CHECK_H
 
 #include <ftw.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -212,6 +213,24 @@ static inline void remove_tmpdirs(void) {
 static inline const uint8_t *B(const char *s) { return (const uint8_t *)s; }
 /* A string as a (pointer, length) argument pair. */
 #define S(s) B(s), strlen(s)
+
+/* The end of every program: `want_live` handles are left (every manager destroyed, every
+ * deferred close run), the temporary directories go, and the closing line the suite reads is
+ * printed. Returns the exit status. */
+static inline int finish_tests(uint64_t want_live) {
+    rm_error err;
+    memset(&err, 0, sizeof err);
+    g_test = "main";
+    g_ctx = NULL;
+    uint64_t live = rm_live_objects();
+    if (!CHECK(live == want_live)) {
+        fprintf(stderr, "      rm_live_objects() = %" PRIu64 ", expected %" PRIu64 "\n", live,
+                want_live);
+    }
+    remove_tmpdirs();
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed > 0 ? 1 : 0;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* RocksDB calls                                                                              */

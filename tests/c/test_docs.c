@@ -722,17 +722,5 @@ int main(void) {
     test_multi_get_alignment();
     test_close_order();
     test_open_refusals();
-    {
-        rm_error err;
-        memset(&err, 0, sizeof err);
-        g_test = "main";
-        g_ctx = NULL;
-        uint64_t live = rm_live_objects();
-        if (!CHECK(live == 0)) {
-            fprintf(stderr, "      rm_live_objects() = %" PRIu64 "\n", live);
-        }
-    }
-    remove_tmpdirs();
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed > 0 ? 1 : 0;
+    return finish_tests(0);
 }

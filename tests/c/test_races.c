@@ -384,16 +384,5 @@ int main(void) {
     test_a_closing_db_takes_no_new_children();
     test_closing_a_db_with_many_leaked_iterators();
     test_cleanup_failures_name_each_resource_in_full();
-    {
-        rm_error err;
-        memset(&err, 0, sizeof err);
-        g_test = "main";
-        uint64_t live = rm_live_objects();
-        if (!CHECK(live == live_before)) {
-            fprintf(stderr, "      rm_live_objects() = %" PRIu64 "\n", live);
-        }
-    }
-    remove_tmpdirs();
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed > 0 ? 1 : 0;
+    return finish_tests(live_before);
 }

@@ -2352,19 +2352,6 @@ int main(void) {
     RUN(test_wrong_handles);
     RUN(test_leak_accounting);
     RUN(test_concurrent_close);
-
-    {
-        rm_error err;
-        memset(&err, 0, sizeof err);
-        g_test = "main";
-        g_ctx = NULL;
-        /* Every manager is destroyed: nothing may be left. */
-        uint64_t live = rm_live_objects();
-        if (!CHECK(live == 0)) {
-            fprintf(stderr, "      rm_live_objects() = %" PRIu64 "\n", live);
-        }
-    }
-    remove_tmpdirs();
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed > 0 ? 1 : 0;
+    /* Every manager is destroyed: nothing may be left. */
+    return finish_tests(0);
 }
