@@ -110,7 +110,7 @@ fn settle(fx: &Fixture) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let busy = props.iter().any(|p| {
-            resman::rocks::property_int(fx.resman.cf, p)
+            resman::rocks::property_int(resman::rocks::CfHandle::from_raw(fx.resman.cf), p)
                 .unwrap()
                 .unwrap_or(0)
                 > 0

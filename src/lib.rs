@@ -45,7 +45,7 @@ mod sync;
 
 pub use api::Manager;
 pub use error::{rm_result, Error, Result};
-pub use handle::Kind;
+pub use handle::{Kind, ManagerHandle, ResourceHandle};
 pub use manager::{CloseMode, Config, Leak, LogLevel, Resource};
 
 /// The crate version, "MAJOR.MINOR.PATCH".

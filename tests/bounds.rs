@@ -7,7 +7,7 @@
 
 mod common;
 use common::wait_until;
-use resman::{manager, CloseMode, Config, Error, Kind, Leak, Manager, Resource};
+use resman::{manager, CloseMode, Config, Error, Kind, Leak, Manager, Resource, ResourceHandle};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
@@ -115,8 +115,8 @@ struct Blocked {
     mgr: Arc<Manager>,
     closes: Arc<AtomicUsize>,
     gate: Arc<Gate>,
-    parent: u64,
-    child: u64,
+    parent: ResourceHandle,
+    child: ResourceHandle,
 }
 
 fn blocked(graceful: Duration, forced: Duration, child_name: &str) -> Blocked {
@@ -166,7 +166,7 @@ fn registrations_are_refused_while_a_cleanup_runs_and_accepted_after_it() {
     let refused = mgr.register("late-child", Kind::Foreign, counted(&closes), &[parent]);
     assert!(matches!(refused, Err(Error::Closed(_))), "{refused:?}");
     assert!(matches!(
-        manager::check_names_free(mgr.handle(), &["x".to_owned()]),
+        manager::check_names_free(mgr.handle().raw(), &["x".to_owned()]),
         Err(Error::Closed(_))
     ));
     gate.open();
@@ -275,7 +275,7 @@ fn a_cleanup_returns_while_eight_threads_keep_registering() {
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     i += 1;
-                    let deps: &[u64] = if i.is_multiple_of(2) { &[base] } else { &[] };
+                    let deps: &[ResourceHandle] = if i.is_multiple_of(2) { &[base] } else { &[] };
                     let name = format!("t{t}-{i}");
                     match mgr.register(&name, Kind::Foreign, counted(&closes), deps) {
                         Ok(_) => accepted.fetch_add(1, Ordering::SeqCst),
@@ -481,7 +481,7 @@ fn a_close_after_the_manager_was_destroyed_is_already_closed() {
     let m = mgr.handle();
     mgr.destroy().unwrap();
     assert_eq!(closes.load(Ordering::SeqCst), 1);
-    let again = manager::close(m, h, CloseMode::Graceful, None);
+    let again = manager::close(m.raw(), h.raw(), CloseMode::Graceful, None);
     assert!(
         matches!(&again, Err(Error::AlreadyClosed(msg)) if msg.contains("destroyed")),
         "{again:?}"
@@ -495,11 +495,11 @@ fn the_last_cleanups_failures_are_kept_by_resource_with_their_full_reasons() {
     let Blocked {
         mgr, closes, gate, ..
     } = blocked(Duration::from_millis(50), Duration::from_millis(50), "hung");
-    let (op, f) = manager::cleanup_failures(mgr.handle()).unwrap();
+    let (op, f) = manager::cleanup_failures(mgr.handle().raw()).unwrap();
     assert!(op.is_none() && f.is_empty());
     let err = mgr.cleanup().unwrap_err();
     assert_eq!(err.code(), resman::rm_result::RM_ERR_TIMEOUT);
-    let (op, f) = manager::cleanup_failures(mgr.handle()).unwrap();
+    let (op, f) = manager::cleanup_failures(mgr.handle().raw()).unwrap();
     assert_eq!(op, Some("cleanup"));
     let names: Vec<&str> = f.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["hung", "parent"], "dependents first");
@@ -519,7 +519,13 @@ fn the_last_cleanups_failures_are_kept_by_resource_with_their_full_reasons() {
         .register("other", Kind::Foreign, counted(&closes), &[])
         .unwrap();
     mgr.close(other).unwrap();
-    assert_eq!(manager::cleanup_failures(mgr.handle()).unwrap().1.len(), 2);
+    assert_eq!(
+        manager::cleanup_failures(mgr.handle().raw())
+            .unwrap()
+            .1
+            .len(),
+        2
+    );
     gate.open();
     wait_until(|| closes.load(Ordering::SeqCst) == 2);
 }
@@ -559,7 +565,7 @@ fn under_a_forced_close_a_dependent_finds_its_dependency_refusing_operations() {
             &format!("d{round}"),
             Kind::Foreign,
             Box::new(Prober {
-                parent: Arc::new(AtomicUsize::new(parent as usize)),
+                parent: Arc::new(AtomicUsize::new(parent.raw() as usize)),
                 could_use_parent: Arc::clone(&told),
             }),
             &[parent],

@@ -106,7 +106,10 @@ fn assert_refused(r: resman::Result<rocks::Opened>, holder: &str, mgr: &Manager,
     match r {
         Err(Error::Locked(m)) => {
             assert!(m.contains(&format!("'{holder}'")), "{what}: {m}");
-            assert!(m.contains(&format!("{:#x}", mgr.handle())), "{what}: {m}");
+            assert!(
+                m.contains(&format!("{:#x}", mgr.handle().raw())),
+                "{what}: {m}"
+            );
         }
         Err(e) => panic!("{what}: expected Locked, got {e:?}"),
         Ok(o) => panic!("{what}: a second open of the directory succeeded: {o:?}"),

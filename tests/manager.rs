@@ -3,7 +3,9 @@
 mod common;
 use common::wait_until;
 use resman::manager::{self, Lease};
-use resman::{rm_result, CloseMode, Config, Error, Kind, Manager, Resource};
+use resman::{
+    rm_result, CloseMode, Config, Error, Kind, Manager, ManagerHandle, Resource, ResourceHandle,
+};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -103,7 +105,7 @@ impl Fixture {
             log: Arc::new(Log::default()),
         }
     }
-    fn add(&self, name: &str, behaviour: Behaviour, deps: &[u64]) -> u64 {
+    fn add(&self, name: &str, behaviour: Behaviour, deps: &[ResourceHandle]) -> ResourceHandle {
         self.mgr
             .register(name, Kind::Foreign, self.probe(name, behaviour), deps)
             .unwrap()
@@ -129,8 +131,8 @@ impl Fixture {
         self.log.order.lock().unwrap().clone()
     }
     /// A lease that marks the resource in use while held.
-    fn use_it(&self, h: u64) -> InUse {
-        let lease = manager::lease(h, Kind::Foreign).unwrap();
+    fn use_it(&self, h: ResourceHandle) -> InUse {
+        let lease = manager::lease(h.raw(), Kind::Foreign).unwrap();
         let name = lease.entry().name().to_owned();
         self.log.start(&name);
         InUse {
@@ -139,11 +141,11 @@ impl Fixture {
             name,
         }
     }
-    fn state(&self, h: u64) -> Option<String> {
+    fn state(&self, h: ResourceHandle) -> Option<String> {
         let st = self.mgr.status().unwrap();
         st.resources
             .iter()
-            .find(|r| r.handle == h)
+            .find(|r| r.handle == h.raw())
             .map(|r| r.state.to_string())
     }
 }
@@ -168,7 +170,7 @@ fn double_close_and_use_after_close_are_errors() {
     f.mgr.close(h).unwrap();
     assert!(matches!(f.mgr.close(h), Err(Error::AlreadyClosed(_))));
     assert!(matches!(
-        manager::lease(h, Kind::Foreign),
+        manager::lease(h.raw(), Kind::Foreign),
         Err(Error::Closed(_))
     ));
     assert_eq!(f.order(), vec!["a"]);
@@ -186,7 +188,7 @@ fn graceful_close_waits_for_the_operation_in_flight() {
     wait_until(|| f.state(h).as_deref() == Some("closing"));
     // Closing: new operations are refused, the one in flight goes on.
     assert!(matches!(
-        manager::lease(h, Kind::Foreign),
+        manager::lease(h.raw(), Kind::Foreign),
         Err(Error::Closed(_))
     ));
     assert!(f.order().is_empty(), "not closed under a running operation");
@@ -234,7 +236,7 @@ fn forced_close_does_not_wait_for_operations_and_the_last_one_closes() {
     assert!(err.to_string().contains("state closing"), "{err}");
     assert!(f.order().is_empty());
     assert!(matches!(
-        manager::lease(h, Kind::Foreign),
+        manager::lease(h.raw(), Kind::Foreign),
         Err(Error::Closed(_))
     ));
     drop(op);
@@ -245,7 +247,7 @@ fn forced_close_does_not_wait_for_operations_and_the_last_one_closes() {
     let h = f.add("forced-2", Behaviour::Ok, &[]);
     let op = f.use_it(h);
     let ender = std::thread::spawn(move || {
-        wait_until(|| manager::lease(h, Kind::Foreign).is_err());
+        wait_until(|| manager::lease(h.raw(), Kind::Foreign).is_err());
         drop(op);
     });
     f.mgr
@@ -391,7 +393,7 @@ fn cleanup_timeout_names_what_did_not_finish_and_closes_the_rest() {
 fn bad_registrations_are_refused_and_leave_nothing() {
     let f = Fixture::new();
     let a = f.add("a", Behaviour::Ok, &[]);
-    let e = |r: resman::Result<u64>| r.unwrap_err().code();
+    let e = |r: resman::Result<ResourceHandle>| r.unwrap_err().code();
     assert_eq!(
         e(f.mgr
             .register("a", Kind::Foreign, f.probe("a", Behaviour::Ok), &[])),
@@ -409,9 +411,10 @@ fn bad_registrations_are_refused_and_leave_nothing() {
         rm_result::RM_ERR_INVALID_ARGUMENT
     );
     for bad in [0u64, 1, u64::MAX, 0x1234_5678_9abc_def0] {
+        let forged = ResourceHandle::from_raw(bad);
         let code = e(f
             .mgr
-            .register("x", Kind::Foreign, f.probe("x", Behaviour::Ok), &[bad]));
+            .register("x", Kind::Foreign, f.probe("x", Behaviour::Ok), &[forged]));
         assert_eq!(code, rm_result::RM_ERR_INVALID_HANDLE, "{bad:#x}");
     }
     // A dependency that is closing.
@@ -442,7 +445,7 @@ fn bad_registrations_are_refused_and_leave_nothing() {
         rm_result::RM_ERR_DEPENDENCY_CLOSED
     );
     // A forged number carrying the managers' table tag is invalid, not "the wrong kind".
-    let tag_bits = f.mgr.handle() & (0x3ff << 5);
+    let tag_bits = f.mgr.handle().raw() & (0x3ff << 5);
     for forged in [
         tag_bits | 31 | (1 << 35),
         tag_bits | 1 | (999 << 15) | (1 << 35),
@@ -471,12 +474,12 @@ fn bad_registrations_are_refused_and_leave_nothing() {
             "x",
             Kind::Foreign,
             f.probe("x", Behaviour::Ok),
-            &[f.mgr.handle()]
+            &[ResourceHandle::from_raw(f.mgr.handle().raw())]
         )),
         rm_result::RM_ERR_WRONG_KIND
     );
     assert_eq!(
-        manager::status(a).unwrap_err().code(),
+        manager::status(a.raw()).unwrap_err().code(),
         rm_result::RM_ERR_WRONG_KIND
     );
     // Only the monitor, "a" and "closing" were ever registered; nothing else was created.
@@ -537,7 +540,7 @@ fn destroy_closes_everything_and_kills_the_manager_handle() {
     let f = Fixture::new();
     let a = f.add("a", Behaviour::Ok, &[]);
     f.add("b", Behaviour::Ok, &[a]);
-    let h = f.mgr.handle();
+    let h = f.mgr.handle().raw();
     manager::destroy(h).unwrap();
     assert_eq!(f.order(), vec!["b", "a"]);
     assert_eq!(
@@ -557,13 +560,12 @@ fn destroy_closes_everything_and_kills_the_manager_handle() {
 #[test]
 fn a_long_chain_of_deferred_closes_runs_without_recursion() {
     let f = Fixture::new();
-    let mut prev: Option<u64> = None;
-    let mut leaf = 0;
+    let mut prev: Option<ResourceHandle> = None;
     for i in 0..20_000 {
-        let deps: Vec<u64> = prev.into_iter().collect();
-        leaf = f.add(&format!("r{i}"), Behaviour::Ok, &deps);
-        prev = Some(leaf);
+        let deps: Vec<ResourceHandle> = prev.into_iter().collect();
+        prev = Some(f.add(&format!("r{i}"), Behaviour::Ok, &deps));
     }
+    let leaf = prev.unwrap();
     let op = f.use_it(leaf);
     let f = Arc::new(f);
     let cleaner = {
@@ -599,7 +601,7 @@ fn racing_operations_against_close_never_touch_a_closed_resource() {
                     barrier.wait();
                     let mut ok = 0u64;
                     loop {
-                        match manager::lease(h, Kind::Foreign) {
+                        match manager::lease(h.raw(), Kind::Foreign) {
                             Ok(lease) => {
                                 f.log.start("raced");
                                 ok += 1;
@@ -652,22 +654,23 @@ fn status_lists_resources_and_serialises_to_json() {
 
 /// A resource whose close calls back into the manager.
 struct Reentrant {
-    mgr: u64,
+    mgr: ManagerHandle,
     codes: Arc<Mutex<Vec<rm_result>>>,
 }
 
 impl Resource for Reentrant {
     fn close(&self, _: CloseMode) -> Result<(), String> {
         let mut codes = self.codes.lock().unwrap();
-        codes.push(manager::cleanup(self.mgr).unwrap_err().code());
-        codes.push(manager::destroy(self.mgr).unwrap_err().code());
+        let mgr = self.mgr.raw();
+        codes.push(manager::cleanup(mgr).unwrap_err().code());
+        codes.push(manager::destroy(mgr).unwrap_err().code());
         codes.push(
-            manager::close(self.mgr, 1, CloseMode::Forced, None)
+            manager::close(mgr, 1, CloseMode::Forced, None)
                 .unwrap_err()
                 .code(),
         );
         // Reading the status is fine.
-        codes.push(manager::status(self.mgr).map_or_else(|e| e.code(), |_| rm_result::RM_OK));
+        codes.push(manager::status(mgr).map_or_else(|e| e.code(), |_| rm_result::RM_OK));
         Ok(())
     }
     fn as_any(&self) -> &dyn Any {
@@ -717,7 +720,7 @@ fn huge_timeouts_mean_no_deadline_not_an_overflow() {
     f.add("c", Behaviour::Ok, &[]);
     f.mgr
         .close_with(
-            f.mgr.status().unwrap().resources.last().unwrap().handle,
+            ResourceHandle::from_raw(f.mgr.status().unwrap().resources.last().unwrap().handle),
             CloseMode::Forced,
             Some(Duration::MAX),
         )
@@ -742,7 +745,7 @@ fn log_events_reach_the_receiver_at_the_levels_asked_for() {
     let events: Arc<Mutex<Vec<(resman::LogLevel, String)>>> = Arc::default();
     let sink = Arc::clone(&events);
     manager::set_logger(
-        f.mgr.handle(),
+        f.mgr.handle().raw(),
         Some(Arc::new(move |level, msg: &str| {
             sink.lock().unwrap().push((level, msg.to_owned()))
         })),
@@ -752,7 +755,7 @@ fn log_events_reach_the_receiver_at_the_levels_asked_for() {
     let a = f.add("a", Behaviour::Ok, &[]);
     let b = f.add("b", Behaviour::Fail, &[]);
     let busy = f.add("busy", Behaviour::Ok, &[]);
-    let lease = manager::lease(busy, Kind::Foreign).unwrap();
+    let lease = manager::lease(busy.raw(), Kind::Foreign).unwrap();
     f.mgr.close(a).unwrap();
     assert!(f.mgr.close(b).is_err());
     assert!(matches!(f.mgr.close(busy), Err(Error::Timeout(_))));
@@ -791,7 +794,7 @@ fn log_events_reach_the_receiver_at_the_levels_asked_for() {
     events.lock().unwrap().clear();
     let sink = Arc::clone(&events);
     manager::set_logger(
-        f.mgr.handle(),
+        f.mgr.handle().raw(),
         Some(Arc::new(move |level, msg: &str| {
             sink.lock().unwrap().push((level, msg.to_owned()))
         })),
@@ -804,7 +807,7 @@ fn log_events_reach_the_receiver_at_the_levels_asked_for() {
         events.lock().unwrap().is_empty(),
         "debug and info are filtered"
     );
-    manager::set_logger(f.mgr.handle(), None, resman::LogLevel::Debug).unwrap();
+    manager::set_logger(f.mgr.handle().raw(), None, resman::LogLevel::Debug).unwrap();
     let d = f.add("d", Behaviour::Fail, &[]);
     assert!(f.mgr.close(d).is_err());
     assert!(events.lock().unwrap().is_empty(), "no receiver, no output");
@@ -855,7 +858,7 @@ fn a_quick_close_with_nothing_in_flight_runs_on_the_closing_thread_and_others_on
     assert!(matches!(*on.lock().unwrap(), Some(t) if t != me));
     // Quick but in use when its close begins: the close waits on the pool as any other.
     let (h, on) = add(true);
-    let lease = manager::lease(h, Kind::Foreign).unwrap();
+    let lease = manager::lease(h.raw(), Kind::Foreign).unwrap();
     std::thread::scope(|s| {
         let closer = s.spawn(|| {
             mgr.close(h).unwrap();
@@ -866,7 +869,7 @@ fn a_quick_close_with_nothing_in_flight_runs_on_the_closing_thread_and_others_on
                 .unwrap()
                 .resources
                 .iter()
-                .any(|r| r.handle == h && r.state == "closing")
+                .any(|r| r.handle == h.raw() && r.state == "closing")
         });
         assert_eq!(*on.lock().unwrap(), None, "not closed under its operation");
         drop(lease);

@@ -6,7 +6,9 @@ mod common;
 use common::{wait_until, Rng};
 use resman::manager::{self, Lease};
 use resman::monitor::{CleanupRecord, HistogramSnapshot, Status};
-use resman::{rm_result, CloseMode, Config, Error, Kind, LogLevel, Manager, Resource};
+use resman::{
+    rm_result, CloseMode, Config, Error, Kind, LogLevel, Manager, Resource, ResourceHandle,
+};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -107,10 +109,16 @@ impl Fx {
             calls: Calls::default(),
         }
     }
-    fn add(&self, name: &str, act: Act, deps: &[u64]) -> u64 {
+    fn add(&self, name: &str, act: Act, deps: &[ResourceHandle]) -> ResourceHandle {
         self.add_with(name, act, deps, false)
     }
-    fn add_with(&self, name: &str, act: Act, deps: &[u64], hold_on_failure: bool) -> u64 {
+    fn add_with(
+        &self,
+        name: &str,
+        act: Act,
+        deps: &[ResourceHandle],
+        hold_on_failure: bool,
+    ) -> ResourceHandle {
         self.mgr
             .register(
                 name,
@@ -251,7 +259,7 @@ fn what_the_graceful_phase_leaves_unfinished_is_forced() {
     let fx = Arc::new(Fx::new(config(50, 60_000, 0)));
     let busy = fx.add("busy", Act::Ok, &[]);
     fx.add("idle", Act::Ok, &[]);
-    let op = manager::lease(busy, Kind::Foreign).unwrap();
+    let op = manager::lease(busy.raw(), Kind::Foreign).unwrap();
     let cleaner = {
         let fx = Arc::clone(&fx);
         std::thread::spawn(move || fx.mgr.cleanup())
@@ -320,7 +328,7 @@ fn failed_closes_are_retried_up_to_max_retries_and_report_every_attempt() {
     let events: Arc<Mutex<Vec<(LogLevel, String)>>> = Arc::default();
     let sink = Arc::clone(&events);
     manager::set_logger(
-        fx.mgr.handle(),
+        fx.mgr.handle().raw(),
         Some(Arc::new(move |l, m: &str| {
             sink.lock().unwrap().push((l, m.to_owned()))
         })),
@@ -405,7 +413,7 @@ fn a_destroy_after_a_timed_out_cleanup_waits_only_the_forced_phase_for_it() {
     assert_eq!(err.code(), rm_result::RM_ERR_TIMEOUT);
     let started = Instant::now();
     let h = fx.mgr.handle();
-    let err = manager::destroy(h).unwrap_err();
+    let err = manager::destroy(h.raw()).unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "not the graceful minute"
@@ -507,13 +515,13 @@ fn a_random_graph_closes_concurrently_and_respects_every_dependency() {
                 done: Arc::clone(&done),
                 violations: Arc::clone(&violations),
             };
-            let dep_handles: Vec<u64> = deps.iter().map(|&j| handles[j]).collect();
+            let dep_handles: Vec<ResourceHandle> = deps.iter().map(|&j| handles[j]).collect();
             let h = mgr
                 .register(&format!("r{i}"), Kind::Foreign, Box::new(res), &dep_handles)
                 .unwrap();
             for &j in &deps {
                 edges.push((i, j));
-                let lease: Lease = manager::lease(handles[j], Kind::Foreign).unwrap();
+                let lease: Lease = manager::lease(handles[j].raw(), Kind::Foreign).unwrap();
                 lease
                     .resource::<Checked>()
                     .unwrap()
@@ -563,14 +571,14 @@ fn metrics_match_what_happened() {
     fx.add("c", Act::FailTimes(u32::MAX), &[]);
     let d = fx.add("d", Act::Ok, &[]);
     fx.mgr.unregister(d).unwrap();
-    let m = manager::metrics(fx.mgr.handle()).unwrap();
+    let m = manager::metrics(fx.mgr.handle().raw()).unwrap();
     assert_eq!(
         (m.totals.registered, m.totals.active, m.totals.closing),
         (5, 4, 0)
     );
     assert!(fx.mgr.cleanup().is_err());
     fx.mgr.cleanup().unwrap(); // nothing left: a second, empty run
-    let m = manager::metrics(fx.mgr.handle()).unwrap();
+    let m = manager::metrics(fx.mgr.handle().raw()).unwrap();
     let t = &m.totals;
     assert_eq!(t.registered, 5);
     assert_eq!((t.active, t.closing), (0, 0));
@@ -596,8 +604,8 @@ fn a_dependent_closes_before_its_dependency_even_when_both_are_busy_at_the_deadl
     let fx = Arc::new(Fx::new(config(30, 60_000, 0)));
     let parent = fx.add("parent", Act::Ok, &[]);
     let child = fx.add("child", Act::Ok, &[parent]);
-    let op_p = manager::lease(parent, Kind::Foreign).unwrap();
-    let op_c = manager::lease(child, Kind::Foreign).unwrap();
+    let op_p = manager::lease(parent.raw(), Kind::Foreign).unwrap();
+    let op_c = manager::lease(child.raw(), Kind::Foreign).unwrap();
     let cleaner = {
         let fx = Arc::clone(&fx);
         std::thread::spawn(move || fx.mgr.cleanup())
@@ -619,7 +627,7 @@ fn a_closing_resource_stuck_past_the_monitor_interval_is_logged() {
     let events: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&events);
     manager::set_logger(
-        fx.mgr.handle(),
+        fx.mgr.handle().raw(),
         Some(Arc::new(move |_, m: &str| {
             sink.lock().unwrap().push(m.to_owned())
         })),
@@ -627,7 +635,7 @@ fn a_closing_resource_stuck_past_the_monitor_interval_is_logged() {
     )
     .unwrap();
     let h = fx.add("sticky", Act::Ok, &[]);
-    let op = manager::lease(h, Kind::Foreign).unwrap();
+    let op = manager::lease(h.raw(), Kind::Foreign).unwrap();
     let closer = {
         let fx = Arc::clone(&fx);
         std::thread::spawn(move || fx.mgr.close(h))
@@ -649,7 +657,7 @@ fn a_cleanup_waits_for_a_graceful_close_someone_else_is_running() {
     // without cutting it short to its own (tiny) forced phase.
     let fx = Arc::new(Fx::new(config(60_000, 1, 0)));
     let h = fx.add("slow", Act::Ok, &[]);
-    let op = manager::lease(h, Kind::Foreign).unwrap();
+    let op = manager::lease(h.raw(), Kind::Foreign).unwrap();
     let closer = {
         let fx = Arc::clone(&fx);
         std::thread::spawn(move || fx.mgr.close(h))

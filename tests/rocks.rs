@@ -1,6 +1,6 @@
 //! The RocksDB resources against the real RocksDB.
 
-use resman::rocks::{self, DbOptions};
+use resman::rocks::{self, CfHandle, DbOptions};
 use resman::{rm_result, CloseMode, Error, Kind, Manager};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,7 +15,7 @@ fn open(mgr: &Manager, name: &str, path: &Path, cfs: &[&str]) -> resman::Result<
     rocks::open(mgr.handle(), name, path, &specs, &DbOptions::default())
 }
 
-fn get(cf: u64, key: &[u8]) -> Option<Vec<u8>> {
+fn get(cf: CfHandle, key: &[u8]) -> Option<Vec<u8>> {
     rocks::get_vec(cf, key).unwrap()
 }
 
@@ -272,7 +272,9 @@ fn db_and_column_families_cannot_be_unregistered() {
     );
     // A DB handle is not a column family.
     assert_eq!(
-        rocks::put(db.db, b"k", b"v").unwrap_err().code(),
+        rocks::put(CfHandle::from_raw(db.db.raw()), b"k", b"v")
+            .unwrap_err()
+            .code(),
         rm_result::RM_ERR_WRONG_KIND
     );
 }

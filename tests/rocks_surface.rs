@@ -4,8 +4,11 @@
 use resman::rocks::batch::{self, Op};
 use resman::rocks::iter::{self, IterOptions};
 use resman::rocks::multiget::{multi_get, Lookup};
-use resman::rocks::{self, snapshot, CfSpec, Compression, DbOptions, Seek};
-use resman::{CloseMode, Error, Manager};
+use resman::rocks::{
+    self, snapshot, BatchHandle, CfHandle, CfSpec, Compression, DbOptions, IterHandle, Seek,
+    SnapshotHandle,
+};
+use resman::{CloseMode, Error, Manager, ResourceHandle};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -20,13 +23,13 @@ fn open(mgr: &Manager, name: &str, path: &Path, cfs: &[&str]) -> rocks::Opened {
     open_with(mgr, name, path, cfs, &DbOptions::default())
 }
 
-fn get(cf: u64, key: &[u8]) -> Option<Vec<u8>> {
+fn get(cf: CfHandle, key: &[u8]) -> Option<Vec<u8>> {
     rocks::get_vec(cf, key).unwrap()
 }
 
-fn get_at(cf: u64, snap: u64, key: &[u8]) -> Option<Vec<u8>> {
+fn get_at(cf: CfHandle, snap: SnapshotHandle, key: &[u8]) -> Option<Vec<u8>> {
     let mut buf = [0u8; 256];
-    match rocks::get_opt(cf, snap, 0, key, &mut buf) {
+    match rocks::get_opt(cf, Some(snap), 0, key, &mut buf) {
         Ok(n) => Some(buf[..n].to_vec()),
         Err(Error::NotFound) => None,
         Err(e) => panic!("get_opt: {e}"),
@@ -44,7 +47,7 @@ fn wal_bytes(dir: &Path) -> u64 {
 }
 
 /// Every entry from the current position onwards (forward) or backwards.
-fn drain(it: u64, forward: bool, mut valid: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn drain(it: IterHandle, forward: bool, mut valid: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     let (mut k, mut v) = ([0u8; 64], [0u8; 64]);
     while valid {
@@ -205,7 +208,7 @@ fn iterators_and_snapshots_left_open_close_before_their_db_and_are_counted_as_le
     let it2 = iter::create(
         cf,
         &IterOptions {
-            snapshot: snap,
+            snapshot: Some(snap),
             ..Default::default()
         },
     )
@@ -218,15 +221,15 @@ fn iterators_and_snapshots_left_open_close_before_their_db_and_are_counted_as_le
     mgr.close(snap2).unwrap();
     // A snapshot with a live iterator on it: closing it closes the iterator first.
     let status = mgr.status().unwrap();
-    let leases_of = |h: u64| {
+    let leases_of = |h: ResourceHandle| {
         status
             .resources
             .iter()
-            .find(|r| r.handle == h)
+            .find(|r| r.handle == h.raw())
             .unwrap()
             .leases
     };
-    assert_eq!(leases_of(snap), 1, "the iterator pins its snapshot");
+    assert_eq!(leases_of(snap.into()), 1, "the iterator pins its snapshot");
 
     mgr.close(db.db).unwrap();
     for h in [it1, it2] {
@@ -247,15 +250,23 @@ fn iterators_and_snapshots_left_open_close_before_their_db_and_are_counted_as_le
     assert!(only_monitor(&status));
     // The order actually used: every iterator before its column family and snapshot, those
     // before the DB.
-    let pos = |h: u64| {
+    let pos = |h: ResourceHandle| {
         status
             .recently_closed
             .iter()
-            .position(|r| r.handle == h)
+            .position(|r| r.handle == h.raw())
             .unwrap()
     };
+    let [it1, it2, cf, snap, b, db]: [ResourceHandle; 6] = [
+        it1.into(),
+        it2.into(),
+        cf.into(),
+        snap.into(),
+        b.into(),
+        db.db.into(),
+    ];
     assert!(pos(it1) < pos(cf) && pos(it2) < pos(cf) && pos(it2) < pos(snap));
-    assert!(pos(cf) < pos(db.db) && pos(snap) < pos(db.db) && pos(b) < pos(db.db));
+    assert!(pos(cf) < pos(db) && pos(snap) < pos(db) && pos(b) < pos(db));
 }
 
 /// Closed; or stale, once 1024 other frees (other tests in this process) let the slot be
@@ -264,9 +275,9 @@ fn gone(e: Error) -> bool {
     matches!(e, Error::Closed(_) | Error::StaleHandle(_))
 }
 
-fn get_at_err(cf: u64, snap: u64) -> Error {
+fn get_at_err(cf: CfHandle, snap: SnapshotHandle) -> Error {
     let mut buf = [0u8; 8];
-    rocks::get_opt(cf, snap, 0, b"a", &mut buf).unwrap_err()
+    rocks::get_opt(cf, Some(snap), 0, b"a", &mut buf).unwrap_err()
 }
 
 #[test]
@@ -288,8 +299,14 @@ fn a_snapshot_sees_the_db_as_it_was_through_get_multi_get_and_iterators() {
     assert_eq!(get(cf, b"a").as_deref(), Some(&b"new"[..]));
 
     let mut out = [0u8; 64];
-    let (slots, needed) =
-        multi_get(&[cf, cf, other], snap, 0, &[b"a", b"b", b"x"], &mut out).unwrap();
+    let (slots, needed) = multi_get(
+        &[cf, cf, other],
+        Some(snap),
+        0,
+        &[b"a", b"b", b"x"],
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(needed, 8);
     assert_eq!(slots[1], Lookup::NotFound);
     match (&slots[0], &slots[2]) {
@@ -312,7 +329,7 @@ fn a_snapshot_sees_the_db_as_it_was_through_get_multi_get_and_iterators() {
     let it = iter::create(
         cf,
         &IterOptions {
-            snapshot: snap,
+            snapshot: Some(snap),
             ..Default::default()
         },
     )
@@ -328,7 +345,7 @@ fn a_snapshot_sees_the_db_as_it_was_through_get_multi_get_and_iterators() {
         iter::create(
             cf,
             &IterOptions {
-                snapshot: snap,
+                snapshot: Some(snap),
                 ..Default::default()
             }
         )
@@ -480,9 +497,12 @@ fn a_batch_applies_atomically_across_column_families_and_is_emptied_by_its_write
         Err(Error::WrongDb(_))
     ));
     // Wrong kinds.
-    assert!(matches!(batch::count(cf), Err(Error::WrongKind(_))));
     assert!(matches!(
-        batch::add(b, db.db, Op::Delete(b"k")),
+        batch::count(BatchHandle::from_raw(cf.raw())),
+        Err(Error::WrongKind(_))
+    ));
+    assert!(matches!(
+        batch::add(b, CfHandle::from_raw(db.db.raw()), Op::Delete(b"k")),
         Err(Error::WrongKind(_))
     ));
 
@@ -506,7 +526,7 @@ fn multi_get_packs_values_reports_each_key_and_refuses_mixed_dbs() {
 
     let keys: [&[u8]; 4] = [b"k1", b"k2", b"missing", b"k3"];
     let mut small = [0u8; 10];
-    let (slots, needed) = multi_get(&[a, a, a, b], 0, 0, &keys, &mut small).unwrap();
+    let (slots, needed) = multi_get(&[a, a, a, b], None, 0, &keys, &mut small).unwrap();
     assert_eq!(needed, 3 + 40 + 5);
     assert_eq!(slots[0], Lookup::Found { offset: 0, len: 3 });
     assert_eq!(slots[1], Lookup::TooSmall { len: 40 });
@@ -518,7 +538,7 @@ fn multi_get_packs_values_reports_each_key_and_refuses_mixed_dbs() {
     );
     assert_eq!(&small[..8], b"onethree");
     let mut big = vec![0u8; needed];
-    let (slots, _) = multi_get(&[a, a, a, b], 0, 0, &keys, &mut big).unwrap();
+    let (slots, _) = multi_get(&[a, a, a, b], None, 0, &keys, &mut big).unwrap();
     assert!(
         slots
             .iter()
@@ -528,28 +548,34 @@ fn multi_get_packs_values_reports_each_key_and_refuses_mixed_dbs() {
     );
 
     // One column family for all keys; no keys at all.
-    let (slots, _) = multi_get(&[a], 0, 0, &[b"k1", b"k3"], &mut big).unwrap();
+    let (slots, _) = multi_get(&[a], None, 0, &[b"k1", b"k3"], &mut big).unwrap();
     assert_eq!(slots[1], Lookup::NotFound);
-    assert_eq!(multi_get(&[a], 0, 0, &[], &mut big).unwrap().0.len(), 0);
+    assert_eq!(multi_get(&[a], None, 0, &[], &mut big).unwrap().0.len(), 0);
 
     let dir2 = tempfile::tempdir().unwrap();
     let other = open(&mgr, "m2", dir2.path(), &["default"]);
     let c = other.column_families[0];
     assert!(matches!(
-        multi_get(&[a, c], 0, 0, &[b"k1", b"k1"], &mut big),
+        multi_get(&[a, c], None, 0, &[b"k1", b"k1"], &mut big),
         Err(Error::WrongDb(_))
     ));
     let snap = snapshot::create(other.db).unwrap();
     assert!(matches!(
-        multi_get(&[a], snap, 0, &[b"k1"], &mut big),
+        multi_get(&[a], Some(snap), 0, &[b"k1"], &mut big),
         Err(Error::WrongDb(_))
     ));
     assert!(matches!(
-        multi_get(&[a, b], 0, 0, &[b"k1", b"k2", b"k3"], &mut big),
+        multi_get(&[a, b], None, 0, &[b"k1", b"k2", b"k3"], &mut big),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        multi_get(&[db.db], 0, 0, &[b"k1"], &mut big),
+        multi_get(
+            &[CfHandle::from_raw(db.db.raw())],
+            None,
+            0,
+            &[b"k1"],
+            &mut big
+        ),
         Err(Error::WrongKind(_))
     ));
 }
@@ -645,7 +671,7 @@ fn options_are_validated_and_applied_and_memory_is_reported() {
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        rocks::get_opt(cf, 0, 8, b"k", &mut [0u8; 4]),
+        rocks::get_opt(cf, None, 8, b"k", &mut [0u8; 4]),
         Err(Error::InvalidArgument(_))
     ));
 
@@ -705,7 +731,7 @@ fn closing_a_db_while_threads_iterate_and_read_at_snapshots_never_crashes() {
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let (stop, tx) = (Arc::clone(&stop), tx.clone());
-                let (dbh, mh) = (db.db, mgr.handle());
+                let (dbh, mh) = (db.db, mgr.handle().raw());
                 std::thread::spawn(move || {
                     let mut sent = false;
                     while !stop.load(Ordering::Relaxed) {
@@ -714,7 +740,7 @@ fn closing_a_db_while_threads_iterate_and_read_at_snapshots_never_crashes() {
                             let it = iter::create(
                                 cf,
                                 &IterOptions {
-                                    snapshot: snap,
+                                    snapshot: Some(snap),
                                     ..Default::default()
                                 },
                             )?;
@@ -725,10 +751,10 @@ fn closing_a_db_while_threads_iterate_and_read_at_snapshots_never_crashes() {
                                 n += 1;
                             }
                             let mut buf = [0u8; 8];
-                            rocks::get_opt(cf, snap, 0, b"k0001", &mut buf)?;
+                            rocks::get_opt(cf, Some(snap), 0, b"k0001", &mut buf)?;
                             // Released by their owner, as a careful caller does (the close may
                             // lose the race against the DB's close: already closed then).
-                            for h in [it, snap] {
+                            for h in [it.raw(), snap.raw()] {
                                 match resman::manager::close(mh, h, CloseMode::Graceful, None) {
                                     Ok(())
                                     | Err(Error::AlreadyClosed(_) | Error::StaleHandle(_)) => {}
@@ -797,7 +823,7 @@ fn a_db_with_the_longest_name_still_gets_iterators_snapshots_and_batches() {
     let cf = st
         .resources
         .iter()
-        .find(|r| r.handle == db.column_families[1])
+        .find(|r| r.handle == db.column_families[1].raw())
         .unwrap();
     assert_eq!(cf.name, format!("{name}/{cf_name}"));
     assert_eq!(cf.name.len(), 2049);
@@ -816,8 +842,8 @@ fn a_db_with_the_longest_name_still_gets_iterators_snapshots_and_batches() {
     let s = snapshot::create(db.db).unwrap();
     let b = batch::create(db.db).unwrap();
     let st = mgr.status().unwrap();
-    for h in [s, b] {
-        let r = st.resources.iter().find(|r| r.handle == h).unwrap();
+    for h in [ResourceHandle::from(s), b.into()] {
+        let r = st.resources.iter().find(|r| r.handle == h.raw()).unwrap();
         assert!(r.name.len() <= 1024 && r.name.contains('#'), "{}", r.name);
     }
 }
@@ -826,12 +852,12 @@ fn a_db_with_the_longest_name_still_gets_iterators_snapshots_and_batches() {
 /// cache flushing at shutdown); optionally also tries to open an iterator there (a dependent
 /// that would appear while the cleanup runs) and keeps what it was told.
 struct Flusher {
-    cf: u64,
+    cf: CfHandle,
     open_iterator: Option<Told>,
 }
 
 /// What the flusher's attempt to open an iterator returned (None: no attempt yet).
-type Told = Arc<Mutex<Option<Result<u64, Error>>>>;
+type Told = Arc<Mutex<Option<Result<IterHandle, Error>>>>;
 
 impl resman::Resource for Flusher {
     fn close(&self, _mode: CloseMode) -> Result<(), String> {
@@ -860,7 +886,7 @@ fn a_dependent_may_use_its_db_while_it_closes_whichever_close_sweeps_it() {
                 cf,
                 open_iterator: None,
             }),
-            &[db.db],
+            &[db.db.into()],
         )
         .unwrap();
         match how {
@@ -897,7 +923,7 @@ fn a_dependent_cannot_open_new_children_of_a_db_whose_close_was_asked_for() {
                 cf,
                 open_iterator: Some(Arc::clone(&told)),
             }),
-            &[db.db],
+            &[db.db.into()],
         )
         .unwrap();
         match how {
@@ -948,13 +974,13 @@ fn the_monitor_samples_each_open_db_and_a_forced_cleanup_returns_with_everything
                 .iter()
                 .any(|r| r.name == "a" && r.memory.mem_table_total > 0)
     };
-    let mut sample = resman::manager::memory_sample_of(mgr.handle()).unwrap();
+    let mut sample = resman::manager::memory_sample_of(mgr.handle().raw()).unwrap();
     for _ in 0..1_000_000 {
         if sampled(&sample) {
             break;
         }
         std::thread::yield_now();
-        sample = resman::manager::memory_sample_of(mgr.handle()).unwrap();
+        sample = resman::manager::memory_sample_of(mgr.handle().raw()).unwrap();
     }
     assert!(sampled(&sample), "{sample:?}");
     let names: Vec<&str> = sample.resources.iter().map(|r| r.name.as_str()).collect();

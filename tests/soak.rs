@@ -101,7 +101,7 @@ fn cycle(mgr: &Manager, dir: &std::path::Path, i: usize) {
     let it = iter::create(
         db.column_families[0],
         &IterOptions {
-            snapshot: snap,
+            snapshot: Some(snap),
             ..IterOptions::default()
         },
     )

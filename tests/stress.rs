@@ -9,7 +9,7 @@
 mod common;
 use common::Rng;
 use resman::manager;
-use resman::{CloseMode, Config, Kind, Manager, Resource};
+use resman::{CloseMode, Config, Kind, Manager, Resource, ResourceHandle};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -80,7 +80,7 @@ fn a_random_graph_of_100k_resources_cleans_up_respecting_every_dependency() {
             dependents[j].lock().unwrap().push(i);
         }
         edges += deps.len();
-        let dep_handles: Vec<u64> = deps.iter().map(|&j| handles[j]).collect();
+        let dep_handles: Vec<ResourceHandle> = deps.iter().map(|&j| handles[j]).collect();
         let node = Node {
             index: i,
             dependents: Arc::clone(&dependents),
@@ -217,7 +217,7 @@ fn threads_racing_operations_against_closes_for_thousands_of_rounds() {
                 &[],
             )
             .unwrap();
-        current.store(h, Ordering::SeqCst);
+        current.store(h.raw(), Ordering::SeqCst);
         barrier.wait(); // workers start operating
         let mode = if round % 2 == 0 {
             CloseMode::Graceful

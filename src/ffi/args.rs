@@ -13,6 +13,7 @@
 
 use crate::error::{Error, Result};
 use crate::manager::CloseMode;
+use crate::rocks::SnapshotHandle;
 use std::ffi::{c_char, CStr};
 
 /// A NUL-terminated UTF-8 string argument.
@@ -134,6 +135,11 @@ pub(super) unsafe fn array<'a, T>(p: *const T, n: usize, what: &'static str) -> 
 pub(super) unsafe fn u64s<'a>(p: *const u64, n: usize, what: &'static str) -> Result<&'a [u64]> {
     // SAFETY: this function's contract is array's.
     unsafe { array(p, n, what) }
+}
+
+/// A snapshot argument: 0 reads the latest data (no snapshot).
+pub(super) fn snapshot_arg(raw: u64) -> Option<SnapshotHandle> {
+    (raw != 0).then_some(SnapshotHandle::from_raw(raw))
 }
 
 /// Refuses more than `max` of something ("{n} {what}; the limit is {max}").

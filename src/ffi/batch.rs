@@ -4,6 +4,7 @@ use super::args::{bytes, out_ptr, put_out};
 use super::boundary::{boundary, rm_error};
 use crate::error::rm_result;
 use crate::rocks::batch::{self, Op};
+use crate::rocks::{BatchHandle, CfHandle, DbHandle};
 
 /// Creates an empty write batch for DB `db` and writes its handle to `*out_batch`. The batch
 /// is a resource of the DB's manager and a dependent of the DB: close it with `rm_close` when
@@ -28,10 +29,10 @@ pub unsafe extern "C" fn rm_batch_create(
 ) -> rm_result {
     boundary(err, || {
         let out = out_ptr(out_batch, "out_batch")?;
-        let h = batch::create(db)?;
+        let h = batch::create(DbHandle::from_raw(db))?;
         // SAFETY: `out` is not NULL (out_ptr above) and, by this function's contract, a
         // writable `uint64_t`: put_out's contract.
-        unsafe { put_out(out, h) };
+        unsafe { put_out(out, h.raw()) };
         Ok(())
     })
 }
@@ -66,7 +67,11 @@ pub unsafe extern "C" fn rm_batch_put(
         let key = unsafe { bytes(key, key_len, "key") }?;
         // SAFETY: as for `key`, with `value_len` bytes.
         let value = unsafe { bytes(value, value_len, "value") }?;
-        batch::add(batch, cf, Op::Put(key, value))
+        batch::add(
+            BatchHandle::from_raw(batch),
+            CfHandle::from_raw(cf),
+            Op::Put(key, value),
+        )
     })
 }
 
@@ -91,7 +96,11 @@ pub unsafe extern "C" fn rm_batch_delete(
         // SAFETY: this function's contract makes `key` `key_len` readable bytes (bytes refuses
         // NULL with a length): bytes's contract.
         let key = unsafe { bytes(key, key_len, "key") }?;
-        batch::add(batch, cf, Op::Delete(key))
+        batch::add(
+            BatchHandle::from_raw(batch),
+            CfHandle::from_raw(cf),
+            Op::Delete(key),
+        )
     })
 }
 
@@ -123,7 +132,11 @@ pub unsafe extern "C" fn rm_batch_delete_range(
         let begin = unsafe { bytes(begin, begin_len, "begin") }?;
         // SAFETY: as for `begin`, with `end` and `end_len`.
         let end = unsafe { bytes(end, end_len, "end") }?;
-        batch::add(batch, cf, Op::DeleteRange(begin, end))
+        batch::add(
+            BatchHandle::from_raw(batch),
+            CfHandle::from_raw(cf),
+            Op::DeleteRange(begin, end),
+        )
     })
 }
 
@@ -136,7 +149,7 @@ pub unsafe extern "C" fn rm_batch_delete_range(
 /// `err` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn rm_batch_clear(batch: u64, err: *mut rm_error) -> rm_result {
-    boundary(err, || batch::clear(batch))
+    boundary(err, || batch::clear(BatchHandle::from_raw(batch)))
 }
 
 /// Writes the number of operations in the batch to `*out_count` (only on success).
@@ -156,7 +169,7 @@ pub unsafe extern "C" fn rm_batch_count(
 ) -> rm_result {
     boundary(err, || {
         let out = out_ptr(out_count, "out_count")?;
-        let n = batch::count(batch)?;
+        let n = batch::count(BatchHandle::from_raw(batch))?;
         // SAFETY: `out` is not NULL (out_ptr above) and, by this function's contract, a
         // writable `size_t`: put_out's contract.
         unsafe { put_out(out, n) };
@@ -183,5 +196,7 @@ pub unsafe extern "C" fn rm_batch_write(
     write_flags: u32,
     err: *mut rm_error,
 ) -> rm_result {
-    boundary(err, || batch::write(batch, write_flags))
+    boundary(err, || {
+        batch::write(BatchHandle::from_raw(batch), write_flags)
+    })
 }

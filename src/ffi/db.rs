@@ -3,7 +3,8 @@
 use super::args::{array, at_most, c_str, out_ptr, put_out};
 use super::boundary::{boundary, rm_error};
 use crate::error::{rm_result, Error, Result};
-use crate::rocks::{self, CfSpec, Compression, DbOptions};
+use crate::handle::ManagerHandle;
+use crate::rocks::{self, CfSpec, Compression, DbHandle, DbOptions};
 use std::ffi::c_char;
 use std::path::Path;
 
@@ -291,15 +292,21 @@ unsafe fn open(
         // (they are integers).
         from_c(&unsafe { *opts })?
     };
-    let opened = rocks::open(manager, name, Path::new(path), cfs, &options)?;
+    let opened = rocks::open(
+        ManagerHandle::from_raw(manager),
+        name,
+        Path::new(path),
+        cfs,
+        &options,
+    )?;
     // SAFETY: `out_db` is not NULL (out_ptr above), so by this function's contract it points
     // to a writable `uint64_t`.
-    unsafe { put_out(out_db, opened.db) };
+    unsafe { put_out(out_db, opened.db.raw()) };
     for (i, h) in opened.column_families.iter().enumerate() {
         // SAFETY: there is one handle per entry of `cfs` (`rocks::open` returns them in
         // order), so `cfs` is not empty here and `out_cfs` was checked non-NULL above; by this
         // function's contract it points to `cfs.len()` writable `uint64_t`, and `i < cfs.len()`.
-        unsafe { put_out(out_cfs.add(i), *h) };
+        unsafe { put_out(out_cfs.add(i), h.raw()) };
     }
     Ok(())
 }
@@ -323,7 +330,7 @@ pub unsafe extern "C" fn rm_db_memory(
 ) -> rm_result {
     boundary(err, || {
         let out = out_ptr(out, "out")?;
-        let m = rocks::memory(db)?;
+        let m = rocks::memory(DbHandle::from_raw(db))?;
         // SAFETY: `out` is not NULL (out_ptr above), and this function's contract makes it a
         // writable `rm_memory`: put_out's contract.
         unsafe {

@@ -2,12 +2,13 @@
 //! one call.
 
 use super::args::{
-    buffer, bytes, optional_bytes, out_ptr, overlaps, put_optional, put_out, write_len,
+    buffer, bytes, optional_bytes, out_ptr, overlaps, put_optional, put_out, snapshot_arg,
+    write_len,
 };
 use super::boundary::{boundary, rm_error};
 use crate::error::{rm_result, Error, Result};
 use crate::rocks::iter::{self, IterOptions};
-use crate::rocks::Seek;
+use crate::rocks::{CfHandle, IterHandle, Seek};
 
 /// The lengths of one entry copied by `rm_iter_read_next` or `rm_iter_read_prev`.
 #[allow(non_camel_case_types)]
@@ -71,9 +72,9 @@ pub unsafe extern "C" fn rm_iter_create(
         // SAFETY: as for `lower`, with `upper` and `upper_len`.
         let upper = unsafe { optional_bytes(upper, upper_len, "upper") }?;
         let h = iter::create(
-            cf,
+            CfHandle::from_raw(cf),
             &IterOptions {
-                snapshot,
+                snapshot: snapshot_arg(snapshot),
                 flags: read_flags,
                 lower,
                 upper,
@@ -81,7 +82,7 @@ pub unsafe extern "C" fn rm_iter_create(
         )?;
         // SAFETY: `out` is not NULL (out_ptr above) and, by this function's contract, a
         // writable `uint64_t`: put_out's contract.
-        unsafe { put_out(out, h) };
+        unsafe { put_out(out, h.raw()) };
         Ok(())
     })
 }
@@ -105,7 +106,7 @@ pub unsafe extern "C" fn rm_iter_seek_to_first(
     err: *mut rm_error,
 ) -> rm_result {
     boundary(err, || {
-        let valid = iter::seek(iter, Seek::First)?;
+        let valid = iter::seek(IterHandle::from_raw(iter), Seek::First)?;
         // SAFETY: this function's contract makes `out_valid` NULL or writable:
         // put_optional's contract.
         unsafe { put_optional(out_valid, valid) };
@@ -127,7 +128,7 @@ pub unsafe extern "C" fn rm_iter_seek_to_last(
     err: *mut rm_error,
 ) -> rm_result {
     boundary(err, || {
-        let valid = iter::seek(iter, Seek::Last)?;
+        let valid = iter::seek(IterHandle::from_raw(iter), Seek::Last)?;
         // SAFETY: this function's contract makes `out_valid` NULL or writable:
         // put_optional's contract.
         unsafe { put_optional(out_valid, valid) };
@@ -193,7 +194,7 @@ unsafe fn seek_key(
         // SAFETY: this function's contract makes `key` `key_len` readable bytes (bytes refuses
         // NULL with a length): bytes's contract.
         let key = unsafe { bytes(key, key_len, "key") }?;
-        let valid = iter::seek(iter, how(key))?;
+        let valid = iter::seek(IterHandle::from_raw(iter), how(key))?;
         // SAFETY: this function's contract makes `out_valid` NULL or writable.
         unsafe { put_optional(out_valid, valid) };
         Ok(())
@@ -218,7 +219,7 @@ pub unsafe extern "C" fn rm_iter_next(
     err: *mut rm_error,
 ) -> rm_result {
     boundary(err, || {
-        let valid = iter::step(iter, true)?;
+        let valid = iter::step(IterHandle::from_raw(iter), true)?;
         // SAFETY: this function's contract makes `out_valid` NULL or writable:
         // put_optional's contract.
         unsafe { put_optional(out_valid, valid) };
@@ -241,7 +242,7 @@ pub unsafe extern "C" fn rm_iter_prev(
     err: *mut rm_error,
 ) -> rm_result {
     boundary(err, || {
-        let valid = iter::step(iter, false)?;
+        let valid = iter::step(IterHandle::from_raw(iter), false)?;
         // SAFETY: this function's contract makes `out_valid` NULL or writable:
         // put_optional's contract.
         unsafe { put_optional(out_valid, valid) };
@@ -266,7 +267,7 @@ pub unsafe extern "C" fn rm_iter_valid(
 ) -> rm_result {
     boundary(err, || {
         let out = out_ptr(out_valid, "out_valid")?;
-        let valid = iter::valid(iter)?;
+        let valid = iter::valid(IterHandle::from_raw(iter))?;
         // SAFETY: `out` is not NULL (out_ptr above) and, by this function's contract, a
         // writable `bool`: put_out's contract.
         unsafe { put_out(out, valid) };
@@ -339,7 +340,7 @@ unsafe fn read_current(
     // SAFETY: this function's contract makes `buf` `buf_cap` writable bytes (buffer refuses
     // NULL with a capacity), and no other argument points into them: buffer's contract.
     let buf = unsafe { buffer(buf, buf_cap, "buf") }?;
-    let result = iter::read(iter, key, buf);
+    let result = iter::read(IterHandle::from_raw(iter), key, buf);
     // SAFETY: `out_len` is not NULL (out_ptr above) and, by this function's contract, a
     // writable `size_t`: write_len's contract.
     unsafe { write_len(out_len, &result) };
@@ -388,7 +389,7 @@ pub unsafe extern "C" fn rm_iter_entry(
         let kb = unsafe { buffer(key_buf, key_cap, "key_buf") }?;
         // SAFETY: as for `key_buf`, with `value_buf` and `value_cap`.
         let vb = unsafe { buffer(value_buf, value_cap, "value_buf") }?;
-        let e = iter::entry(iter, kb, vb)?;
+        let e = iter::entry(IterHandle::from_raw(iter), kb, vb)?;
         // SAFETY: `out_k` and `out_v` are not NULL (out_ptr above) and, by this function's
         // contract, writable `size_t`: put_out's contract.
         unsafe {
@@ -534,21 +535,27 @@ unsafe fn read_entries(
     // NULL with a capacity), and they do not overlap `out_lens` (checked above), the only
     // other caller memory written while `buf` is borrowed: buffer's contract.
     let buf = unsafe { buffer(buf, buf_cap, "buf") }?;
-    let (count, result) = iter::read_chunk(iter, forward, buf, max_entries, |i, k, v| {
-        // SAFETY: read_chunk records at most `max_entries` entries, so `i < max_entries` and
-        // `max_entries > 0`, for which `out_lens` was checked non-NULL and aligned above; by
-        // this function's contract it holds `max_entries` writable `rm_entry_len`, which do
-        // not overlap `buf` (checked above).
-        unsafe {
-            put_out(
-                out_lens.add(i),
-                rm_entry_len {
-                    key_len: k,
-                    value_len: v,
-                },
-            )
-        }
-    });
+    let (count, result) = iter::read_chunk(
+        IterHandle::from_raw(iter),
+        forward,
+        buf,
+        max_entries,
+        |i, k, v| {
+            // SAFETY: read_chunk records at most `max_entries` entries, so `i < max_entries` and
+            // `max_entries > 0`, for which `out_lens` was checked non-NULL and aligned above; by
+            // this function's contract it holds `max_entries` writable `rm_entry_len`, which do
+            // not overlap `buf` (checked above).
+            unsafe {
+                put_out(
+                    out_lens.add(i),
+                    rm_entry_len {
+                        key_len: k,
+                        value_len: v,
+                    },
+                )
+            }
+        },
+    );
     // SAFETY: `out_count` is not NULL (out_ptr above) and, by this function's contract, a
     // writable `size_t`: put_out's contract.
     unsafe { put_out(out_count, count) };

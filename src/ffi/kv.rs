@@ -1,12 +1,13 @@
 //! Point reads and writes on a column family, and multi-get.
 
 use super::args::{
-    at_most, buffer, bytes, out_ptr, overlaps, put_optional, put_out, u64s, write_len,
+    array, at_most, buffer, bytes, out_ptr, overlaps, put_optional, put_out, snapshot_arg,
+    write_len,
 };
 use super::boundary::{boundary, rm_error};
 use crate::error::{rm_result, Error, Result};
-use crate::rocks;
 use crate::rocks::multiget::{self, Lookup};
+use crate::rocks::{self, CfHandle};
 
 /// Largest number of keys `rm_multi_get` takes in one call.
 pub const RM_MAX_MULTI_GET_KEYS: usize = 1 << 20;
@@ -108,7 +109,7 @@ pub unsafe extern "C" fn rm_put_opt(
         let key = unsafe { bytes(key, key_len, "key") }?;
         // SAFETY: as for `key`, with `value_len` bytes.
         let value = unsafe { bytes(value, value_len, "value") }?;
-        rocks::put_opt(cf, key, value, write_flags)
+        rocks::put_opt(CfHandle::from_raw(cf), key, value, write_flags)
     })
 }
 
@@ -153,7 +154,7 @@ pub unsafe extern "C" fn rm_delete_opt(
         // SAFETY: this function's contract makes `key` `key_len` readable bytes (bytes refuses
         // NULL with a length): bytes's contract.
         let key = unsafe { bytes(key, key_len, "key") }?;
-        rocks::delete_opt(cf, key, write_flags)
+        rocks::delete_opt(CfHandle::from_raw(cf), key, write_flags)
     })
 }
 
@@ -224,7 +225,13 @@ pub unsafe extern "C" fn rm_get_opt(
         // SAFETY: this function's contract makes `buf` `buf_cap` writable bytes, and they do
         // not overlap `key` (checked above), the only other caller memory borrowed here.
         let buf = unsafe { buffer(buf, buf_cap, "buf") }?;
-        let result = rocks::get_opt(cf, snapshot, read_flags, key, buf);
+        let result = rocks::get_opt(
+            CfHandle::from_raw(cf),
+            snapshot_arg(snapshot),
+            read_flags,
+            key,
+            buf,
+        );
         // SAFETY: `out_len` is not NULL (out_ptr above) and, by this function's contract, a
         // writable `size_t`: write_len's contract.
         unsafe { write_len(out_len, &result) };
@@ -303,9 +310,11 @@ pub unsafe extern "C" fn rm_multi_get(
                 "no column family given: pass one, or one per key".into(),
             ));
         }
-        // SAFETY: this function's contract makes `cfs` `n_cfs` readable `uint64_t` (u64s
-        // refuses NULL and checks the alignment); `n_cfs <= n_keys <= RM_MAX_MULTI_GET_KEYS`.
-        let cfs = unsafe { u64s(cfs, n_cfs, "cfs") }?;
+        // SAFETY: this function's contract makes `cfs` `n_cfs` readable `uint64_t` (array
+        // refuses NULL and checks the alignment); `CfHandle` is a `#[repr(transparent)]` u64,
+        // so they are `n_cfs` valid `CfHandle` (any bit pattern is one; each is checked when
+        // leased); `n_cfs <= n_keys <= RM_MAX_MULTI_GET_KEYS`.
+        let cfs = unsafe { array(cfs.cast::<CfHandle>(), n_cfs, "cfs") }?;
         let out_values = out_ptr(out_values, "out_values")?;
         if key_lens.is_null() {
             return Err(Error::NullPointer("key_lens"));
@@ -319,7 +328,8 @@ pub unsafe extern "C" fn rm_multi_get(
         // contract, points to `n_keys` readable `size_t`; `keys`, `buf` and `buf_cap` come
         // with this function's contract too, which is `split_keys`'s.
         let (keys, buf) = unsafe { split_keys(keys, key_lens, n_keys, buf, buf_cap) }?;
-        let (lookups, needed) = multiget::multi_get(cfs, snapshot, read_flags, &keys, buf)?;
+        let (lookups, needed) =
+            multiget::multi_get(cfs, snapshot_arg(snapshot), read_flags, &keys, buf)?;
         // SAFETY: `out_values` is not NULL and aligned (checked above) and, by this function's
         // contract, points to `n_keys` writable `rm_value`; multi_get returns one lookup per
         // key, `n_keys` of them.

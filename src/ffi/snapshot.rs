@@ -3,7 +3,7 @@
 use super::args::{out_ptr, put_out};
 use super::boundary::{boundary, rm_error};
 use crate::error::rm_result;
-use crate::rocks::snapshot;
+use crate::rocks::{snapshot, DbHandle};
 
 /// Takes a snapshot of DB `db` and writes its handle to `*out_snapshot`: reads through it
 /// (`rm_get_opt`, `rm_multi_get`, `rm_iter_create`) see the DB as it was at this moment.
@@ -29,10 +29,10 @@ pub unsafe extern "C" fn rm_snapshot_create(
 ) -> rm_result {
     boundary(err, || {
         let out = out_ptr(out_snapshot, "out_snapshot")?;
-        let h = snapshot::create(db)?;
+        let h = snapshot::create(DbHandle::from_raw(db))?;
         // SAFETY: `out` is not NULL (out_ptr above) and, by this function's contract, a
         // writable `uint64_t`: put_out's contract.
-        unsafe { put_out(out, h) };
+        unsafe { put_out(out, h.raw()) };
         Ok(())
     })
 }

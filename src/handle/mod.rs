@@ -34,12 +34,14 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+pub use self::typed::{ManagerHandle, ResourceHandle};
 pub use crate::kind::Kind;
 
 #[cfg(any(debug_assertions, test))]
 mod check;
 #[cfg(test)]
 mod tests;
+mod typed;
 
 const KIND_BITS: u32 = 5;
 const TAG_BITS: u32 = 10;

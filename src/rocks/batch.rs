@@ -4,6 +4,7 @@
 
 use super::db::{register_child, with_cf, with_db, DbInner};
 use super::raw::WriteBatch;
+use super::{BatchHandle, CfHandle, DbHandle};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Resource};
@@ -40,23 +41,22 @@ impl Resource for BatchResource {
 }
 
 /// Creates an empty batch for DB `db`, registered as a dependent of the DB.
-pub fn create(db: u64) -> Result<u64> {
+pub fn create(db: DbHandle) -> Result<BatchHandle> {
     with_db(db, |inner| {
         let name = inner.child_name("batch")?;
         let res = BatchResource {
             db: Arc::clone(inner),
             batch: Mutex::new(WriteBatch::new()),
         };
-        register_child(inner, &name, Kind::Batch, Box::new(res), &[db])
+        register_child(inner, &name, Kind::Batch, Box::new(res), &[db.raw()])
+            .map(BatchHandle::from_raw)
     })
 }
 
-fn with_batch<T>(batch: u64, f: impl FnOnce(&BatchResource) -> Result<T>) -> Result<T> {
-    let lease = manager::lease(batch, Kind::Batch)?;
+fn with_batch<T>(batch: BatchHandle, f: impl FnOnce(&BatchResource) -> Result<T>) -> Result<T> {
+    let lease = manager::lease(batch.raw(), Kind::Batch)?;
     let Some(res) = lease.resource::<BatchResource>() else {
-        return Err(Error::WrongKind(format!(
-            "handle {batch:#x} is not a batch"
-        )));
+        return Err(Error::WrongKind(format!("handle {batch} is not a batch")));
     };
     f(res)
 }
@@ -70,7 +70,7 @@ pub enum Op<'a> {
 }
 
 /// Adds `op` on column family `cf` (of the batch's DB) to the batch.
-pub fn add(batch: u64, cf: u64, op: Op<'_>) -> Result<()> {
+pub fn add(batch: BatchHandle, cf: CfHandle, op: Op<'_>) -> Result<()> {
     if let Op::DeleteRange(b, e) = &op {
         if b > e {
             return Err(Error::InvalidArgument(
@@ -82,7 +82,7 @@ pub fn add(batch: u64, cf: u64, op: Op<'_>) -> Result<()> {
         with_cf(cf, |c| {
             if !Arc::ptr_eq(&c.db, &b.db) {
                 return Err(Error::WrongDb(format!(
-                    "column family {cf:#x} belongs to DB '{}', the batch to DB '{}'",
+                    "column family {cf} belongs to DB '{}', the batch to DB '{}'",
                     c.db.name, b.db.name
                 )));
             }
@@ -102,7 +102,7 @@ pub fn add(batch: u64, cf: u64, op: Op<'_>) -> Result<()> {
 }
 
 /// Empties the batch.
-pub fn clear(batch: u64) -> Result<()> {
+pub fn clear(batch: BatchHandle) -> Result<()> {
     with_batch(batch, |b| {
         b.batch.lock().clear();
         Ok(())
@@ -110,13 +110,13 @@ pub fn clear(batch: u64) -> Result<()> {
 }
 
 /// Number of operations in the batch.
-pub fn count(batch: u64) -> Result<usize> {
+pub fn count(batch: BatchHandle) -> Result<usize> {
     with_batch(batch, |b| Ok(b.batch.lock().count()))
 }
 
 /// Applies the batch atomically with write `flags`, then empties it. On error the content is
 /// kept (nothing was applied), so the caller may retry.
-pub fn write(batch: u64, flags: u32) -> Result<()> {
+pub fn write(batch: BatchHandle, flags: u32) -> Result<()> {
     with_batch(batch, |b| {
         let wo = b.db.write_opts(flags)?;
         let mut guard = b.batch.lock();

@@ -4,8 +4,9 @@
 use super::dirlock::DirGuard;
 use super::raw::{self, ReadOpts, Target, WriteOpts};
 use super::status::rocks_error;
+use super::{CfHandle, DbHandle};
 use crate::error::{Error, Result};
-use crate::handle::Kind;
+use crate::handle::{Handle, Kind};
 use crate::manager::{self, CloseMode, Resource, MAX_NAME_LEN};
 use crate::records::ResourceMemory;
 use parking_lot::Mutex;
@@ -320,7 +321,7 @@ pub(crate) fn register_child(
     deps: &[u64],
 ) -> Result<u64> {
     manager::register(inner.manager, name, kind, res, deps)
-        .map(|h| h.raw())
+        .map(Handle::raw)
         .map_err(|e| match e {
             Error::DependencyClosed(m) => Error::Closed(m),
             other => other,
@@ -328,35 +329,33 @@ pub(crate) fn register_child(
 }
 
 /// Runs `f` with the column family `cf` leased for the duration.
-pub(crate) fn with_cf<T>(cf: u64, f: impl FnOnce(&CfResource) -> Result<T>) -> Result<T> {
-    let lease = manager::lease(cf, Kind::ColumnFamily)?;
+pub(crate) fn with_cf<T>(cf: CfHandle, f: impl FnOnce(&CfResource) -> Result<T>) -> Result<T> {
+    let lease = manager::lease(cf.raw(), Kind::ColumnFamily)?;
     let Some(res) = lease.resource::<CfResource>() else {
         return Err(Error::WrongKind(format!(
-            "handle {cf:#x} is not a RocksDB column family"
+            "handle {cf} is not a RocksDB column family"
         )));
     };
     f(res)
 }
 
 /// Runs `f` with the DB `db` leased for the duration.
-pub(crate) fn with_db<T>(db: u64, f: impl FnOnce(&Arc<DbInner>) -> Result<T>) -> Result<T> {
-    let lease = manager::lease(db, Kind::Db)?;
+pub(crate) fn with_db<T>(db: DbHandle, f: impl FnOnce(&Arc<DbInner>) -> Result<T>) -> Result<T> {
+    let lease = manager::lease(db.raw(), Kind::Db)?;
     let Some(res) = lease.resource::<DbResource>() else {
-        return Err(Error::WrongKind(format!(
-            "handle {db:#x} is not a RocksDB DB"
-        )));
+        return Err(Error::WrongKind(format!("handle {db} is not a RocksDB DB")));
     };
     f(&res.0)
 }
 
 /// RocksDB's memory figures for the DB `db`.
-pub fn memory(db: u64) -> Result<Memory> {
+pub fn memory(db: DbHandle) -> Result<Memory> {
     // SAFETY: `with_db` holds a lease on the DB for the call.
     with_db(db, |inner| unsafe { inner.memory() })
 }
 
 /// Reads an integer property ("rocksdb.estimate-num-keys", ...) of column family `cf`.
-pub fn property_int(cf: u64, name: &str) -> Result<Option<u64>> {
+pub fn property_int(cf: CfHandle, name: &str) -> Result<Option<u64>> {
     with_cf(cf, |res| {
         // SAFETY: `with_cf` holds a lease on the column family for the call.
         let db = unsafe { res.db.db() }?;

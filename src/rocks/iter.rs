@@ -8,6 +8,7 @@
 use super::db::{register_child, with_cf, CfResource};
 use super::raw::{self, Iter, Seek};
 use super::snapshot::with_snapshot;
+use super::{CfHandle, IterHandle, SnapshotHandle};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Leak, Resource};
@@ -52,8 +53,8 @@ impl Resource for IterResource {
 /// Bounds and snapshot of a new iterator.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IterOptions<'a> {
-    /// Read at this snapshot (0: the data as of creation).
-    pub snapshot: u64,
+    /// Read at this snapshot (None: the data as of creation).
+    pub snapshot: Option<SnapshotHandle>,
     /// `RM_READ_*` flags.
     pub flags: u32,
     /// Smallest key the iterator returns (inclusive).
@@ -64,7 +65,7 @@ pub struct IterOptions<'a> {
 
 /// Creates an iterator over column family `cf` and registers it as a dependent of the column
 /// family (and of the snapshot, if any). It starts unpositioned: seek first.
-pub fn create(cf: u64, o: &IterOptions<'_>) -> Result<u64> {
+pub fn create(cf: CfHandle, o: &IterOptions<'_>) -> Result<IterHandle> {
     let idx = raw::read_index(o.flags)?;
     if let (Some(l), Some(u)) = (o.lower, o.upper) {
         if l > u {
@@ -90,31 +91,29 @@ pub fn create(cf: u64, o: &IterOptions<'_>) -> Result<u64> {
         };
         let register = |r: IterResource, deps: &[u64]| {
             register_child(&res.db, &name, Kind::Iterator, Box::new(r), deps)
+                .map(IterHandle::from_raw)
         };
-        if o.snapshot == 0 {
-            register(build(std::ptr::null()), &[cf])
-        } else {
-            with_snapshot(o.snapshot, &res.db, |snap| {
-                register(build(snap.ptr()), &[cf, o.snapshot])
-            })
+        match o.snapshot {
+            None => register(build(std::ptr::null()), &[cf.raw()]),
+            Some(s) => with_snapshot(s, &res.db, |snap| {
+                register(build(snap.ptr()), &[cf.raw(), s.raw()])
+            }),
         }
     })
 }
 
 /// Runs `f` on iterator `it`, leased and locked for the duration.
-fn with_iter<T>(it: u64, f: impl FnOnce(&mut Iter) -> Result<T>) -> Result<T> {
-    let lease = manager::lease(it, Kind::Iterator)?;
+fn with_iter<T>(it: IterHandle, f: impl FnOnce(&mut Iter) -> Result<T>) -> Result<T> {
+    let lease = manager::lease(it.raw(), Kind::Iterator)?;
     let Some(res) = lease.resource::<IterResource>() else {
-        return Err(Error::WrongKind(format!(
-            "handle {it:#x} is not an iterator"
-        )));
+        return Err(Error::WrongKind(format!("handle {it} is not an iterator")));
     };
     let mut guard = res.it.lock();
     f(&mut guard)
 }
 
 /// Positions the iterator; returns whether it is now on an entry.
-pub fn seek(it: u64, how: Seek<'_>) -> Result<bool> {
+pub fn seek(it: IterHandle, how: Seek<'_>) -> Result<bool> {
     with_iter(it, |i| {
         i.seek(how)?;
         i.valid()
@@ -122,7 +121,7 @@ pub fn seek(it: u64, how: Seek<'_>) -> Result<bool> {
 }
 
 /// Moves to the next (`forward`) or previous entry; returns whether it is on one.
-pub fn step(it: u64, forward: bool) -> Result<bool> {
+pub fn step(it: IterHandle, forward: bool) -> Result<bool> {
     with_iter(it, |i| {
         i.step(forward)?;
         i.valid()
@@ -130,12 +129,12 @@ pub fn step(it: u64, forward: bool) -> Result<bool> {
 }
 
 /// Whether the iterator is on an entry (an error if the iterator failed).
-pub fn valid(it: u64) -> Result<bool> {
+pub fn valid(it: IterHandle) -> Result<bool> {
     with_iter(it, |i| i.valid())
 }
 
 /// Copies the current key (`key`) or value into `out`: its length, or `BufferTooSmall`.
-pub fn read(it: u64, key: bool, out: &mut [u8]) -> Result<usize> {
+pub fn read(it: IterHandle, key: bool, out: &mut [u8]) -> Result<usize> {
     with_iter(it, |i| copy_out(i.current(key)?, out))
 }
 
@@ -150,7 +149,7 @@ pub struct EntryLen {
 
 /// Copies the current key and value into the two buffers, or nothing if either is too small;
 /// the lengths are returned either way.
-pub fn entry(it: u64, key_out: &mut [u8], value_out: &mut [u8]) -> Result<EntryLen> {
+pub fn entry(it: IterHandle, key_out: &mut [u8], value_out: &mut [u8]) -> Result<EntryLen> {
     with_iter(it, |i| {
         let k = i.current(true)?;
         let v = i.current(false)?;
@@ -196,7 +195,7 @@ pub struct Chunk {
 /// after some entries were copied, those entries stay in `buf` and their count comes with the
 /// error: the second element is the count whatever the result.
 pub fn read_chunk(
-    it: u64,
+    it: IterHandle,
     forward: bool,
     buf: &mut [u8],
     max: usize,

@@ -47,3 +47,40 @@ pub use kv::{delete, delete_opt, get, get_opt, get_vec, put, put_opt};
 pub use open::{open, Opened};
 pub use options::{CfSpec, Compression, DbOptions, MAX_WRITE_BUFFER_SIZE, MIN_WRITE_BUFFER_SIZE};
 pub use raw::Seek;
+
+crate::typed_handle!(
+    /// An open DB (`rm_db`): from [`open`]; closed by the manager's close.
+    DbHandle
+);
+crate::typed_handle!(
+    /// A column family of an open DB (`rm_cf`): from [`open`]; every point read and write
+    /// names one.
+    ///
+    /// ```
+    /// fn write(cf: resman::rocks::CfHandle) -> resman::Result<()> {
+    ///     resman::rocks::put(cf, b"k", b"v")
+    /// }
+    /// ```
+    ///
+    /// Another kind of handle where a column family is expected does not compile (from C the
+    /// same mistake is `RM_ERR_WRONG_KIND`):
+    ///
+    /// ```compile_fail
+    /// fn write(batch: resman::rocks::BatchHandle) -> resman::Result<()> {
+    ///     resman::rocks::put(batch, b"k", b"v")
+    /// }
+    /// ```
+    CfHandle
+);
+crate::typed_handle!(
+    /// An iterator over a column family (`rm_iter`): from [`iter::create`].
+    IterHandle
+);
+crate::typed_handle!(
+    /// A snapshot of a DB (`rm_snapshot`): from [`snapshot::create`].
+    SnapshotHandle
+);
+crate::typed_handle!(
+    /// A write batch of a DB (`rm_batch`): from [`batch::create`].
+    BatchHandle
+);

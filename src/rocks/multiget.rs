@@ -4,6 +4,7 @@
 use super::db::CfResource;
 use super::raw::{self, Got, ReadOpts};
 use super::snapshot::with_snapshot;
+use super::{CfHandle, SnapshotHandle};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, Lease};
@@ -27,12 +28,12 @@ pub enum Lookup {
 }
 
 /// Reads `keys[i]` from column family `cfs[i]` (or `cfs[0]` for every key when `cfs` has one
-/// handle), all of one DB, at `snapshot` (0: latest) with read `flags`. Values are packed into
+/// handle), all of one DB, at `snapshot` (None: latest) with read `flags`. Values are packed into
 /// `out` in order of arrival; keys whose value does not fit get `TooSmall` and the rest still
 /// fill the space left. Returns one lookup per key and the bytes all found values need.
 pub fn multi_get(
-    cfs: &[u64],
-    snapshot: u64,
+    cfs: &[CfHandle],
+    snapshot: Option<SnapshotHandle>,
     flags: u32,
     keys: &[&[u8]],
     out: &mut [u8],
@@ -57,24 +58,23 @@ pub fn multi_get(
         needed: 0,
     };
     let mut read = |ro: &ReadOpts| read_groups(&leases, cfs, keys, ro, &mut packer, &mut lookups);
-    if snapshot == 0 {
-        read(&db.read[idx])?;
-    } else {
-        with_snapshot(snapshot, &db, |snap| read(&snap.read[idx]))?;
+    match snapshot {
+        None => read(&db.read[idx])?,
+        Some(s) => with_snapshot(s, &db, |snap| read(&snap.read[idx]))?,
     }
     let needed = packer.needed;
     Ok((lookups, needed))
 }
 
 /// One lease per distinct column family of `cfs`, in order of first appearance, all of one DB.
-fn lease_column_families(cfs: &[u64]) -> Result<Vec<(u64, Lease)>> {
-    let mut leases: Vec<(u64, Lease)> = Vec::new();
+fn lease_column_families(cfs: &[CfHandle]) -> Result<Vec<(CfHandle, Lease)>> {
+    let mut leases: Vec<(CfHandle, Lease)> = Vec::new();
     for (i, &cf) in cfs.iter().enumerate() {
         if leases.iter().any(|(h, _)| *h == cf) {
             continue;
         }
-        let lease =
-            manager::lease(cf, Kind::ColumnFamily).map_err(|e| e.context(&format!("cfs[{i}]")))?;
+        let lease = manager::lease(cf.raw(), Kind::ColumnFamily)
+            .map_err(|e| e.context(&format!("cfs[{i}]")))?;
         let res = cf_of(&lease)?;
         if let Some((_, first)) = leases.first() {
             let first = cf_of(first)?;
@@ -93,8 +93,8 @@ fn lease_column_families(cfs: &[u64]) -> Result<Vec<(u64, Lease)>> {
 /// Reads, for each leased column family, its keys in one batched call with `ro`, and records
 /// each key's lookup.
 fn read_groups(
-    leases: &[(u64, Lease)],
-    cfs: &[u64],
+    leases: &[(CfHandle, Lease)],
+    cfs: &[CfHandle],
     keys: &[&[u8]],
     ro: &ReadOpts,
     packer: &mut Packer<'_>,

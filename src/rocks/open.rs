@@ -6,8 +6,9 @@ use super::db::{CfPtr, CfResource, DbInner, DbResource};
 use super::dirlock::DirGuard;
 use super::options::{CfSpec, DbOptions, NativeOptions};
 use super::status::rocks_error;
+use super::{CfHandle, DbHandle};
 use crate::error::{Error, Result};
-use crate::handle::Kind;
+use crate::handle::{Kind, ManagerHandle};
 use crate::manager::{self, CloseMode, MAX_NAME_LEN};
 use rocksdb::{AsColumnFamilyRef, ColumnFamilyDescriptor, DB};
 use std::path::Path;
@@ -17,9 +18,9 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Opened {
     /// The DB's handle.
-    pub db: u64,
+    pub db: DbHandle,
     /// One handle per requested column family, in the order they were asked for.
-    pub column_families: Vec<u64>,
+    pub column_families: Vec<CfHandle>,
 }
 
 /// Opens (creating as asked) the DB at `path` with the column families `cfs`, and registers
@@ -27,12 +28,13 @@ pub struct Opened {
 /// on disk but are not asked for are opened too (RocksDB requires it) but get no handle.
 /// On any failure nothing stays registered or open.
 pub fn open(
-    mgr: u64,
+    mgr: ManagerHandle,
     name: &str,
     path: &Path,
     cfs: &[CfSpec<'_>],
     opts: &DbOptions,
 ) -> Result<Opened> {
+    let mgr = mgr.raw();
     let cf_names = check_request(mgr, name, path, cfs, opts)?;
     // One open per directory per process, whatever the spelling of its path (see
     // `super::dirlock`): the directory is claimed by its identity before RocksDB sees it.
@@ -187,7 +189,7 @@ fn register(
             Box::new(res),
             &[db_handle],
         ) {
-            Ok(h) => handles.push(h.raw()),
+            Ok(h) => handles.push(CfHandle::from_raw(h.raw())),
             Err(e) => {
                 // Roll back: closes the column families registered so far, then the DB.
                 let _ = manager::close(mgr, db_handle, CloseMode::Forced, None);
@@ -196,7 +198,7 @@ fn register(
         }
     }
     Ok(Opened {
-        db: db_handle,
+        db: DbHandle::from_raw(db_handle),
         column_families: handles,
     })
 }

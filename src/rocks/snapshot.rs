@@ -3,6 +3,7 @@
 
 use super::db::{register_child, with_db, DbInner};
 use super::raw::{ReadOpts, Snapshot};
+use super::{DbHandle, SnapshotHandle};
 use crate::error::{Error, Result};
 use crate::handle::Kind;
 use crate::manager::{self, CloseMode, Leak, Resource};
@@ -73,7 +74,7 @@ impl Drop for SnapshotResource {
 
 /// Takes a snapshot of DB `db` and registers it as a dependent of the DB. Release it with
 /// close (`rm_close`); the DB's close releases it first if it is still open.
-pub fn create(db: u64) -> Result<u64> {
+pub fn create(db: DbHandle) -> Result<SnapshotHandle> {
     with_db(db, |inner| {
         // SAFETY: `with_db` holds a lease on the DB for the call: raw's contract.
         let raw = unsafe { inner.raw() }?;
@@ -92,20 +93,22 @@ pub fn create(db: u64) -> Result<u64> {
             released: AtomicBool::new(false),
             read,
         };
-        register_child(inner, &name, Kind::Snapshot, Box::new(res), &[db])
+        register_child(inner, &name, Kind::Snapshot, Box::new(res), &[db.raw()])
+            .map(SnapshotHandle::from_raw)
     })
 }
 
 /// Runs `f` with snapshot `snapshot` leased, checking that it is a snapshot of `db`.
 pub(crate) fn with_snapshot<T>(
-    snapshot: u64,
+    snapshot: SnapshotHandle,
     db: &Arc<DbInner>,
     f: impl FnOnce(&SnapshotResource) -> Result<T>,
 ) -> Result<T> {
-    let lease = manager::lease(snapshot, Kind::Snapshot).map_err(|e| e.context("snapshot"))?;
+    let lease =
+        manager::lease(snapshot.raw(), Kind::Snapshot).map_err(|e| e.context("snapshot"))?;
     let Some(snap) = lease.resource::<SnapshotResource>() else {
         return Err(Error::WrongKind(format!(
-            "handle {snapshot:#x} is not a snapshot"
+            "handle {snapshot} is not a snapshot"
         )));
     };
     if !Arc::ptr_eq(&snap.db, db) {
