@@ -551,6 +551,15 @@ typedef struct {
 } rm_memory;
 
 /**
+ * Allocates room for a value that did not fit in the caller's buffer (`rm_get_alloc`):
+ * returns a pointer to `len` writable bytes (`len` > 0), or NULL to refuse. `context` is the
+ * caller's `alloc_context`. It runs on the calling thread while resman holds the column
+ * family open, and must not close anything (`rm_close`, `rm_cleanup*`,
+ * `rm_manager_destroy` are refused from inside it with `RM_ERR_INVALID_ARGUMENT`).
+ */
+typedef uint8_t *(*rm_alloc_fn)(void *context, size_t len);
+
+/**
  * One key's result of `rm_multi_get`.
  */
 typedef struct {
@@ -1237,6 +1246,41 @@ rm_result rm_get_opt(uint64_t cf,
                      size_t buf_cap,
                      size_t *out_len,
                      rm_error *err);
+
+/**
+ * Reads `key` with **one RocksDB lookup whatever the value's size**: into `buf` when the value
+ * fits in `buf_cap` bytes, otherwise into memory obtained from `alloc(alloc_context, len)`
+ * (called at most once, only for a value that does not fit). On `RM_OK`, `*out_value` points
+ * to the value (`buf`, or what `alloc` returned: the caller owns that and frees it as its
+ * allocator wants) and `*out_len` is its length. `snapshot` and `read_flags` are as for
+ * `rm_get_opt`; `buf` may be NULL when `buf_cap` is 0; `key` and `buf` must not overlap.
+ * Thread-safe.
+ *
+ * `alloc` NULL: a value that does not fit gives `RM_ERR_BUFFER_TOO_SMALL` with `*out_len` the
+ * length needed, as `rm_get_opt`. `alloc` returning NULL gives the same code (nothing is
+ * allocated, nothing is copied).
+ *
+ * Errors: those of `rm_get_opt` (`RM_ERR_NOT_FOUND`: `alloc` is not called);
+ * `RM_ERR_NULL_POINTER` also for `out_value` NULL. `*out_value` is written only on `RM_OK`;
+ * `*out_len` on `RM_OK` and `RM_ERR_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * As for `rm_get_opt`; `out_value` points to a writable `uint8_t *`; `alloc`, if not NULL, is
+ * a function that returns NULL or a pointer to `len` writable bytes that do not overlap `key`
+ * or `buf`.
+ */
+rm_result rm_get_alloc(uint64_t cf,
+                       uint64_t snapshot,
+                       uint32_t read_flags,
+                       const uint8_t *key,
+                       size_t key_len,
+                       uint8_t *buf,
+                       size_t buf_cap,
+                       rm_alloc_fn alloc,
+                       void *alloc_context,
+                       uint8_t **out_value,
+                       size_t *out_len,
+                       rm_error *err);
 
 /**
  * Reads `n_keys` keys in one call. The keys are concatenated in `keys`, key `i` being

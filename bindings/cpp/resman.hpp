@@ -54,7 +54,7 @@
  *  - Manager and Db data methods (put, get, get_into, del, multi_get, memory, snapshot,
  *    batch, iterator, status, register_resource, cleanup...) are const and may be called on
  *    one object from many threads at once, including while another thread calls close() (the
- *    operations then fail with RM_ERR_CLOSED). get and multi_get use a per-thread scratch
+ *    operations then fail with RM_ERR_CLOSED). multi_get uses a per-thread scratch
  *    buffer. Do not move, assign or destroy an object while other threads use it, and do not
  *    call close()/destroy() on one object from two threads at once.
  *  - An Iterator or a Batch object must not be used from two threads at once (an Iterator
@@ -77,6 +77,7 @@
 #include <functional>
 #include <initializer_list>
 #include <iterator>
+#include <new>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -214,7 +215,7 @@ constexpr std::size_t kRetainedScratch = 64 * 1024;
 /// between the calls (a concurrent writer); then RM_ERR_BUFFER_TOO_SMALL is thrown.
 constexpr int kMaxRetries = 4;
 
-/// The per-thread scratch buffer of get and multi_get, with the guard that shrinks it back.
+/// The per-thread scratch buffer of multi_get, with the guard that shrinks it back.
 inline std::string &scratch() {
     thread_local std::string buf;
     return buf;
@@ -242,6 +243,42 @@ private:
 /// The two-call pattern for calls of the shape f(buf, cap, &len, &err): fills `out` with the
 /// result and returns RM_OK, or returns the failing code (err filled). `out`'s capacity is
 /// reused; on BUFFER_TOO_SMALL it grows to the needed size and the call is retried.
+/// rm_get_alloc's allocator: grows the std::string passed as the context to `len` bytes.
+/// Never throws through C: an allocation failure is a NULL (the read then reports
+/// RM_ERR_BUFFER_TOO_SMALL and `read_value` throws std::bad_alloc).
+inline uint8_t *grow_string(void *context, size_t len) noexcept {
+    try {
+        auto *s = static_cast<std::string *>(context);
+        s->resize(len);
+        return bytes(*s);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+/// One point read, one RocksDB lookup whatever the value's size: into `out`'s capacity when
+/// the value fits, else into a string of its exact size that then replaces `out`. Returns
+/// the code (RM_OK, RM_ERR_NOT_FOUND or a failure in `err`); `out` holds the value on RM_OK.
+inline rm_result read_value(uint64_t cf, uint64_t snapshot, uint32_t flags,
+                            std::string_view key, std::string &out, rm_error &err) {
+    out.resize(out.capacity());
+    std::string spill; // never overlaps `out`, as rm_get_alloc requires
+    uint8_t *value = nullptr;
+    size_t len = 0;
+    rm_result rc = rm_get_alloc(cf, snapshot, flags, bytes(key), key.size(), bytes(out),
+                                out.size(), grow_string, &spill, &value, &len, &err);
+    if (rc == RM_OK) {
+        if (value == bytes(out)) {
+            out.resize(len);
+        } else {
+            out.swap(spill);
+        }
+    } else if (rc == RM_ERR_BUFFER_TOO_SMALL) {
+        throw std::bad_alloc(); // only when grow_string could not allocate
+    }
+    return rc;
+}
+
 template <class Call> rm_result fill(std::string &out, rm_error &err, Call &&call) {
     if (out.size() < out.capacity()) {
         out.resize(out.capacity());
@@ -1209,28 +1246,26 @@ public:
             "rm_delete_opt");
     }
 
-    /// The value of `key`, or std::nullopt when it does not exist. Reads into a per-thread
-    /// buffer (grown and retried when the value is larger), then copies out once.
+    /// The value of `key`, or std::nullopt when it does not exist. One RocksDB lookup and
+    /// one copy whatever the value's size (rm_get_alloc: a value larger than the string's
+    /// inline room is read straight into a string of its size).
     std::optional<std::string> get(ColumnFamily cf, std::string_view key,
                                    ReadOptions ro = {}) const {
         mine(cf, "get");
-        std::string &buf = detail::scratch();
-        detail::ScratchGuard guard(buf);
         rm_error err;
-        rm_result rc = detail::fill(buf, err, [&](uint8_t *b, size_t cap, size_t *len,
-                                                  rm_error *e) {
-            return rm_get_opt(cf.handle(), ro.snapshot, ro.flags, detail::bytes(key),
-                              key.size(), b, cap, len, e);
-        });
+        std::string out;
+        rm_result rc = detail::read_value(cf.handle(), ro.snapshot, ro.flags, key, out, err);
         if (rc == RM_ERR_NOT_FOUND) {
             return std::nullopt;
         }
-        detail::check(rc, err, "rm_get_opt");
-        return std::string(buf.data(), buf.size());
+        detail::check(rc, err, "rm_get_alloc");
+        return out;
     }
 
-    /// Reads `key` into `out`, reusing its capacity (no allocation when it is large enough);
-    /// false (and `out` empty) when the key does not exist. `key` may alias `out`.
+    /// Reads `key` into `out`, reusing its capacity (no allocation when it is large enough; a
+    /// larger value is read straight into a string of its size, which replaces `out`: one
+    /// lookup either way); false (and `out` empty) when the key does not exist. `key` may
+    /// alias `out`.
     bool get_into(ColumnFamily cf, std::string_view key, std::string &out,
                   ReadOptions ro = {}) const {
         mine(cf, "get_into");
@@ -1240,11 +1275,7 @@ public:
             key = key_copy;
         }
         rm_error err;
-        rm_result rc = detail::fill(out, err, [&](uint8_t *b, size_t cap, size_t *len,
-                                                  rm_error *e) {
-            return rm_get_opt(cf.handle(), ro.snapshot, ro.flags, detail::bytes(key),
-                              key.size(), b, cap, len, e);
-        });
+        rm_result rc = detail::read_value(cf.handle(), ro.snapshot, ro.flags, key, out, err);
         if (rc == RM_OK) {
             return true;
         }
@@ -1252,7 +1283,7 @@ public:
         if (rc == RM_ERR_NOT_FOUND) {
             return false;
         }
-        detail::fail(rc, err, "rm_get_opt");
+        detail::fail(rc, err, "rm_get_alloc");
     }
 
     /// Reads `keys[i]` from `cfs[i]` (all of this DB) in one call. Missing keys are

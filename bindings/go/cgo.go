@@ -23,6 +23,8 @@ package resman
 #cgo LDFLAGS: -L${SRCDIR}/../../target/release -l:libresman.a -lstdc++ -lm -ldl -lpthread
 #cgo noescape rm_get_opt
 #cgo nocallback rm_get_opt
+#cgo noescape rm_get_alloc
+#cgo nocallback rm_get_alloc
 #cgo noescape rm_put_opt
 #cgo nocallback rm_put_opt
 #cgo noescape rm_delete_opt

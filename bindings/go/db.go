@@ -3,10 +3,18 @@ package resman
 /*
 #include <stdlib.h>
 #include "resman.h"
+
+// Get's allocator for a value larger than its buffer (rm_get_alloc): C memory, which Get
+// copies into a Go slice and frees. A C function: rm_get_alloc stays a nocallback call.
+uint8_t *resman_go_malloc(void *context, size_t len) {
+    (void)context;
+    return (uint8_t *)malloc(len);
+}
 */
 import "C"
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -97,6 +105,8 @@ type ColumnFamily struct {
 	// mgHint is the bytes per key that MultiGet's recent calls needed (0: no call yet); it
 	// sizes the next call's buffer.
 	mgHint atomic.Uint32
+	// getHint is the size of the values Get read lately (0: none yet); it sizes Get's buffer.
+	getHint atomic.Uint32
 }
 
 // Open opens the DB at path with a manager of its own (default Config): DB.Close closes the
@@ -287,28 +297,111 @@ func (cf *ColumnFamily) Delete(key []byte, opts *WriteOptions) error {
 	return check(C.rm_delete_opt(cf.h, ptr(key), C.size_t(len(key)), opts.flags(), &e), &e)
 }
 
-// getStackBuf is the room Get reads a value into on its stack before copying it out.
-const getStackBuf = 128
+// Get's buffer sizes.
+const (
+	// getStackBuf is the room Get reads small values into on its stack (a miss then allocates
+	// nothing).
+	getStackBuf = 128
+	// getMaxHint bounds Get's first buffer: a larger value goes through C memory (one lookup
+	// still, plus a copy).
+	getMaxHint = 64 << 10
+)
 
-// Get returns key's value in a new slice, or ErrNotFound. A miss allocates nothing; a hit
-// allocates the value (its exact size).
+// Get returns key's value in a new slice of its own, or ErrNotFound. One cgo call and one
+// RocksDB lookup whatever the value's size: the value is read into a buffer sized from the
+// values this column family returned lately (on the stack while they are small, so a miss
+// allocates nothing), and a value that does not fit is handed over in C memory by the same
+// call (rm_get_alloc), copied and freed.
 func (cf *ColumnFamily) Get(key []byte, opts *ReadOptions) ([]byte, error) {
-	// Read into a buffer on the stack (rm_get_opt is noescape and nocallback), so that a miss
-	// allocates nothing; a larger value is read again into a slice of its size.
-	var stack [getStackBuf]byte
 	snap, flags := opts.split()
+	if hint := int(cf.getHint.Load()); hint > getStackBuf {
+		return cf.getSized(key, snap, flags, hint)
+	}
+	var stack [getStackBuf]byte
+	n, heap, err := cf.getInto(key, snap, flags, stack[:])
+	if err != nil {
+		return nil, err
+	}
+	cf.learnGet(n, getStackBuf)
+	if heap != nil {
+		return takeC(heap, n), nil
+	}
+	v := make([]byte, n)
+	copy(v, stack[:n])
+	return v, nil
+}
+
+// getScratch holds Get's reusable buffers (*[]byte) for values too large for its stack.
+var getScratch sync.Pool
+
+// getSized is Get with a pooled buffer of at least hint bytes; the value is copied out into a
+// slice of exactly its size (append allocates without zeroing), so a hit allocates only the
+// value's own bytes and the Go heap grows no faster than the values returned.
+func (cf *ColumnFamily) getSized(key []byte, snap C.uint64_t, flags C.uint32_t, hint int) ([]byte, error) {
+	bp, _ := getScratch.Get().(*[]byte)
+	if bp == nil || cap(*bp) < hint {
+		b := make([]byte, hint)
+		bp = &b
+	}
+	buf := (*bp)[:cap(*bp)]
+	n, heap, err := cf.getInto(key, snap, flags, buf)
+	var v []byte
+	if err == nil {
+		cf.learnGet(n, len(buf))
+		if heap != nil {
+			v = takeC(heap, n)
+		} else {
+			v = append([]byte(nil), buf[:n]...)
+			v = v[:n:n] // append rounds the capacity up to a size class
+		}
+	}
+	getScratch.Put(bp)
+	return v, err
+}
+
+// getInto reads key's value into buf when it fits; otherwise resman copies it into C memory
+// from resman_go_malloc (heap, to be freed). One lookup either way.
+func (cf *ColumnFamily) getInto(key []byte, snap C.uint64_t, flags C.uint32_t, buf []byte) (int, *C.uint8_t, error) {
 	var e cerr
 	var n C.size_t
-	rc := C.rm_get_opt(cf.h, snap, flags, ptr(key), C.size_t(len(key)), (*C.uint8_t)(&stack[0]), C.size_t(len(stack)), &n, &e)
-	switch rc {
-	case C.RM_OK:
-		v := make([]byte, int(n))
-		copy(v, stack[:n])
-		return v, nil
-	case C.RM_ERR_BUFFER_TOO_SMALL:
-		return cf.GetAppend(make([]byte, 0, int(n)), key, opts)
+	var value *C.uint8_t
+	rc := C.rm_get_alloc(cf.h, snap, flags, ptr(key), C.size_t(len(key)),
+		(*C.uint8_t)(&buf[0]), C.size_t(len(buf)), C.rm_alloc_fn(C.resman_go_malloc), nil,
+		&value, &n, &e)
+	if rc != C.RM_OK {
+		return 0, nil, check(rc, &e)
 	}
-	return nil, check(rc, &e)
+	if int(n) <= len(buf) {
+		return int(n), nil, nil
+	}
+	return int(n), value, nil
+}
+
+// takeC copies n bytes of C memory from resman_go_malloc into a new slice and frees it.
+func takeC(p *C.uint8_t, n int) []byte {
+	v := make([]byte, n)
+	copy(v, unsafe.Slice((*byte)(unsafe.Pointer(p)), n))
+	C.free(unsafe.Pointer(p))
+	return v
+}
+
+// learnGet updates the value-size hint from a read of n bytes into a buffer of `had` bytes.
+// The hint for n is the stack buffer up to getStackBuf, else the next power of two (so the
+// value fills at least half of it), at most getMaxHint. The hint moves up to it at once and
+// down slowly (an eighth of the gap per read, at least a byte), so that a few small values do
+// not make the next large one miss. Concurrent reads may overwrite each other's update: it is
+// only a hint.
+func (cf *ColumnFamily) learnGet(n, had int) {
+	want := getStackBuf
+	for want < n && want < getMaxHint {
+		want *= 2
+	}
+	switch {
+	case want > had:
+		cf.getHint.Store(uint32(want))
+	case want < had:
+		cf.getHint.Store(uint32(had - max((had-want)/8, 1)))
+	}
 }
 
 // GetAppend appends key's value to dst and returns the extended slice: one cgo call and no

@@ -341,3 +341,59 @@ func BenchmarkHotPaths(b *testing.B) {
 		}
 	})
 }
+
+// Get returns every value whole, in a slice of its own, whatever its size and whatever the
+// sizes read before it (the buffer hint grows and shrinks); a steady hit allocates the value
+// only.
+func TestGetAnySize(t *testing.T) {
+	db := openTemp(t)
+	defer db.Close()
+	cf := db.Default()
+	sizes := []int{0, 1, 127, 128, 129, 255, 256, 1000, 1100, 5000, getMaxHint, getMaxHint + 1, 1 << 20}
+	value := func(n int) []byte {
+		v := make([]byte, n)
+		for i := range v {
+			v[i] = byte(i*7 + n)
+		}
+		return v
+	}
+	for _, n := range sizes {
+		must(cf.Put([]byte(fmt.Sprint("k", n)), value(n), nil))
+	}
+	// Up, down, and up again: every transition of the hint.
+	order := append(append(append([]int{}, sizes...), sizes...), 1<<20, 0, 5000, 1, 1000, 1000, 129)
+	for i := len(sizes) - 1; i >= 0; i-- {
+		order = append(order, sizes[i])
+	}
+	for _, n := range order {
+		v, err := cf.Get([]byte(fmt.Sprint("k", n)), nil)
+		if err != nil {
+			t.Fatalf("size %d: %v", n, err)
+		}
+		if !bytes.Equal(v, value(n)) || cap(v) != len(v) {
+			t.Fatalf("size %d: got %d bytes (cap %d)", n, len(v), cap(v))
+		}
+		if h := cf.getHint.Load(); h > getMaxHint {
+			t.Fatalf("hint %d over getMaxHint", h)
+		}
+	}
+	for _, n := range []int{100, 1100, 5000} {
+		key := []byte(fmt.Sprint("k", n))
+		if n == 100 {
+			must(cf.Put(key, value(n), nil))
+		}
+		for i := 0; i < 200; i++ { // let the hint settle on this size
+			_, err := cf.Get(key, nil)
+			must(err)
+		}
+		if allocs := testing.AllocsPerRun(50, func() {
+			_, err := cf.Get(key, nil)
+			must(err)
+		}); allocs != 1 {
+			t.Errorf("Get of %d bytes allocated %v times", n, allocs)
+		}
+	}
+	if _, err := cf.Get([]byte("absent"), nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("miss after large values: %v", err)
+	}
+}

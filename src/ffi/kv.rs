@@ -6,8 +6,10 @@ use super::args::{
 };
 use super::boundary::{boundary, rm_error};
 use crate::error::{rm_result, Error, Result};
+use crate::manager;
 use crate::rocks::multiget::{self, Lookup};
 use crate::rocks::{self, CfHandle};
+use std::ffi::c_void;
 
 /// Largest number of keys `rm_multi_get` takes in one call.
 pub const RM_MAX_MULTI_GET_KEYS: usize = 1 << 20;
@@ -237,6 +239,112 @@ pub unsafe extern "C" fn rm_get_opt(
         unsafe { write_len(out_len, &result) };
         result.map(|_| ())
     })
+}
+
+/// Allocates room for a value that did not fit in the caller's buffer (`rm_get_alloc`):
+/// returns a pointer to `len` writable bytes (`len` > 0), or NULL to refuse. `context` is the
+/// caller's `alloc_context`. It runs on the calling thread while resman holds the column
+/// family open, and must not close anything (`rm_close`, `rm_cleanup*`,
+/// `rm_manager_destroy` are refused from inside it with `RM_ERR_INVALID_ARGUMENT`).
+#[allow(non_camel_case_types)]
+pub type rm_alloc_fn = Option<unsafe extern "C" fn(context: *mut c_void, len: usize) -> *mut u8>;
+
+/// Reads `key` with **one RocksDB lookup whatever the value's size**: into `buf` when the value
+/// fits in `buf_cap` bytes, otherwise into memory obtained from `alloc(alloc_context, len)`
+/// (called at most once, only for a value that does not fit). On `RM_OK`, `*out_value` points
+/// to the value (`buf`, or what `alloc` returned: the caller owns that and frees it as its
+/// allocator wants) and `*out_len` is its length. `snapshot` and `read_flags` are as for
+/// `rm_get_opt`; `buf` may be NULL when `buf_cap` is 0; `key` and `buf` must not overlap.
+/// Thread-safe.
+///
+/// `alloc` NULL: a value that does not fit gives `RM_ERR_BUFFER_TOO_SMALL` with `*out_len` the
+/// length needed, as `rm_get_opt`. `alloc` returning NULL gives the same code (nothing is
+/// allocated, nothing is copied).
+///
+/// Errors: those of `rm_get_opt` (`RM_ERR_NOT_FOUND`: `alloc` is not called);
+/// `RM_ERR_NULL_POINTER` also for `out_value` NULL. `*out_value` is written only on `RM_OK`;
+/// `*out_len` on `RM_OK` and `RM_ERR_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// As for `rm_get_opt`; `out_value` points to a writable `uint8_t *`; `alloc`, if not NULL, is
+/// a function that returns NULL or a pointer to `len` writable bytes that do not overlap `key`
+/// or `buf`.
+#[no_mangle]
+pub unsafe extern "C" fn rm_get_alloc(
+    cf: u64,
+    snapshot: u64,
+    read_flags: u32,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    buf_cap: usize,
+    alloc: rm_alloc_fn,
+    alloc_context: *mut c_void,
+    out_value: *mut *mut u8,
+    out_len: *mut usize,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        let out_value = out_ptr(out_value, "out_value")?;
+        let out_len = out_ptr(out_len, "out_len")?;
+        if overlaps(key, key_len, buf, buf_cap) {
+            return Err(Error::InvalidArgument("key and buf overlap".into()));
+        }
+        // SAFETY: this function's contract makes `key` `key_len` readable bytes (bytes refuses
+        // NULL with a length): bytes's contract.
+        let key = unsafe { bytes(key, key_len, "key") }?;
+        // SAFETY: this function's contract makes `buf` `buf_cap` writable bytes, and they do
+        // not overlap `key` (checked above), the only other caller memory borrowed here.
+        let room = unsafe { buffer(buf, buf_cap, "buf") }?;
+        let placed = rocks::get_with(
+            CfHandle::from_raw(cf),
+            snapshot_arg(snapshot),
+            read_flags,
+            key,
+            |value| place(value, room, alloc, alloc_context),
+        )
+        .and_then(|r| r);
+        let len = placed.as_ref().map(|&(_, len)| len).map_err(Clone::clone);
+        // SAFETY: `out_len` is not NULL (out_ptr above) and, by this function's contract, a
+        // writable `size_t`: write_len's contract.
+        unsafe { write_len(out_len, &len) };
+        let (p, _) = placed?;
+        let p = p.unwrap_or(buf);
+        // SAFETY: `out_value` is not NULL (out_ptr above) and, by this function's contract, a
+        // writable `uint8_t *`.
+        unsafe { put_out(out_value, p) };
+        Ok(())
+    })
+}
+
+/// Copies `value` into `room` when it fits (None), otherwise into what `alloc` returns (its
+/// pointer), with the value's length; or `BufferTooSmall` (no `alloc`, or it refused).
+fn place(
+    value: &[u8],
+    room: &mut [u8],
+    alloc: rm_alloc_fn,
+    alloc_context: *mut c_void,
+) -> Result<(Option<*mut u8>, usize)> {
+    let len = value.len();
+    if len <= room.len() {
+        room[..len].copy_from_slice(value);
+        return Ok((None, len));
+    }
+    let Some(alloc) = alloc else {
+        return Err(Error::BufferTooSmall { needed: len });
+    };
+    // SAFETY: rm_get_alloc's contract makes `alloc` a function returning NULL or `len` writable
+    // bytes. It runs marked as inside a callback, so a close from it is refused instead of
+    // waiting for the lease this read holds.
+    let p = manager::inside_close(|| unsafe { alloc(alloc_context, len) });
+    if p.is_null() {
+        return Err(Error::BufferTooSmall { needed: len });
+    }
+    // SAFETY: `p` is not NULL, so by rm_get_alloc's contract it points to `len` writable bytes
+    // that overlap neither the key nor the caller's buffer, nor RocksDB's pinned value (memory
+    // the allocator just handed out).
+    unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), p, len) };
+    Ok((Some(p), len))
 }
 
 /// Reads `n_keys` keys in one call. The keys are concatenated in `keys`, key `i` being

@@ -173,13 +173,15 @@ pub(super) fn mark_deferred(entry: &Stored<Entry>, level: LogLevel) {
 }
 
 thread_local! {
-    /// Close callbacks running on this thread (see `refuse_inside_close`).
+    /// Close callbacks (and caller functions called under a lease) running on this thread
+    /// (see `refuse_inside_close`).
     static IN_CLOSE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Runs `f` marked as inside a close on this thread (see `refuse_inside_close`); the mark is
-/// removed when `f` returns or unwinds.
-pub(super) fn inside_close<R>(f: impl FnOnce() -> R) -> R {
+/// removed when `f` returns or unwinds. Also for a caller's function resman calls while it
+/// holds a lease (a get's allocator): a close from there would wait for that lease.
+pub(crate) fn inside_close<R>(f: impl FnOnce() -> R) -> R {
     struct Mark;
     impl Drop for Mark {
         fn drop(&mut self) {
@@ -196,7 +198,7 @@ pub(super) fn inside_close<R>(f: impl FnOnce() -> R) -> R {
 pub(super) fn refuse_inside_close(what: &str) -> Result<()> {
     if IN_CLOSE.with(|c| c.get()) > 0 {
         return Err(Error::InvalidArgument(format!(
-            "{what} cannot be called from inside a close callback (it would wait for itself)"
+            "{what} cannot be called from inside a close callback or a get's allocator (it would wait for itself)"
         )));
     }
     Ok(())

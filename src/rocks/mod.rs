@@ -43,7 +43,7 @@ pub mod snapshot;
 mod status;
 
 pub use db::{memory, property_int, Memory};
-pub use kv::{delete, delete_opt, get, get_opt, get_vec, put, put_opt};
+pub use kv::{delete, delete_opt, get, get_opt, get_vec, get_with, put, put_opt};
 pub use open::{open, Opened};
 pub use options::{CfSpec, Compression, DbOptions, MAX_WRITE_BUFFER_SIZE, MIN_WRITE_BUFFER_SIZE};
 pub use raw::Seek;

@@ -236,6 +236,60 @@ pub(crate) unsafe fn get_into(
     }
 }
 
+/// Reads `key` and hands its value, pinned in RocksDB's memory, to `f`: one lookup whatever
+/// the value's size, and no copy but the one `f` makes. `Ok(None)` (and `f` not called) when
+/// there is no such key. The pin is released when `f` returns or unwinds.
+///
+/// # Safety
+/// As for [`get_into`]: `t` names an open DB and one of its column families, both kept open
+/// for the call (`f` included); the snapshot `ro` reads at, if any, stays unreleased for it.
+pub(crate) unsafe fn get_pinned<R>(
+    t: Target,
+    ro: &ReadOpts,
+    key: &[u8],
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<Option<R>> {
+    /// Owns a pinned value; destroying it releases the pin.
+    struct Pinned(*mut ffi::rocksdb_pinnableslice_t);
+    impl Drop for Pinned {
+        fn drop(&mut self) {
+            // SAFETY: the pointer came non-NULL from rocksdb_get_pinned_cf and this is its
+            // only destroy; the DB is still open (the contract of `get_pinned`, which owns
+            // this value for no longer than its call).
+            unsafe { ffi::rocksdb_pinnableslice_destroy(self.0) }
+        }
+    }
+    let mut err: *mut c_char = ptr::null_mut();
+    // SAFETY: db, cf and ro's snapshot are live for the call (this function's contract) and
+    // ro itself is (borrowed); key is a valid slice whose length is passed along; err is a
+    // valid out-pointer.
+    let v = unsafe {
+        ffi::rocksdb_get_pinned_cf(t.db, ro.0, t.cf, key.as_ptr().cast(), key.len(), &mut err)
+    };
+    // SAFETY: `err` is NULL or the message RocksDB allocated for this call, not freed yet.
+    if let Some(e) = unsafe { take_error(err) } {
+        // RocksDB returns no value with an error; should it ever, it is still released.
+        drop((!v.is_null()).then_some(Pinned(v)));
+        return Err(e);
+    }
+    if v.is_null() {
+        return Ok(None);
+    }
+    let pinned = Pinned(v);
+    let mut len = 0usize;
+    // SAFETY: `pinned.0` is a live pinnable slice (destroyed only by `pinned`'s drop, below);
+    // `len` is a valid out-pointer.
+    let p = unsafe { ffi::rocksdb_pinnableslice_value(pinned.0, &mut len) };
+    let value: &[u8] = if len == 0 || p.is_null() {
+        &[]
+    } else {
+        // SAFETY: RocksDB's value is `len` readable bytes at `p`, pinned until `pinned` is
+        // destroyed, which happens after `f` has returned (the borrow ends there).
+        unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
+    };
+    Ok(Some(f(value)))
+}
+
 /// One key's result from [`multi_get_cf`].
 pub(crate) enum Got {
     Found,

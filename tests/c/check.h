@@ -266,7 +266,9 @@ static inline void cf_param_calls(uint64_t cf, uint64_t batch, uint64_t other, r
     CHECK_RC(rm_delete_opt(cf, S("k"), 0, &err), want);
     CHECK_RC(rm_get(cf, S("k"), buf, sizeof buf, &len, &err), want);
     CHECK_RC(rm_get_opt(cf, 0, RM_READ_NO_FILL_CACHE, S("k"), buf, sizeof buf, &len, &err), want);
-    CHECK(len == 777);
+    uint8_t *value = NULL;
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("k"), buf, sizeof buf, NULL, NULL, &value, &len, &err), want);
+    CHECK(len == 777 && value == NULL);
     uint64_t two[2] = {other, cf};
     size_t lens[2] = {1, 1};
     rm_value v[2];

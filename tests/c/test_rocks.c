@@ -2337,8 +2337,131 @@ static double now_ms(void) {
         fprintf(stderr, "      (%s: %.0f ms)\n", #test, now_ms() - t0_);                        \
     } while (0)
 
+/* rm_get_alloc's allocator for the tests: malloc, counting its calls; refuses when `refuse`. */
+struct alloc_ctx {
+    int calls;
+    size_t last_len;
+    bool refuse;
+    uint64_t mgr;
+    uint64_t close_me; /* when not 0: tries to close it from inside (refused) */
+    rm_result close_rc;
+};
+
+static uint8_t *test_alloc(void *context, size_t len) {
+    struct alloc_ctx *c = context;
+    c->calls++;
+    c->last_len = len;
+    if (c->close_me != 0) {
+        rm_error e;
+        c->close_rc = rm_close(c->mgr, c->close_me, &e);
+    }
+    return c->refuse ? NULL : malloc(len);
+}
+
+/* rm_get_alloc: one call reads any value, into the buffer when it fits, else into the
+ * caller's allocator; every bad argument is refused with nothing allocated. */
+static void test_get_alloc(void) {
+    BEGIN_TEST();
+    const char *dir = make_tmpdir();
+    if (!CHECK(dir != NULL)) {
+        return;
+    }
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    const char *cfn[] = {"default"};
+    uint64_t db = 0, cf = 0;
+    if (!CHECK(open_db(m, "alloc", dir, NULL, cfn, 1, &db, &cf))) {
+        rm_manager_destroy(m, NULL);
+        return;
+    }
+    size_t big_len = 100000;
+    uint8_t *big = malloc(big_len);
+    for (size_t i = 0; i < big_len; i++) {
+        big[i] = (uint8_t)(i * 7);
+    }
+    CHECK_RC(rm_put(cf, S("big"), big, big_len, &err), RM_OK);
+    CHECK_RC(rm_put(cf, S("small"), S("tiny"), &err), RM_OK);
+    CHECK_RC(rm_put(cf, S("empty"), NULL, 0, &err), RM_OK);
+
+    uint8_t buf[16];
+    uint8_t *value = NULL;
+    size_t len = 0;
+    struct alloc_ctx c = {0};
+    /* Fits: in buf, the allocator not called. */
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("small"), buf, sizeof buf, test_alloc, &c, &value, &len, &err), RM_OK);
+    CHECK(value == buf && len == 4 && memcmp(buf, "tiny", 4) == 0 && c.calls == 0);
+    /* Empty value, no buffer at all. */
+    value = buf;
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("empty"), NULL, 0, test_alloc, &c, &value, &len, &err), RM_OK);
+    CHECK(value == NULL && len == 0 && c.calls == 0);
+    /* Does not fit: one allocation of exactly its size, the whole value in it. */
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("big"), buf, sizeof buf, test_alloc, &c, &value, &len, &err), RM_OK);
+    CHECK(len == big_len && c.calls == 1 && c.last_len == big_len && value != buf && value != NULL);
+    CHECK(value != NULL && memcmp(value, big, big_len) == 0);
+    if (value != buf) {
+        free(value);
+    }
+    /* No allocator: the size, as rm_get_opt. */
+    value = NULL;
+    len = 0;
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("big"), buf, sizeof buf, NULL, NULL, &value, &len, &err),
+             RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == big_len && value == NULL);
+    /* The allocator refuses: the same, nothing else written. */
+    c = (struct alloc_ctx){.refuse = true};
+    len = 0;
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("big"), buf, sizeof buf, test_alloc, &c, &value, &len, &err),
+             RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == big_len && value == NULL && c.calls == 1);
+    /* A miss: RM_ERR_NOT_FOUND, no allocation, nothing written. */
+    c = (struct alloc_ctx){0};
+    len = 777;
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("absent"), buf, sizeof buf, test_alloc, &c, &value, &len, &err),
+             RM_ERR_NOT_FOUND);
+    CHECK(len == 777 && value == NULL && c.calls == 0);
+    /* At a snapshot: the past value. */
+    uint64_t snap = 0;
+    CHECK_RC(rm_snapshot_create(db, &snap, &err), RM_OK);
+    CHECK_RC(rm_put(cf, S("small"), S("changed"), &err), RM_OK);
+    CHECK_RC(rm_get_alloc(cf, snap, RM_READ_NO_FILL_CACHE, S("small"), buf, sizeof buf, NULL, NULL, &value, &len, &err), RM_OK);
+    CHECK(value == buf && len == 4 && memcmp(buf, "tiny", 4) == 0);
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("small"), buf, sizeof buf, NULL, NULL, &value, &len, &err), RM_OK);
+    CHECK(len == 7 && memcmp(buf, "changed", 7) == 0);
+    /* Bad arguments: refused before any read, nothing allocated or written. */
+    c = (struct alloc_ctx){0};
+    value = NULL;
+    len = 777;
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("big"), buf, sizeof buf, test_alloc, &c, NULL, &len, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("big"), buf, sizeof buf, test_alloc, &c, &value, NULL, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_get_alloc(cf, 0, 0, NULL, 3, buf, sizeof buf, test_alloc, &c, &value, &len, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("big"), NULL, 8, test_alloc, &c, &value, &len, &err), RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_get_alloc(cf, 0, 0, buf, 4, buf + 2, 8, test_alloc, &c, &value, &len, &err), RM_ERR_INVALID_ARGUMENT);
+    CHECK_RC(rm_get_alloc(cf, 0, 8, S("big"), buf, sizeof buf, test_alloc, &c, &value, &len, &err), RM_ERR_INVALID_ARGUMENT);
+    CHECK_RC(rm_get_alloc(cf, db, 0, S("big"), buf, sizeof buf, test_alloc, &c, &value, &len, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_get_alloc(db, 0, 0, S("big"), buf, sizeof buf, test_alloc, &c, &value, &len, &err), RM_ERR_WRONG_KIND);
+    CHECK(c.calls == 0 && value == NULL && len == 777);
+    /* The allocator may not close what the read holds open: refused, and the read completes. */
+    c = (struct alloc_ctx){.mgr = m, .close_me = cf};
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("big"), buf, sizeof buf, test_alloc, &c, &value, &len, &err), RM_OK);
+    CHECK(c.calls == 1 && c.close_rc == RM_ERR_INVALID_ARGUMENT && len == big_len);
+    CHECK(value != NULL && value != buf && memcmp(value, big, big_len) == 0);
+    if (value != buf) {
+        free(value);
+    }
+    CHECK_RC(rm_put(cf, S("still"), S("open"), &err), RM_OK);
+    CHECK_RC(rm_close(m, snap, &err), RM_OK);
+    /* Closed: RM_ERR_CLOSED. */
+    CHECK_RC(rm_close(m, db, &err), RM_OK);
+    c = (struct alloc_ctx){0};
+    CHECK_RC(rm_get_alloc(cf, 0, 0, S("big"), buf, sizeof buf, test_alloc, &c, &value, &len, &err), RM_ERR_CLOSED);
+    CHECK(c.calls == 0);
+    free(big);
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+}
+
 int main(void) {
     setvbuf(stderr, NULL, _IONBF, 0);
+    RUN(test_get_alloc);
     RUN(test_options);
     RUN(test_open_cf_compression);
     RUN(test_write_flags);

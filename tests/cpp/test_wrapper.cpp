@@ -255,12 +255,19 @@ static void test_data(const Db &db) {
     CHECK_OK(db.put(def, "", "empty key"));
     CHECK(db.get(def, std::string_view()) == "empty key"s); // NULL data, length 0
 
-    // Larger than the first buffer (1 KiB): the two-call pattern retries with the size.
+    // Larger than the string's inline room: read in the same call into a string of its size.
     const std::string big = pattern(100000, 'a');
     CHECK_OK(db.put(users, "big", big));
     std::optional<std::string> got_big = db.get(users, "big");
     CHECK(got_big.has_value() && got_big->size() == big.size() && *got_big == big);
-    CHECK(db.get(users, "alice") == "admin"s); // the scratch buffer shrank back and works
+    CHECK(db.get(users, "alice") == "admin"s);
+    for (std::size_t n : {15u, 16u, 17u, 1000u, 4096u}) { // around SSO and page sizes
+        const std::string v = pattern(n, 'q');
+        CHECK_OK(db.put(users, "sized", v));
+        CHECK(db.get(users, "sized") == v);
+        std::string small_into = "x";
+        CHECK(db.get_into(users, "sized", small_into) && small_into == v);
+    }
 
     // get_into: grows `out` once, then reuses its buffer.
     std::string into;
