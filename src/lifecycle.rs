@@ -20,11 +20,15 @@
 //!
 //! The Mutex + Condvar are only the slow path: a closer sleeping until the drain, and callers
 //! waiting for the close to finish. They are never touched by an acquire or by a release that
-//! is not the last one after close.
+//! is not the last one after close, and a notifier touches them only when someone sleeps: a
+//! sleeper counts itself in `waiters` before it checks its condition, a notifier changes the
+//! state before it reads `waiters`, both with a SeqCst fence between (so either the notifier
+//! sees the sleeper, or the sleeper sees the change). A close nobody waits for then costs no
+//! lock and no futex wake.
 //!
 //! This file depends on nothing but `crate::sync` so that `tests/loom` can include it as is.
 
-use crate::sync::{fence, AtomicU64, AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
 use std::time::Instant;
 
 const CLOSED: u64 = 1 << 63;
@@ -85,6 +89,8 @@ pub enum Claim {
 pub struct Lifecycle {
     word: AtomicU64,
     done: AtomicU8,
+    /// Threads between counting themselves in and leaving [`sleep_until`](Self::sleep_until).
+    waiters: AtomicU32,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -100,6 +106,7 @@ impl Lifecycle {
         Lifecycle {
             word: AtomicU64::new(0),
             done: AtomicU8::new(DONE_NO),
+            waiters: AtomicU32::new(0),
             lock: Mutex::new(()),
             cv: Condvar::new(),
         }
@@ -139,9 +146,8 @@ impl Lifecycle {
         if prev & DEFERRED != 0 {
             return Release::RunClose;
         }
-        // The closer may be asleep in `wait_drained`; it re-checks the count under the lock.
-        let _guard = self.guard();
-        self.cv.notify_all();
+        // The closer may be asleep in `wait_drained`.
+        self.notify_sleepers();
         Release::Normal
     }
 
@@ -154,19 +160,7 @@ impl Lifecycle {
     /// After [`begin_close`](Self::begin_close): waits until no lease is held or the deadline
     /// passes (`None`: no deadline). Returns true when drained.
     pub fn wait_drained(&self, deadline: Option<Instant>) -> bool {
-        if self.leases() == 0 {
-            return true;
-        }
-        let mut guard = self.guard();
-        loop {
-            if self.leases() == 0 {
-                return true;
-            }
-            guard = match self.wait(guard, deadline) {
-                Some(g) => g,
-                None => return self.leases() == 0,
-            };
-        }
+        self.sleep_until(deadline, || self.leases() == 0)
     }
 
     /// After [`begin_close`](Self::begin_close), called once by the winner: decides who runs
@@ -194,25 +188,52 @@ impl Lifecycle {
     pub fn finish(&self, ok: bool) {
         let value = if ok { DONE_OK } else { DONE_FAILED };
         self.done.store(value, Ordering::Release);
-        let _guard = self.guard();
-        self.cv.notify_all();
+        self.notify_sleepers();
     }
 
     /// Waits until the native close has finished or the deadline passes. True when finished.
     pub fn wait_done(&self, deadline: Option<Instant>) -> bool {
-        if self.is_done() {
+        self.sleep_until(deadline, || self.is_done())
+    }
+
+    /// Sleeps until `ready()` or the deadline; `ready()`'s last answer. A notifier must change
+    /// what `ready` reads before calling [`notify_sleepers`](Self::notify_sleepers).
+    fn sleep_until(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) -> bool {
+        if ready() {
             return true;
         }
-        let mut guard = self.guard();
-        loop {
-            if self.is_done() {
-                return true;
+        let mut guard = Some(self.guard());
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        // Counted in before the check below: pairs with the fence in `notify_sleepers`.
+        fence(Ordering::SeqCst);
+        let result = loop {
+            if ready() {
+                break true;
             }
-            guard = match self.wait(guard, deadline) {
-                Some(g) => g,
-                None => return self.is_done(),
+            let Some(g) = guard.take() else {
+                break ready();
             };
+            match self.wait(g, deadline) {
+                Some(g) => guard = Some(g),
+                None => break ready(),
+            }
+        };
+        // Counted out once done checking (a stale count only costs a notifier a wake-up).
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        drop(guard);
+        result
+    }
+
+    /// Wakes the threads in [`sleep_until`](Self::sleep_until), if any, after a state change.
+    fn notify_sleepers(&self) {
+        // The state change happened-before this fence; a sleeper counted in before its own
+        // fence is seen below, and one counted in after it sees the change when it checks.
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) == 0 {
+            return;
         }
+        let _guard = self.guard();
+        self.cv.notify_all();
     }
 
     /// Leases currently held.

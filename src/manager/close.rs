@@ -207,6 +207,13 @@ fn plan(
     picked: Vec<Picked>,
     target: Option<Handle>,
 ) -> Vec<(Arc<Stored<Entry>>, Vec<Handle>)> {
+    // A lone target (a leaf closed by itself: the iterator, snapshot or batch a service closes
+    // after each use) has nothing to order, no dependency inside the run, and sweeps no leak.
+    if let [only] = &picked[..] {
+        if target == Some(only.entry.handle) {
+            return picked.into_iter().map(|p| (p.entry, Vec::new())).collect();
+        }
+    }
     let index: FxHashMap<Handle, usize> = picked
         .iter()
         .enumerate()
