@@ -358,14 +358,17 @@ pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String
         report_close(inner, entry, &outcome);
     }
     // Every effect is visible before anyone waiting is told: the log event is delivered,
-    // the handle is gone (rm_live_objects), what it depends on is let go. A run that picks its
-    // resources later either finds the node (and so waits on `done` below) or finds nothing.
+    // the handle is gone (rm_live_objects), the name is free, what it depends on is let go. A
+    // run that picks its resources later either finds the node (and so waits on `done` below)
+    // or finds nothing. The name is freed before the pins are dropped: dropping the last pin
+    // may run a dependency's deferred close, and whoever sees that close finish must find the
+    // name free.
     let removed = OBJECTS.resources.remove(entry.handle);
     drop(removed);
-    drop(pins);
     if let Some(inner) = &owner {
         inner.registry.lock().forget(entry.handle, &e.name);
     }
+    drop(pins);
     tell_runs(entry, &outcome);
     outcome.error
 }
