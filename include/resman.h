@@ -1622,6 +1622,22 @@ rm_result rm_iter_prev(uint64_t iter, bool *out_valid, rm_error *err);
 rm_result rm_iter_valid(uint64_t iter, bool *out_valid, rm_error *err);
 
 /**
+ * Makes the iterator read the DB's latest data (RocksDB's `Iterator::Refresh`): writes made
+ * since it was created (or last refreshed) become visible. It is left unpositioned: seek
+ * next. So one iterator can serve scan after scan (refresh, seek, read) without a create and
+ * a close per scan. Thread-safe (serialised with the iterator's other calls).
+ *
+ * Errors: `RM_ERR_INVALID_ARGUMENT` (the iterator reads at a snapshot: refreshing would
+ * leave the snapshot behind; create one at the new snapshot instead); those of
+ * `rm_iter_seek_to_first` (`RM_ERR_INVALID_HANDLE`, `RM_ERR_STALE_HANDLE`,
+ * `RM_ERR_WRONG_KIND`, `RM_ERR_CLOSED`, RocksDB's status, `RM_ERR_PANIC`).
+ *
+ * # Safety
+ * `err` is NULL or writable.
+ */
+rm_result rm_iter_refresh(uint64_t iter, rm_error *err);
+
+/**
  * Copies the current key into `buf`; `*out_len` receives its length. Too small a buffer is
  * `RM_ERR_BUFFER_TOO_SMALL` with `*out_len` the length needed (nothing copied); not on an
  * entry is `RM_ERR_ITERATOR_NOT_VALID`. `buf` may be NULL when `buf_cap` is 0. Thread-safe.

@@ -351,7 +351,10 @@ fn get_with_reads_any_size_in_one_call() {
     let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     rocks::put(cf, b"big", &big).unwrap();
     rocks::put(cf, b"empty", b"").unwrap();
-    assert_eq!(rocks::get_with(cf, None, 0, b"big", |v| v == &big[..]), Ok(true));
+    assert_eq!(
+        rocks::get_with(cf, None, 0, b"big", |v| v == &big[..]),
+        Ok(true)
+    );
     assert_eq!(rocks::get_with(cf, None, 0, b"empty", <[u8]>::len), Ok(0));
     let mut called = false;
     assert_eq!(
@@ -360,17 +363,24 @@ fn get_with_reads_any_size_in_one_call() {
     );
     assert!(!called);
     assert_eq!(
-        rocks::get_with(cf, None, 4, b"big", |_| ()).unwrap_err().code(),
+        rocks::get_with(cf, None, 4, b"big", |_| ())
+            .unwrap_err()
+            .code(),
         rm_result::RM_ERR_INVALID_ARGUMENT
     );
     let panicked = std::panic::catch_unwind(|| {
         let _ = rocks::get_with(cf, None, 0, b"big", |_| panic!("caller's function"));
     });
     assert!(panicked.is_err());
-    assert_eq!(rocks::get_vec(cf, b"big").unwrap().as_deref(), Some(&big[..]));
+    assert_eq!(
+        rocks::get_vec(cf, b"big").unwrap().as_deref(),
+        Some(&big[..])
+    );
     mgr.close(db.db).unwrap();
     assert_eq!(
-        rocks::get_with(cf, None, 0, b"big", |_| ()).unwrap_err().code(),
+        rocks::get_with(cf, None, 0, b"big", |_| ())
+            .unwrap_err()
+            .code(),
         rm_result::RM_ERR_CLOSED
     );
 }

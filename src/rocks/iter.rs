@@ -20,6 +20,8 @@ pub(crate) struct IterResource {
     /// Keeps the DB's shared state (not the DB: the pins do that) alive.
     _db: Arc<super::db::DbInner>,
     it: Mutex<Iter>,
+    /// Reads at an explicit snapshot (which `refresh` would leave behind: refused).
+    at_snapshot: bool,
 }
 
 impl Resource for IterResource {
@@ -87,6 +89,7 @@ pub fn create(cf: CfHandle, o: &IterOptions<'_>) -> Result<IterHandle> {
             IterResource {
                 _db: Arc::clone(&res.db),
                 it: Mutex::new(it),
+                at_snapshot: !snapshot.is_null(),
             }
         };
         let register = |r: IterResource, deps: &[u64]| {
@@ -104,12 +107,31 @@ pub fn create(cf: CfHandle, o: &IterOptions<'_>) -> Result<IterHandle> {
 
 /// Runs `f` on iterator `it`, leased and locked for the duration.
 fn with_iter<T>(it: IterHandle, f: impl FnOnce(&mut Iter) -> Result<T>) -> Result<T> {
+    with_iter_resource(it, |res| f(&mut res.it.lock()))
+}
+
+/// Runs `f` with iterator `it`'s resource, leased for the duration.
+fn with_iter_resource<T>(it: IterHandle, f: impl FnOnce(&IterResource) -> Result<T>) -> Result<T> {
     let lease = manager::lease(it.raw(), Kind::Iterator)?;
     let Some(res) = lease.resource::<IterResource>() else {
         return Err(Error::WrongKind(format!("handle {it} is not an iterator")));
     };
-    let mut guard = res.it.lock();
-    f(&mut guard)
+    f(res)
+}
+
+/// Makes the iterator read the DB's latest data (RocksDB's `Iterator::Refresh`) and leaves it
+/// unpositioned: seek next. One iterator can so serve scan after scan, each seeing the writes
+/// before it, without a create and a close per scan. Refused (`InvalidArgument`) for an
+/// iterator at a snapshot: it would leave its snapshot behind.
+pub fn refresh(it: IterHandle) -> Result<()> {
+    with_iter_resource(it, |res| {
+        if res.at_snapshot {
+            return Err(Error::InvalidArgument(
+                "an iterator at a snapshot cannot be refreshed (it would read past its snapshot); create one at the new snapshot instead".into(),
+            ));
+        }
+        res.it.lock().refresh()
+    })
 }
 
 /// Positions the iterator; returns whether it is now on an entry.

@@ -505,6 +505,24 @@ impl Iter {
         Ok(())
     }
 
+    /// Moves the iterator to the DB's latest data (RocksDB's `Iterator::Refresh`), leaving it
+    /// unpositioned: the caller seeks next. For an iterator that reads as of its creation,
+    /// not one at an explicit snapshot (the caller refuses those).
+    pub(crate) fn refresh(&mut self) -> Result<()> {
+        let it = self.live()?;
+        let mut err: *mut c_char = ptr::null_mut();
+        // SAFETY: `it` is live (not destroyed), so its DB is open (`Iter::create`'s contract);
+        // `err` is a valid out-pointer, and what RocksDB puts there is a message allocated for
+        // this call, which take_error frees once.
+        unsafe {
+            ffi::rocksdb_iter_refresh(it, &mut err);
+            match take_error(err) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+    }
+
     /// Valid, or the iterator's error if it failed.
     pub(crate) fn valid(&self) -> Result<bool> {
         let it = self.live()?;

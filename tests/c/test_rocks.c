@@ -2459,8 +2459,65 @@ static void test_get_alloc(void) {
     CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
 }
 
+/* rm_iter_refresh: one iterator, scan after scan, each seeing the writes before it; refused
+ * at a snapshot and on anything that is not a live iterator. */
+static void test_iter_refresh(void) {
+    BEGIN_TEST();
+    const char *dir = make_tmpdir();
+    if (!CHECK(dir != NULL)) {
+        return;
+    }
+    uint64_t m = 0;
+    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
+    const char *cfn[] = {"default"};
+    uint64_t db = 0, cf = 0;
+    if (!CHECK(open_db(m, "refresh", dir, NULL, cfn, 1, &db, &cf))) {
+        rm_manager_destroy(m, NULL);
+        return;
+    }
+    CHECK_RC(rm_put(cf, S("a"), S("1"), &err), RM_OK);
+    uint64_t it = 0, at_snap = 0, snap = 0;
+    CHECK_RC(rm_iter_create(cf, 0, 0, NULL, 0, NULL, 0, &it, &err), RM_OK);
+    CHECK_RC(rm_snapshot_create(db, &snap, &err), RM_OK);
+    CHECK_RC(rm_iter_create(cf, snap, 0, NULL, 0, NULL, 0, &at_snap, &err), RM_OK);
+    CHECK_RC(rm_put(cf, S("b"), S("2"), &err), RM_OK);
+    bool valid = false;
+    uint8_t key[8];
+    size_t len = 0;
+    /* Before the refresh: the data as of creation. */
+    CHECK_RC(rm_iter_seek(it, S("b"), &valid, &err), RM_OK);
+    CHECK(!valid);
+    for (int round = 0; round < 3; round++) {
+        CHECK_RC(rm_iter_refresh(it, &err), RM_OK);
+        CHECK_RC(rm_iter_valid(it, &valid, &err), RM_OK);
+        CHECK(!valid); /* unpositioned until the next seek */
+        CHECK_RC(rm_iter_seek(it, S("b"), &valid, &err), RM_OK);
+        CHECK(valid);
+        CHECK_RC(rm_iter_key(it, key, sizeof key, &len, &err), RM_OK);
+        CHECK(len == 1 && key[0] == 'b');
+        CHECK_RC(rm_iter_next(it, &valid, &err), RM_OK);
+        CHECK(valid == (round > 0)); /* "c" is written after the first round */
+        CHECK_RC(rm_put(cf, S("c"), S("3"), &err), RM_OK);
+    }
+    /* At a snapshot: refused, the iterator keeps reading at it. */
+    CHECK_RC(rm_iter_refresh(at_snap, &err), RM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "snapshot") != NULL);
+    CHECK_RC(rm_iter_seek(at_snap, S("b"), &valid, &err), RM_OK);
+    CHECK(!valid);
+    /* Not an iterator, not a handle, closed. */
+    CHECK_RC(rm_iter_refresh(cf, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_iter_refresh(snap, &err), RM_ERR_WRONG_KIND);
+    CHECK_RC(rm_iter_refresh(0, &err), RM_ERR_INVALID_HANDLE);
+    CHECK_RC(rm_iter_refresh(UINT64_MAX, &err), RM_ERR_INVALID_HANDLE);
+    CHECK(rm_iter_refresh(UINT64_MAX, NULL) == RM_ERR_INVALID_HANDLE);
+    CHECK_RC(rm_close(m, it, &err), RM_OK);
+    CHECK_RC(rm_iter_refresh(it, &err), RM_ERR_CLOSED);
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+}
+
 int main(void) {
     setvbuf(stderr, NULL, _IONBF, 0);
+    RUN(test_iter_refresh);
     RUN(test_get_alloc);
     RUN(test_options);
     RUN(test_open_cf_compression);
