@@ -688,6 +688,13 @@ public:
                                               &err_),
                         "seek_for_prev");
     }
+    /// Reads the DB's latest data from now on (RocksDB's Iterator::Refresh), so one Iterator
+    /// can serve scan after scan; leaves it unpositioned (seek next). Throws
+    /// RM_ERR_INVALID_ARGUMENT for an iterator at a snapshot.
+    void refresh() {
+        valid_ = false;
+        detail::check(rm_iter_refresh(handle_, &err_), err_, "rm_iter_refresh");
+    }
     /// Throws RM_ERR_ITERATOR_NOT_VALID when not on an entry.
     bool next() { return position(rm_iter_next(handle_, &valid_, &err_), "next"); }
     bool prev() { return position(rm_iter_prev(handle_, &valid_, &err_), "prev"); }

@@ -39,6 +39,8 @@ package resman
 #cgo nocallback rm_iter_read_prev
 #cgo noescape rm_iter_seek
 #cgo nocallback rm_iter_seek
+#cgo noescape rm_iter_refresh
+#cgo nocallback rm_iter_refresh
 #cgo noescape rm_iter_seek_for_prev
 #cgo nocallback rm_iter_seek_for_prev
 #cgo noescape rm_iter_seek_to_first

@@ -104,7 +104,7 @@ type IterOptions struct {
 // batch of entries into the iterator's buffer, and Next and Prev serve from it. The batch
 // starts at one entry after every seek and doubles with each further read up to
 // maxIterBatch, so a seek that reads one entry copies one, and a long scan makes one call
-// per maxIterBatch entries. The iterator reads at the DB as of its creation (a RocksDB
+// per maxIterBatch entries. The iterator reads at the DB as of its creation or last Refresh (a RocksDB
 // iterator's implicit snapshot), so reading ahead never shows anything a step-by-step read
 // would not.
 type Iterator struct {
@@ -125,7 +125,12 @@ type Iterator struct {
 	grow    bool   // the last read was cut short by the buffer: double it before the next
 	pending error  // an error met after the batch's entries were copied: reported after them
 	scratch []byte // a copy of the current key when the direction turns
-	lens    [maxIterBatch]C.rm_entry_len
+	// lens receives the batch's entry sizes; it grows with want (up to maxIterBatch), so a
+	// short scan does not pay for a long one's array.
+	lens []C.rm_entry_len
+	// peak is the most bytes one read filled: on Close it teaches the column family the
+	// buffer its next iterators start with.
+	peak int
 }
 
 // NewIterator creates an iterator over cf; position it with SeekToFirst, Seek, ....
@@ -141,7 +146,7 @@ func (cf *ColumnFamily) NewIterator(opts *IterOptions) (*Iterator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Iterator{cf: cf, h: h, buf: make([]byte, iterBuf)}, nil
+	return &Iterator{cf: cf, h: h}, nil
 }
 
 // Read-ahead limits: entries per call, and the initial and largest batch buffer (a single
@@ -209,8 +214,16 @@ func (it *Iterator) set() bool {
 // skip the C iterator was sought back to the current entry (its key is in it.scratch), which
 // the batch then starts with and which is passed over.
 func (it *Iterator) read(forward, skip bool) bool {
-	if it.grow {
+	switch {
+	case it.buf == nil:
+		// As large as the column family's recent iterators needed, so a scan of large
+		// entries does not start with reads cut short by a small buffer.
+		it.buf = make([]byte, max(iterBuf, int(it.cf.iterHint.Load())))
+	case it.grow:
 		it.buf, it.grow = make([]byte, 2*len(it.buf)), false
+	}
+	if len(it.lens) < it.want {
+		it.lens = make([]C.rm_entry_len, min(2*it.want, maxIterBatch))
 	}
 	for {
 		var e cerr
@@ -235,6 +248,11 @@ func (it *Iterator) read(forward, skip bool) bool {
 			it.pending, more = err, false
 		}
 		it.n, it.i, it.off, it.fwd, it.more = n, 0, 0, forward, bool(more)
+		used := 0
+		for j := range n {
+			used += it.size(j)
+		}
+		it.peak = max(it.peak, used)
 		if n == it.want {
 			it.want = min(2*it.want, maxIterBatch)
 		} else if it.more && len(it.buf) < iterMaxBuf {
@@ -345,9 +363,44 @@ func (it *Iterator) Value() []byte { return it.value }
 // Err is the error that stopped the iteration, if any (ErrClosed when the DB closed under it).
 func (it *Iterator) Err() error { return it.err }
 
+// Refresh makes the iterator read the DB's latest data (RocksDB's Iterator::Refresh): the
+// writes made since it was created or last refreshed become visible. So one iterator can
+// serve scan after scan (Refresh, Seek, Next...) without a NewIterator and a Close per scan.
+// It leaves the iterator unpositioned (seek next) and clears Err. An iterator at a snapshot
+// cannot be refreshed (an *Error with CodeInvalidArgument: it would read past its snapshot).
+func (it *Iterator) Refresh() error {
+	var e cerr
+	rc := C.rm_iter_refresh(it.h, &e)
+	it.end()
+	it.err, it.pending = nil, nil
+	return check(rc, &e)
+}
+
 // Close releases the iterator. Exactly one Close returns nil (or the close's error); any
 // other, racing or later, returns ErrAlreadyClosed.
-func (it *Iterator) Close() error { return it.cf.db.m.CloseResource(Handle(it.h)) }
+func (it *Iterator) Close() error {
+	if it.peak > 0 {
+		it.cf.learnIterBuf(it.peak)
+	}
+	return it.cf.db.m.CloseResource(Handle(it.h))
+}
+
+// learnIterBuf updates the starting buffer of cf's iterators from an iterator whose fullest
+// read took `peak` bytes: up at once (to a power of two, at most iterMaxBuf), down slowly (an
+// eighth of the gap per iterator). Concurrent updates may overwrite each other: a hint.
+func (cf *ColumnFamily) learnIterBuf(peak int) {
+	want := iterBuf
+	for want < peak && want < iterMaxBuf {
+		want *= 2
+	}
+	cur := max(int(cf.iterHint.Load()), iterBuf)
+	switch {
+	case want > cur:
+		cf.iterHint.Store(uint32(want))
+	case want < cur:
+		cf.iterHint.Store(uint32(cur - max((cur-want)/8, 1)))
+	}
+}
 
 // All iterates from the first key on (for k, v := range it.All()); check Err afterwards.
 // The slices are valid until the next step.

@@ -107,6 +107,9 @@ type ColumnFamily struct {
 	mgHint atomic.Uint32
 	// getHint is the size of the values Get read lately (0: none yet); it sizes Get's buffer.
 	getHint atomic.Uint32
+	// iterHint is the read-ahead buffer recent iterators needed (0: none yet); it sizes the
+	// next iterator's.
+	iterHint atomic.Uint32
 }
 
 // Open opens the DB at path with a manager of its own (default Config): DB.Close closes the

@@ -188,3 +188,56 @@ func TestIteratorAfterItsDBClosed(t *testing.T) {
 		t.Fatalf("iterator close after its DB's: %v", err)
 	}
 }
+
+// Refresh lets one iterator serve scan after scan, each seeing the writes before it; it
+// leaves the iterator unpositioned, is refused at a snapshot, and reports a closed iterator.
+func TestIteratorRefresh(t *testing.T) {
+	db := openTemp(t)
+	defer db.Close()
+	cf := db.Default()
+	must(cf.Put([]byte("a"), []byte("1"), nil))
+	it, err := cf.NewIterator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(cf.Put([]byte("b"), []byte("2"), nil))
+	if it.Seek([]byte("b")) {
+		t.Fatal("an iterator sees a write made after its creation before a Refresh")
+	}
+	for i := 0; i < 5; i++ {
+		key := []byte(fmt.Sprintf("c%d", i))
+		must(cf.Put(key, []byte("v"), nil))
+		must(it.Refresh())
+		if it.Valid() {
+			t.Fatal("valid right after Refresh")
+		}
+		if !it.Seek(key) || string(it.Key()) != string(key) {
+			t.Fatalf("scan %d: the write before the Refresh is missing (%v)", i, it.Err())
+		}
+		n := 1
+		for it.Prev() {
+			n++
+		}
+		if want := 2 + i + 1; n != want || it.Err() != nil { // a, b, c0..ci
+			t.Fatalf("scan %d: %d entries back from %s, want %d (%v)", i, n, key, want, it.Err())
+		}
+	}
+	snap, err := db.NewSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	atSnap, err := cf.NewIterator(&IterOptions{ReadOptions: ReadOptions{Snapshot: snap}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *Error
+	if err := atSnap.Refresh(); !errors.As(err, &re) || re.Code != CodeInvalidArgument {
+		t.Fatalf("Refresh at a snapshot: %v", err)
+	}
+	must(atSnap.Close())
+	must(it.Close())
+	if err := it.Refresh(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Refresh after Close: %v", err)
+	}
+}

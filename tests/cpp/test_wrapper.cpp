@@ -381,6 +381,7 @@ static void test_snapshot(const Db &db) {
         CHECK(v == "v1");
     }
     CHECK(keys == std::vector<std::string>{"snap"});
+    CHECK_THROWS(it.refresh(), RM_ERR_INVALID_ARGUMENT); // it would leave its snapshot behind
 
     // Releasing the snapshot closes its iterator first; reads at it are refused.
     CHECK_OK(s.close());
@@ -430,6 +431,16 @@ static void test_iterator(const Db &db) {
         n++;
     }
     CHECK(n == 0);
+
+    // refresh: the same iterator sees a later write after it, unpositioned until a seek.
+    db.put(def, "i:c2", "late");
+    CHECK(it.seek("i:c") && it.next() && it.key() == "i:d"); // not yet
+    it.refresh();
+    CHECK(!it.valid());
+    CHECK(it.seek("i:c") && it.next() && it.key() == "i:c2" && it.value() == "late");
+    db.del(def, "i:c2"); // the checks below expect the five keys alone
+    it.refresh();
+    CHECK(it.seek("i:c") && it.next() && it.key() == "i:d");
 
     // An empty upper bound is the empty key (nothing is below it), not "no bound".
     resman::Iterator none = db.iterator(def, std::nullopt, std::string_view());
