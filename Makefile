@@ -88,18 +88,20 @@ example-test: build
 
 ## Benchmarks (issue 8): the Rust suite (benches/: criterion against rust-rocksdb on the same
 ## data, then latency, cleanup, close and scaling), the Go suite (bench/go/run.sh, against
-## grocksdb), then bench/report.py writes BENCHMARKS.md and bench/charts/ from their JSON
-## ($(BENCH_DIR)/rust.json, go.json). matplotlib goes into a venv under $(BENCH_DIR).
+## grocksdb), YCSB A-F (bench/ycsb/run.sh: resman, grocksdb and Pebble through go-ycsb), then
+## bench/report.py writes BENCHMARKS.md and bench/charts/ from their JSON
+## ($(BENCH_DIR)/rust.json, go.json, ycsb.json). matplotlib goes into a venv under $(BENCH_DIR).
 ## The build runs inside the recipe so the wall time the report states includes it.
 BENCH_DIR := $(CARGO_TARGET_DIR)/bench
 BENCH_VENV := $(BENCH_DIR)/venv
 bench:
 	@mkdir -p $(BENCH_DIR) && date +%s > $(BENCH_DIR)/started
 	$(CARGO) build --release
-	rm -rf $(BENCH_DIR)/rust-parts $(BENCH_DIR)/rust.json $(BENCH_DIR)/go.json
+	rm -rf $(BENCH_DIR)/rust-parts $(BENCH_DIR)/rust.json $(BENCH_DIR)/go.json $(BENCH_DIR)/ycsb.json
 	$(CARGO) bench --bench data_path --bench lifecycle
 	@if [ -f bench/go/run.sh ]; then bash bench/go/run.sh; \
 	else echo "bench/go/run.sh is missing: Go suite not run"; fi
+	bash bench/ycsb/run.sh
 	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BENCH_VENV)/bin/python bench/report.py --bench-dir $(BENCH_DIR) --started "$$(cat $(BENCH_DIR)/started)"

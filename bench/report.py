@@ -4,9 +4,13 @@
 Inputs, in $CARGO_TARGET_DIR/bench (or --bench-dir):
   rust.json   written by `cargo bench --bench data_path --bench lifecycle` (benches/)
   go.json     written by `bash bench/go/run.sh`; optional ("Go suite not run" without it)
+  ycsb.json   written by `bash bench/ycsb/run.sh`; optional (the YCSB section says it was not
+              run); its own schema: {"suite", "versions", "config", "seconds", "loads": [...],
+              "runs": [{"engine", "workload", "threads", "round", "ops_per_sec",
+              "cpu_us_per_op", "by_op": {OP: {"count", "p50_us", "p99_us", ...}}, ...}]}
 With --started EPOCH (make bench passes the second it started), the wall time is stated.
 
-Both JSON files follow one schema:
+rust.json and go.json follow one schema:
   {"suite", "versions": {...}, "rows": [{"group", "name", "unit", "higher_is_better",
    "resman", "baseline", "baseline_name", "goal", "goal_met", "note"}], "series": {...}}
 
@@ -264,6 +268,196 @@ def chart_get(suites, path):
     return True
 
 
+# YCSB (bench/ycsb): three engines, resman first, grocksdb its baseline.
+YCSB_ENGINES = ("resman", "grocksdb", "pebble")
+YCSB_COLORS = {"resman": RESMAN, "grocksdb": BASELINE, "pebble": "#2ca02c"}
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    if not n:
+        return None
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def ycsb_cells(doc):
+    """{(workload, threads): {engine: [runs]}}, in workload then thread order."""
+    cells = {}
+    for r in doc.get("runs", []):
+        cells.setdefault((r["workload"], r["threads"]), {}).setdefault(r["engine"], []).append(r)
+    return dict(sorted(cells.items()))
+
+
+def ycsb_engines(doc):
+    seen = {r["engine"] for r in doc.get("runs", [])}
+    return [e for e in YCSB_ENGINES if e in seen] + sorted(seen - set(YCSB_ENGINES))
+
+
+YCSB_OPS = ("READ", "UPDATE", "INSERT", "SCAN", "READ_MODIFY_WRITE")
+
+
+def ycsb_main_ops(runs, n=2):
+    """A cell's n most frequent operation types (not TOTAL, not the errors), in YCSB_OPS order."""
+    counts = {}
+    for r in runs:
+        for op, st in r.get("by_op", {}).items():
+            if op != "TOTAL" and not op.endswith("_ERROR"):
+                counts[op] = counts.get(op, 0) + st.get("count", 0)
+    top = sorted(counts, key=lambda op: -counts[op])[:n]
+    rank = {op: i for i, op in enumerate(YCSB_OPS)}
+    return sorted(top, key=lambda op: (rank.get(op, len(rank)), op))
+
+
+def ycsb_round_ratios(runs_a, runs_b, key="ops_per_sec"):
+    """a/b per round (the rounds both engines ran)."""
+    b = {r["round"]: r[key] for r in runs_b}
+    return [r[key] / b[r["round"]] for r in runs_a if b.get(r["round"])]
+
+
+def kops(v):
+    """Operations per second in thousands, to three digits or so ("54.9k")."""
+    return "-" if v is None else "%.3gk" % (v / 1e3)
+
+
+def ycsb_table(doc):
+    engines = ycsb_engines(doc)
+    has_pair = "resman" in engines and "grocksdb" in engines
+    head = ["workload", "threads"] + ["%s ops/s" % e for e in engines]
+    if has_pair:
+        head += ["resman/grocksdb (rounds' range)", "CPU µs/op (%s)" % " / ".join(engines),
+                 "resman/grocksdb CPU"]
+    else:
+        head += ["CPU µs/op (%s)" % " / ".join(engines)]
+    head += ["p50 / p99 µs (%s)" % " · ".join(engines)]
+    lines = ["| " + " | ".join(head) + " |",
+             "| " + " | ".join(["---", "---:"] + ["---:"] * (len(head) - 3) + ["---"]) + " |"]
+    for (w, t), by in ycsb_cells(doc).items():
+        ops = {e: median([r["ops_per_sec"] for r in by.get(e, [])]) for e in engines}
+        cpu = {e: median([r["cpu_us_per_op"] for r in by.get(e, [])]) for e in engines}
+        row = [w.upper(), str(t)] + [kops(ops[e]) for e in engines]
+        cpu_cell = " / ".join("%.1f" % cpu[e] if cpu[e] is not None else "-" for e in engines)
+        if has_pair:
+            q = (ops["resman"] / ops["grocksdb"]) if ops["resman"] and ops["grocksdb"] else None
+            rr = ycsb_round_ratios(by.get("resman", []), by.get("grocksdb", []))
+            rng = " (%.2f-%.2f)" % (min(rr), max(rr)) if len(rr) > 1 else ""
+            row.append("%.2f%s" % (q, rng) if q else "-")
+            row.append(cpu_cell)
+            # CPU per op: grocksdb's over resman's, so that above 1 means resman is cheaper.
+            qc = (cpu["grocksdb"] / cpu["resman"]) if cpu["resman"] and cpu["grocksdb"] else None
+            row.append("%.2f" % qc if qc else "-")
+        else:
+            row.append(cpu_cell)
+        lat = []
+        for op in ycsb_main_ops([r for e in engines for r in by.get(e, [])]):
+            per = []
+            for e in engines:
+                st = [r["by_op"][op] for r in by.get(e, []) if op in r.get("by_op", {})]
+                p50, p99 = median([x["p50_us"] for x in st]), median([x["p99_us"] for x in st])
+                per.append("%.0f/%.0f" % (p50, p99) if st else "-")
+            lat.append("%s %s" % (op, " · ".join(per)))
+        row.append("; ".join(lat))
+        lines.append("| " + " | ".join(cell(x) for x in row) + " |")
+    return "\n".join(lines)
+
+
+def ycsb_section(doc, chart):
+    cfg = doc.get("config", {})
+    vers = doc.get("versions", {})
+    engines = ycsb_engines(doc)
+    out = ["## YCSB (`bench/ycsb`)\n"]
+    secs = doc.get("seconds", {})
+    out.append(
+        "YCSB's core workloads A-F run by go-ycsb %s's core packages (`bench/ycsb/README.md`) "
+        "on %s: %s records of 10 fields × 100 bytes, %s operations per run (workload E: %s), "
+        "%s round(s), %s thread(s), a %s MiB block cache and a %s MiB memtable on every "
+        "engine. resman and grocksdb (%s) both run the bundled RocksDB %s; Pebble is %s. Every run "
+        "starts from a copy of its engine's loaded DB. The figures are medians over the "
+        "rounds; the ratio is resman's throughput over grocksdb's (above 1: resman is faster), "
+        "with the range of the per-round ratios; CPU µs/op is the process's CPU time (every "
+        "thread) per operation, less sensitive to other load on the machine than ops/s. "
+        "Latencies are go-ycsb's histograms (1 µs resolution) for the cell's two most frequent "
+        "operation types; an UPDATE is a read and a write of the record. The suite ran %.1f "
+        "minutes (%s s building, %s s loading, %s s running)."
+        % (vers.get("go-ycsb", "?"), ", ".join(engines), cfg.get("records", "?"),
+           cfg.get("ops", "?"), cfg.get("ops_e", "?"), cfg.get("rounds", "?"),
+           ", ".join(str(t) for t in cfg.get("threads", [])), cfg.get("cache_mib", "?"),
+           cfg.get("write_buffer_mib", "?"), vers.get("grocksdb", "?"),
+           vers.get("rocksdb", "?"), vers.get("pebble", "?"),
+           secs.get("total", 0) / 60, secs.get("build", "?"), secs.get("load", "?"),
+           secs.get("runs", "?"))
+    )
+    out.append("")
+    out.append(ycsb_table(doc))
+    out.append("")
+    loads = doc.get("loads", [])
+    if loads:
+        out.append("The loads (one thread, then flushed and closed: the DB every run copies):\n")
+        out.append("| engine | inserts/s | CPU µs/op | DB size | table files |")
+        out.append("| --- | ---: | ---: | ---: | ---: |")
+        for l in loads:
+            out.append("| %s | %s | %.1f | %.1f MiB | %d |" % (
+                l["engine"], kops(l["ops_per_sec"]),
+                l["cpu_us_per_op"], l.get("dir_bytes", 0) / (1 << 20), l.get("table_files", 0)))
+        out.append("")
+    errors = {}
+    for r in doc.get("runs", []):
+        for op, st in r.get("by_op", {}).items():
+            if op.endswith("_ERROR"):
+                key = (r["engine"], op)
+                errors[key] = errors.get(key, 0) + st.get("count", 0)
+    if errors:
+        out.append(
+            "Failed operations over all runs, go-ycsb's `*_ERROR` counts (a read of a missing "
+            "record fails; without inserts, go-ycsb's zipfian draws keys up to one past the "
+            "last loaded record, as YCSB's does): %s.\n"
+            % ", ".join("%s %s %d" % (e, op, n) for (e, op), n in sorted(errors.items())))
+    if chart:
+        out.append("![YCSB throughput per workload and thread count](%s)\n" % chart)
+    return out
+
+
+def chart_ycsb(doc, path):
+    cells = ycsb_cells(doc)
+    if not cells:
+        return False
+    engines = ycsb_engines(doc)
+    workloads = sorted({w for w, _ in cells})
+    cols = min(3, len(workloads))
+    rows = (len(workloads) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    w = 0.8 / len(engines)
+    for ax, wl in zip(axes.flat, workloads):
+        threads = sorted(t for ww, t in cells if ww == wl)
+        for i, e in enumerate(engines):
+            xs, ys, lo, hi = [], [], [], []
+            for j, t in enumerate(threads):
+                v = [r["ops_per_sec"] / 1e3 for r in cells[(wl, t)].get(e, [])]
+                if not v:
+                    continue
+                m = median(v)
+                xs.append(j + (i - (len(engines) - 1) / 2) * w)
+                ys.append(m)
+                lo.append(m - min(v))
+                hi.append(max(v) - m)
+            ax.bar(xs, ys, w, yerr=[lo, hi], capsize=2, color=YCSB_COLORS.get(e), label=e,
+                   error_kw={"elinewidth": 0.8, "alpha": 0.7})
+        ax.set_xticks(range(len(threads)))
+        ax.set_xticklabels([str(t) for t in threads])
+        ax.set_xlabel("threads")
+        ax.set_title("workload %s" % wl.upper())
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in axes.flat[len(workloads):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("thousand ops per second")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("YCSB: median throughput over the rounds (bars: the rounds' range)")
+    fig.tight_layout()
+    save(fig, path)
+    return True
+
+
 def save(fig, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     # No date and a fixed hash salt: the same figures give the same file.
@@ -283,6 +477,7 @@ def main():
 
     rust = read_json(args.bench_dir / "rust.json")
     go = read_json(args.bench_dir / "go.json")
+    ycsb = read_json(args.bench_dir / "ycsb.json")
     if rust is None:
         sys.exit("%s is missing: run `make bench` (or cargo bench) first" % (args.bench_dir / "rust.json"))
     suites = [("rust", rust)] + ([("go", go)] if go else [])
@@ -291,6 +486,8 @@ def main():
     get_svg = args.charts / "get_throughput.svg"
     has_close = chart_close(suites, close_svg)
     has_get = chart_get(suites, get_svg)
+    ycsb_svg = args.charts / "ycsb.svg"
+    has_ycsb = ycsb is not None and chart_ycsb(ycsb, ycsb_svg)
 
     out = []
     out.append("# resman benchmarks\n")
@@ -335,6 +532,11 @@ def main():
         "on the same RocksDB build; see `bench/go/README.md`."
     )
     out.append(
+        "- **YCSB** (`bench/ycsb`, `bash bench/ycsb/run.sh`): YCSB's workloads A-F through "
+        "go-ycsb on the Go binding, grocksdb (the same RocksDB) and Pebble; see "
+        "`bench/ycsb/README.md`."
+    )
+    out.append(
         "- Each row's note says what exactly is compared and, for a goal that is missed, where "
         "the time goes. `RESMAN_BENCH_QUICK=1` shortens the Rust suite for checking the "
         "harness; its figures are not meant to be published.\n"
@@ -367,7 +569,7 @@ def main():
         out.append("| rustc | %s |" % rustc)
     if gov:
         out.append("| go | %s |" % gov)
-    for name, doc in suites:
+    for name, doc in suites + ([("ycsb", ycsb)] if ycsb else []):
         for k, v in (doc.get("versions") or {}).items():
             out.append("| %s (%s suite) | %s |" % (k, name, cell(v)))
     out.append("")
@@ -409,9 +611,16 @@ def main():
     if go is None:
         out.append("## Go suite\n")
         out.append("Go suite not run: `bash bench/go/run.sh` wrote no `go.json`.\n")
+    if ycsb is not None:
+        out.extend(ycsb_section(ycsb, os.path.relpath(ycsb_svg, args.out.parent)
+                                if has_ycsb else None))
+    else:
+        out.append("## YCSB (`bench/ycsb`)\n")
+        out.append("YCSB not run: `bash bench/ycsb/run.sh` wrote no `ycsb.json`.\n")
 
     args.out.write_text("\n".join(out).rstrip() + "\n")
-    print("wrote %s, %s, %s" % (args.out, close_svg if has_close else "-", get_svg if has_get else "-"))
+    print("wrote %s, %s, %s, %s" % (args.out, close_svg if has_close else "-",
+                                    get_svg if has_get else "-", ycsb_svg if has_ycsb else "-"))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ RESMAN_BENCH_MAKE_SEED="$RESMAN_BENCH_SEED" "$out/go-bin/resmanbench.test"
 # in odd rounds, grocksdb first in even ones), so that both sides of a comparison see the same
 # load; each round adds one sample of every benchmark. Every benchmark but the parallel Get
 # runs at GOMAXPROCS=2; the parallel Get at GOMAXPROCS 1 and 2.
-groups=("Put|BatchWrite100" "Get|GetPinned" "MultiGet100|BatchedMultiGet100"
+groups=("Put|BatchWrite100" "Get|GetPlain|GetPinned" "ShortScan|ShortScanRefresh" "MultiGet100|BatchedMultiGet100"
         "Iterate10k|Iterate10kSlice" "GetParallel")
 : >"$out/go-resman.txt"
 : >"$out/go-grocksdb.txt"

@@ -323,6 +323,50 @@ func BenchmarkIterate10k(b *testing.B) {
 	}
 }
 
+// BenchmarkShortScan: the short-scan pattern, a fresh iterator per scan: NewIterator, Seek,
+// 1 to 10 entries (Key and Value), Close.
+func BenchmarkShortScan(b *testing.B) {
+	db := readDB.get(b, "grocksdb-read-", true)
+	start := make([]byte, workload.KeyLen)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
+	for i := 0; i < b.N; i++ {
+		it := db.NewIterator(ro)
+		shortScan(b, it, workload.Key(start, workload.ScanStart(i)), workload.ShortScanLen(i))
+		it.Close()
+	}
+}
+
+// BenchmarkShortScanRefresh: ShortScan with one iterator for every scan: Refresh, Seek, 1 to
+// 10 entries.
+func BenchmarkShortScanRefresh(b *testing.B) {
+	db := readDB.get(b, "grocksdb-read-", true)
+	start := make([]byte, workload.KeyLen)
+	it := db.NewIterator(ro)
+	defer it.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
+	for i := 0; i < b.N; i++ {
+		if err := it.Refresh(); err != nil {
+			b.Fatal(err)
+		}
+		shortScan(b, it, workload.Key(start, workload.ScanStart(i)), workload.ShortScanLen(i))
+	}
+}
+
+func shortScan(b *testing.B, it *grocksdb.Iterator, from []byte, want int) {
+	n := 0
+	for it.Seek(from); it.Valid() && n < want; it.Next() {
+		sink += len(it.Key().Data()) + len(it.Value().Data())
+		n++
+	}
+	if err := it.Err(); err != nil || n != want {
+		b.Fatal("scan:", n, err)
+	}
+}
+
 // BenchmarkIterate10kSlice: Iterate10k with KeySlice and ValueSlice (no Go allocation per
 // entry).
 func BenchmarkIterate10kSlice(b *testing.B) {

@@ -185,6 +185,86 @@ func BenchmarkGet(b *testing.B) {
 	})
 }
 
+// BenchmarkGetPlain: BenchmarkGet with the plain Get (a new slice per value), the call a
+// service writes first.
+func BenchmarkGetPlain(b *testing.B) {
+	cf := readDB.get(b, "resman-read-", true).Default()
+	b.Run("hit", func(b *testing.B) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		defer workload.StartCPU().Report(b) // cpu-ns/op
+		for i := 0; i < b.N; i++ {
+			v, err := cf.Get(workload.Hits.At(i), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink += len(v)
+		}
+	})
+	b.Run("miss", func(b *testing.B) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		defer workload.StartCPU().Report(b) // cpu-ns/op
+		for i := 0; i < b.N; i++ {
+			if _, err := cf.Get(workload.Misses.At(i), nil); !errors.Is(err, resman.ErrNotFound) {
+				b.Fatal("want ErrNotFound, got", err)
+			}
+		}
+	})
+}
+
+// BenchmarkShortScan: the short-scan pattern, a fresh iterator per scan: NewIterator, Seek,
+// 1 to 10 entries (key and value), Close.
+func BenchmarkShortScan(b *testing.B) {
+	cf := readDB.get(b, "resman-read-", true).Default()
+	start := make([]byte, workload.KeyLen)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
+	for i := 0; i < b.N; i++ {
+		it, err := cf.NewIterator(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		shortScan(b, it, workload.Key(start, workload.ScanStart(i)), workload.ShortScanLen(i))
+		if err := it.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkShortScanRefresh: ShortScan with one iterator for every scan: Refresh, Seek, 1 to
+// 10 entries.
+func BenchmarkShortScanRefresh(b *testing.B) {
+	cf := readDB.get(b, "resman-read-", true).Default()
+	start := make([]byte, workload.KeyLen)
+	it, err := cf.NewIterator(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer workload.StartCPU().Report(b) // cpu-ns/op
+	for i := 0; i < b.N; i++ {
+		if err := it.Refresh(); err != nil {
+			b.Fatal(err)
+		}
+		shortScan(b, it, workload.Key(start, workload.ScanStart(i)), workload.ShortScanLen(i))
+	}
+}
+
+func shortScan(b *testing.B, it *resman.Iterator, from []byte, want int) {
+	n := 0
+	for ok := it.Seek(from); ok && n < want; ok = it.Next() {
+		sink += len(it.Key()) + len(it.Value())
+		n++
+	}
+	if err := it.Err(); err != nil || n != want {
+		b.Fatal("scan:", n, err)
+	}
+}
+
 // BenchmarkBatchWrite100: 100 puts into a batch, then one write (the batch is reused: Write
 // empties it).
 func BenchmarkBatchWrite100(b *testing.B) {

@@ -96,6 +96,9 @@ func PreloadEntry(kbuf, vbuf []byte, i int) (key, value []byte) {
 	return Key(kbuf, 2*uint64(i)), Value(vbuf, 2*uint64(i))
 }
 
+// ShortScanLen is the number of entries the i-th op of ShortScan reads: 1 to 10.
+func ShortScanLen(i int) int { return 1 + (i*7)%10 }
+
 // ScanStart is the number whose key the i-th scan of Iterate10k seeks to: a preloaded key
 // with at least ScanLen entries from it on.
 func ScanStart(i int) uint64 {
