@@ -3,6 +3,7 @@
 //! that fills them lives above.
 
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Upper bounds (seconds) of the duration histograms' buckets; a last, implicit bucket is
 /// +Inf (the observation count).
@@ -86,7 +87,7 @@ pub struct ResourceStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct ClosedRecord {
     pub handle: u64,
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: &'static str,
     /// "closed", "failed" or "unregistered".
     pub outcome: &'static str,
@@ -143,7 +144,7 @@ pub struct Totals {
 /// One resource closed by a cleanup run, as the run's record shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct CleanupStep {
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: &'static str,
     pub handle: u64,
     /// When its native close started and finished, in ms since the run started. A

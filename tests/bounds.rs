@@ -351,7 +351,11 @@ fn closing_a_parent_of_100k_leaked_children_counts_them_in_linear_time() {
     let st = mgr.status().unwrap();
     assert_eq!(st.totals.leaked_iterators, (n - n / 4) as u64);
     assert_eq!(st.totals.leaked_snapshots, (n / 4) as u64);
-    let rec = st.recently_closed.iter().find(|r| r.name == "db").unwrap();
+    let rec = st
+        .recently_closed
+        .iter()
+        .find(|r| &*r.name == "db")
+        .unwrap();
     assert_eq!(rec.leaked_iterators, (n - n / 4) as u64);
     assert_eq!(rec.leaked_snapshots, (n / 4) as u64);
 }

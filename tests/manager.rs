@@ -275,7 +275,7 @@ fn failing_and_panicking_closes_are_reported_and_not_retried_by_a_second_close()
     let rec = st
         .recently_closed
         .iter()
-        .find(|r| r.name == "panicky")
+        .find(|r| &*r.name == "panicky")
         .unwrap();
     assert_eq!(rec.outcome, "failed");
     assert!(rec

@@ -274,7 +274,7 @@ fn what_the_graceful_phase_leaves_unfinished_is_forced() {
     drop(op); // the forced close of "busy" runs now, well within the forced phase
     cleaner.join().unwrap().unwrap();
     let r = fx.record();
-    let step = |n: &str| r.steps.iter().find(|s| s.name == n).unwrap().clone();
+    let step = |n: &str| r.steps.iter().find(|s| &*s.name == n).unwrap().clone();
     assert!(r.escalated);
     assert!(step("busy").forced, "closed in the forced phase");
     assert!(!step("idle").forced, "closed gracefully in time");
@@ -354,7 +354,7 @@ fn failed_closes_are_retried_up_to_max_retries_and_report_every_attempt() {
         );
     }
     let r = fx.record();
-    let step = |n: &str| r.steps.iter().find(|s| s.name == n).unwrap().clone();
+    let step = |n: &str| r.steps.iter().find(|s| &*s.name == n).unwrap().clone();
     assert_eq!(
         (step("flaky").attempts, step("flaky").outcome),
         (3, "closed")
@@ -395,7 +395,7 @@ fn retries_go_on_past_the_deadline_which_is_reported_and_stop_at_max_retries() {
     wait_until(|| fx.status().totals.failed == 1);
     assert_eq!(fx.calls().len(), 4);
     let rec = fx.status().recently_closed;
-    let broken = rec.iter().find(|r| r.name == "broken").unwrap();
+    let broken = rec.iter().find(|r| &*r.name == "broken").unwrap();
     assert_eq!((broken.attempts, broken.outcome), (4, "failed"));
 }
 
@@ -457,7 +457,7 @@ fn independent_resources_close_at_the_same_time() {
     fx.mgr.cleanup().unwrap();
     // Both rendezvous closes succeeded, so they overlapped; the base came after both.
     let rec = fx.record();
-    let step = |n: &str| rec.steps.iter().find(|s| s.name == n).unwrap().clone();
+    let step = |n: &str| rec.steps.iter().find(|s| &*s.name == n).unwrap().clone();
     assert!(step("a").finished_ms <= step("base").started_ms);
     assert!(step("b").finished_ms <= step("base").started_ms);
     assert!(
@@ -545,7 +545,7 @@ fn a_random_graph_closes_concurrently_and_respects_every_dependency() {
         let at: HashMap<&str, (f64, f64)> = rec
             .steps
             .iter()
-            .map(|s| (s.name.as_str(), (s.started_ms, s.finished_ms)))
+            .map(|s| (&*s.name, (s.started_ms, s.finished_ms)))
             .collect();
         for (i, j) in edges {
             let (dependent, dependency) =

@@ -83,7 +83,7 @@ fn graceful_close_keeps_the_data_and_kills_every_handle() {
         let st = mgr.status().unwrap();
         assert_eq!(user(&st).count(), 0);
         assert_eq!(st.totals.closed, 3);
-        let order: Vec<_> = st.recently_closed.iter().map(|r| r.name.as_str()).collect();
+        let order: Vec<_> = st.recently_closed.iter().map(|r| &*r.name).collect();
         assert_eq!(
             order.last(),
             Some(&"db"),

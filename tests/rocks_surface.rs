@@ -244,7 +244,7 @@ fn iterators_and_snapshots_left_open_close_before_their_db_and_are_counted_as_le
     let rec = status
         .recently_closed
         .iter()
-        .find(|r| r.name == "leaky")
+        .find(|r| &*r.name == "leaky")
         .unwrap();
     assert_eq!((rec.leaked_iterators, rec.leaked_snapshots), (2, 1));
     assert!(only_monitor(&status));

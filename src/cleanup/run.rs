@@ -31,7 +31,7 @@ pub(super) struct RunLog {
 /// closes, so a close that finishes after the run returned still lands in its record.
 pub(crate) struct Run {
     pub(super) operation: &'static str,
-    pub(super) target: Option<String>,
+    pub(super) target: Option<Arc<str>>,
     pub(super) mode: CloseMode,
     pub(super) bounds: Bounds,
     pub(crate) started: Instant,
@@ -47,7 +47,7 @@ pub(crate) struct Run {
 impl Run {
     pub(crate) fn new(
         operation: &'static str,
-        target: Option<String>,
+        target: Option<Arc<str>>,
         mode: CloseMode,
         bounds: Bounds,
     ) -> Arc<Run> {
@@ -94,7 +94,7 @@ impl Run {
         steps.sort_by(|a, b| a.started_ms.total_cmp(&b.started_ms));
         CleanupRecord {
             operation: self.operation,
-            target: self.target.clone(),
+            target: self.target.as_deref().map(str::to_owned),
             mode: match self.mode {
                 CloseMode::Graceful => "graceful",
                 CloseMode::Forced => "forced",
@@ -108,7 +108,7 @@ impl Run {
             duration_ms: log.duration.map(|d| d.as_secs_f64() * 1e3),
             escalated: log.escalated,
             resources: log.resources,
-            order: steps.iter().map(|s| s.name.clone()).collect(),
+            order: steps.iter().map(|s| s.name.to_string()).collect(),
             steps,
             errors: log
                 .failures

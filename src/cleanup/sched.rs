@@ -16,6 +16,8 @@ pub(crate) struct Report {
     pub failures: Arc<Vec<Failure>>,
     /// The run escalated to the forced phase with something unfinished.
     pub escalated: bool,
+    /// From the run's start to its report.
+    pub duration: std::time::Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -107,13 +109,21 @@ struct Sched<'a, C: Closer> {
 impl<C: Closer> Sched<'_, C> {
     fn drive(&mut self) {
         let run = Arc::clone(self.run);
+        // The first pass judges the deadline at the run's start (it just began: one clock read
+        // fewer for a close that finishes in that pass); later passes read the clock.
+        let mut first = true;
         loop {
             self.collect();
+            let now = if std::mem::take(&mut first) {
+                run.started
+            } else {
+                Instant::now()
+            };
             // Past the graceful phase, or nothing left but closes begun by someone else that are
             // past their own graceful phase (an earlier run that timed out): no graceful work
             // remains to wait for.
             if !self.escalated
-                && (run.graceful_deadline.is_some_and(|g| Instant::now() >= g)
+                && (run.graceful_deadline.is_some_and(|g| now >= g)
                     || self.only_watched_past_graceful())
             {
                 self.escalate();
@@ -286,12 +296,14 @@ impl<C: Closer> Sched<'_, C> {
         let mut log = self.run.log.lock();
         log.resources = self.nodes.len() as u64;
         log.failures = Arc::clone(&failures);
-        log.duration = Some(self.run.started.elapsed());
+        let duration = self.run.started.elapsed();
+        log.duration = Some(duration);
         let escalated = log.escalated;
         drop(log);
         Report {
             failures,
             escalated,
+            duration,
         }
     }
 

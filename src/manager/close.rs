@@ -58,12 +58,21 @@ pub fn close(mgr: u64, raw: u64, mode: CloseMode, timeout: Option<Duration>) -> 
                 _ => return Err(Error::AlreadyClosed(describe_closing(&target))),
             }
             // The target and everything that (transitively) depends on it.
-            let mut set = FxHashSet::default();
-            let mut stack = vec![target.handle];
-            while let Some(h) = stack.pop() {
-                if set.insert(h) {
-                    if let Some(n) = reg.nodes.get(&h) {
-                        stack.extend(n.dependents.iter().copied());
+            let mut set = vec![target.handle];
+            let mut seen = FxHashSet::default();
+            let mut next = 0;
+            while let Some(&h) = set.get(next) {
+                next += 1;
+                let Some(n) = reg.nodes.get(&h) else {
+                    continue;
+                };
+                for &d in &n.dependents {
+                    // A leaf (an iterator, say) never fills `seen`: nothing to deduplicate.
+                    if seen.is_empty() {
+                        seen.extend(set.iter().copied());
+                    }
+                    if seen.insert(d) {
+                        set.push(d);
                     }
                 }
             }
@@ -163,7 +172,7 @@ pub(super) fn close_set(
     inner: &Arc<ManagerInner>,
     run: &Arc<cleanup::Run>,
     target: Option<Handle>,
-    pick: impl FnOnce(&mut Registry) -> Result<FxHashSet<Handle>>,
+    pick: impl FnOnce(&mut Registry) -> Result<Vec<Handle>>,
 ) -> Result<cleanup::Report> {
     let picked = choose_and_seal(inner, pick)?;
     *inner.last_run.lock() = Some(Arc::clone(run));
@@ -177,7 +186,7 @@ pub(super) fn close_set(
 /// says of it now.
 fn choose_and_seal(
     inner: &ManagerInner,
-    pick: impl FnOnce(&mut Registry) -> Result<FxHashSet<Handle>>,
+    pick: impl FnOnce(&mut Registry) -> Result<Vec<Handle>>,
 ) -> Result<Vec<Picked>> {
     let mut reg = inner.registry.lock();
     let set = pick(&mut reg)?;
@@ -255,7 +264,7 @@ fn plan(
 fn count_run(inner: &ManagerInner, run: &cleanup::Run, report: &cleanup::Report) {
     let m = &inner.metrics;
     Metrics::bump(&m.cleanups);
-    m.cleanup_duration.observe(run.started.elapsed());
+    m.cleanup_duration.observe(report.duration);
     if !report.failures.is_empty() {
         Metrics::bump(&m.cleanups_failed);
     }

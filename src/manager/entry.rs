@@ -30,7 +30,7 @@ pub(super) struct CloseInfo {
 pub struct Entry {
     pub(super) manager: Handle,
     pub(super) owner: Weak<ManagerInner>,
-    pub(super) name: String,
+    pub(super) name: Arc<str>,
     pub(super) kind: Kind,
     pub(super) resource: Box<dyn Resource>,
     pub(super) lifecycle: Lifecycle,

@@ -15,7 +15,7 @@ pub(super) struct Node {
 
 #[derive(Default)]
 pub(super) struct Registry {
-    pub(super) names: FxHashMap<String, Handle>,
+    pub(super) names: FxHashMap<Arc<str>, Handle>,
     pub(super) nodes: FxHashMap<Handle, Node>,
     pub(super) seq: u64,
     /// Cleanups of the whole manager (cleanup, destroy) running now: while there is one, new
@@ -27,9 +27,9 @@ pub(super) struct Registry {
 impl Registry {
     /// Adds a new resource's node (the newest so far), its name, and the edges to its
     /// dependencies.
-    pub(super) fn add(&mut self, h: Handle, name: &str, deps: Vec<Handle>) {
+    pub(super) fn add(&mut self, h: Handle, name: Arc<str>, deps: Vec<Handle>) {
         self.seq += 1;
-        self.names.insert(name.to_owned(), h);
+        self.names.insert(name, h);
         for d in &deps {
             if let Some(node) = self.nodes.get_mut(d) {
                 node.dependents.insert(h);

@@ -14,12 +14,15 @@ pub(super) fn dispatch(job: impl FnOnce() + Send + 'static) {
 }
 
 /// Marks a close begun by `run` (the run that won it) and makes `run` hear when it finishes.
-pub(super) fn note_begin(entry: &Stored<Entry>, run: &Arc<cleanup::Run>, forced: bool) {
+/// Returns when it began.
+pub(super) fn note_begin(entry: &Stored<Entry>, run: &Arc<cleanup::Run>, forced: bool) -> Instant {
+    let now = Instant::now();
     let mut info = entry.value.info.lock();
-    info.started = Some(Instant::now());
+    info.started = Some(now);
     info.forced = forced;
     info.graceful_deadline = run.graceful_deadline;
     info.runs.push(Arc::clone(run));
+    now
 }
 
 /// True when `entry`'s close was begun forced, or by a run whose graceful phase is over.
@@ -44,14 +47,16 @@ pub(crate) fn watch(entry: &Stored<Entry>, run: &Arc<cleanup::Run>) {
 /// otherwise) or leave it to the last operation.
 /// `inline`: a quick close may run on this thread (see [`Resource::closes_quickly`]).
 pub(crate) fn start_graceful(entry: Arc<Stored<Entry>>, run: &Arc<cleanup::Run>, inline: bool) {
-    note_begin(&entry, run, false);
+    let begun = note_begin(&entry, run, false);
     let graceful_end = run.graceful_deadline;
     // Begun: no lease can be taken any more, so none held now means drained for good.
     let here = inline && quick_and_drained(&entry);
     let job = move || {
         let life = &entry.value.lifecycle;
         let drained = life.wait_drained(graceful_end);
-        let in_time = graceful_end.is_none_or(|g| Instant::now() < g);
+        // Run here, it was drained when it began: judged at that instant (no clock read).
+        let now = if here { begun } else { Instant::now() };
+        let in_time = graceful_end.is_none_or(|g| now < g);
         match life.claim_close() {
             Claim::RunNow => {
                 let mode = if drained && in_time {
@@ -335,13 +340,13 @@ impl Outcome {
 /// waiting for it. Returns the close error, if any.
 pub(crate) fn run_close(entry: &Stored<Entry>, mode: CloseMode) -> Option<String> {
     let e = &entry.value;
+    let native_start = Instant::now();
     let (unregistering, graceful_end) = {
         let mut info = e.info.lock();
-        info.running_since = Some(Instant::now());
+        info.running_since = Some(native_start);
         (info.unregistering, info.graceful_deadline)
     };
     let owner = e.owner.upgrade();
-    let native_start = Instant::now();
     let (errors, ok, forced) = if unregistering {
         (Vec::new(), true, true)
     } else {
@@ -577,7 +582,7 @@ pub(crate) fn timeout_failure(entry: &Stored<Entry>, waiting_on: &[&str]) -> Fai
 /// The failure entry for one resource (used by the cleanup layer).
 pub(crate) fn failure(entry: &Stored<Entry>, code: rm_result, message: String) -> Failure {
     Failure {
-        name: entry.value.name.clone(),
+        name: entry.value.name.to_string(),
         handle: entry.handle,
         code,
         message,

@@ -83,10 +83,11 @@ pub(super) fn register_in(
             )));
         }
         pin_dependencies(&reg, &dep_refs, &mut pins)?;
+        let shared: Arc<str> = Arc::from(name);
         let handle = OBJECTS.resources.insert_with(kind, |_| Entry {
             manager: inner.handle,
             owner: Arc::downgrade(inner),
-            name: name.to_owned(),
+            name: Arc::clone(&shared),
             kind,
             resource: payload.take().expect("resource moved in once"),
             lifecycle: Lifecycle::new(),
@@ -94,7 +95,7 @@ pub(super) fn register_in(
             pins: Mutex::new(std::mem::take(&mut pins)),
             info: Mutex::new(CloseInfo::default()),
         })?;
-        reg.add(handle, name, dep_refs.iter().map(|d| d.handle).collect());
+        reg.add(handle, shared, dep_refs.iter().map(|d| d.handle).collect());
         Metrics::bump(&inner.metrics.registered);
         Metrics::bump(&inner.metrics.live);
         Ok(handle)
@@ -164,7 +165,7 @@ pub fn check_names_free(mgr: u64, names: &[String]) -> Result<()> {
         let reg = inner.registry.lock();
         reg.accepting(inner.handle)?;
         for name in names {
-            if let Some(existing) = reg.names.get(name) {
+            if let Some(existing) = reg.names.get(name.as_str()) {
                 return Err(Error::DuplicateName(format!(
                     "a resource named '{name}' is already registered ({existing})"
                 )));

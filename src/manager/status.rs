@@ -61,7 +61,7 @@ fn resource_status(h: Handle, deps: &[Handle], dependents: &[Handle]) -> Option<
         OBJECTS
             .resources
             .get(h.raw(), None)
-            .map(|r| r.value.name.clone())
+            .map(|r| r.value.name.to_string())
             .unwrap_or_else(|_| h.to_string())
     };
     let r = OBJECTS.resources.get(h.raw(), None).ok()?;
@@ -75,7 +75,7 @@ fn resource_status(h: Handle, deps: &[Handle], dependents: &[Handle]) -> Option<
     dependents.sort();
     Some(ResourceStatus {
         handle: h.raw(),
-        name: e.name.clone(),
+        name: e.name.to_string(),
         kind: e.kind.as_str(),
         state: e.lifecycle.state().as_str(),
         leases: e.lifecycle.leases(),
