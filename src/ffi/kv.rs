@@ -218,15 +218,8 @@ pub unsafe extern "C" fn rm_get_opt(
 ) -> rm_result {
     boundary(err, || {
         let out_len = out_ptr(out_len, "out_len")?;
-        if overlaps(key, key_len, buf, buf_cap) {
-            return Err(Error::InvalidArgument("key and buf overlap".into()));
-        }
-        // SAFETY: this function's contract makes `key` `key_len` readable bytes (bytes refuses
-        // NULL with a length): bytes's contract.
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        // SAFETY: this function's contract makes `buf` `buf_cap` writable bytes, and they do
-        // not overlap `key` (checked above), the only other caller memory borrowed here.
-        let buf = unsafe { buffer(buf, buf_cap, "buf") }?;
+        // SAFETY: this function's contract is key_and_buffer's.
+        let (key, buf) = unsafe { key_and_buffer(key, key_len, buf, buf_cap) }?;
         let result = rocks::get_opt(
             CfHandle::from_raw(cf),
             snapshot_arg(snapshot),
@@ -239,6 +232,30 @@ pub unsafe extern "C" fn rm_get_opt(
         unsafe { write_len(out_len, &result) };
         result.map(|_| ())
     })
+}
+
+/// A point read's key and output buffer, refused when they overlap (or when NULL with a
+/// length).
+///
+/// # Safety
+/// `key` points to `key_len` readable bytes and `buf` to `buf_cap` writable bytes, both valid
+/// for `'a`, and nothing else borrows `buf`'s bytes meanwhile.
+unsafe fn key_and_buffer<'a>(
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    buf_cap: usize,
+) -> Result<(&'a [u8], &'a mut [u8])> {
+    if overlaps(key, key_len, buf, buf_cap) {
+        return Err(Error::InvalidArgument("key and buf overlap".into()));
+    }
+    // SAFETY: this function's contract makes `key` `key_len` readable bytes (bytes refuses NULL
+    // with a length): bytes's contract.
+    let key = unsafe { bytes(key, key_len, "key") }?;
+    // SAFETY: this function's contract makes `buf` `buf_cap` writable bytes, and they do not
+    // overlap `key` (checked above), the only other caller memory borrowed here.
+    let buf = unsafe { buffer(buf, buf_cap, "buf") }?;
+    Ok((key, buf))
 }
 
 /// Allocates room for a value that did not fit in the caller's buffer (`rm_get_alloc`):
@@ -287,15 +304,8 @@ pub unsafe extern "C" fn rm_get_alloc(
     boundary(err, || {
         let out_value = out_ptr(out_value, "out_value")?;
         let out_len = out_ptr(out_len, "out_len")?;
-        if overlaps(key, key_len, buf, buf_cap) {
-            return Err(Error::InvalidArgument("key and buf overlap".into()));
-        }
-        // SAFETY: this function's contract makes `key` `key_len` readable bytes (bytes refuses
-        // NULL with a length): bytes's contract.
-        let key = unsafe { bytes(key, key_len, "key") }?;
-        // SAFETY: this function's contract makes `buf` `buf_cap` writable bytes, and they do
-        // not overlap `key` (checked above), the only other caller memory borrowed here.
-        let room = unsafe { buffer(buf, buf_cap, "buf") }?;
+        // SAFETY: this function's contract is key_and_buffer's.
+        let (key, room) = unsafe { key_and_buffer(key, key_len, buf, buf_cap) }?;
         let placed = rocks::get_with(
             CfHandle::from_raw(cf),
             snapshot_arg(snapshot),

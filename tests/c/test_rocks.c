@@ -1329,6 +1329,23 @@ static void test_iterators(void) {
     CHECK(rm_live_objects() == live0);
 }
 
+/* A new manager with one DB ("default" only) in a new temporary directory; false (nothing
+ * left open) when that fails. */
+static bool one_db(const char *name, uint64_t *m, uint64_t *db, uint64_t *cf) {
+    rm_error err;
+    const char *dir = make_tmpdir();
+    if (!CHECK(dir != NULL)) {
+        return false;
+    }
+    CHECK_RC(rm_manager_create(NULL, m, &err), RM_OK);
+    const char *cfn[] = {"default"};
+    if (!CHECK(open_db(*m, name, dir, NULL, cfn, 1, db, cf))) {
+        rm_manager_destroy(*m, NULL);
+        return false;
+    }
+    return true;
+}
+
 /* Reads every entry from the iterator's position on with rm_iter_read_next (or _prev) into
  * a buffer of `cap` bytes, at most `max` per call, as "k=v,k=v"; false on any error. */
 static bool read_all(uint64_t it, bool forward, size_t cap, size_t max, char *out, size_t out_cap,
@@ -1372,16 +1389,8 @@ static bool read_all(uint64_t it, bool forward, size_t cap, size_t max, char *ou
 static void test_iter_read(void) {
     BEGIN_TEST();
     uint64_t live0 = rm_live_objects();
-    const char *dir = make_tmpdir();
-    if (!CHECK(dir != NULL)) {
-        return;
-    }
-    uint64_t m = 0;
-    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
-    const char *cfn[] = {"default"};
-    uint64_t db = 0, cf = 0;
-    if (!CHECK(open_db(m, "rd", dir, NULL, cfn, 1, &db, &cf))) {
-        rm_manager_destroy(m, NULL);
+    uint64_t m = 0, db = 0, cf = 0;
+    if (!one_db("rd", &m, &db, &cf)) {
         return;
     }
     /* k0=v0 ... k9=v9: 2-byte keys, 2-byte values. */
@@ -2362,16 +2371,8 @@ static uint8_t *test_alloc(void *context, size_t len) {
  * caller's allocator; every bad argument is refused with nothing allocated. */
 static void test_get_alloc(void) {
     BEGIN_TEST();
-    const char *dir = make_tmpdir();
-    if (!CHECK(dir != NULL)) {
-        return;
-    }
-    uint64_t m = 0;
-    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
-    const char *cfn[] = {"default"};
-    uint64_t db = 0, cf = 0;
-    if (!CHECK(open_db(m, "alloc", dir, NULL, cfn, 1, &db, &cf))) {
-        rm_manager_destroy(m, NULL);
+    uint64_t m = 0, db = 0, cf = 0;
+    if (!one_db("alloc", &m, &db, &cf)) {
         return;
     }
     size_t big_len = 100000;
@@ -2463,16 +2464,8 @@ static void test_get_alloc(void) {
  * at a snapshot and on anything that is not a live iterator. */
 static void test_iter_refresh(void) {
     BEGIN_TEST();
-    const char *dir = make_tmpdir();
-    if (!CHECK(dir != NULL)) {
-        return;
-    }
-    uint64_t m = 0;
-    CHECK_RC(rm_manager_create(NULL, &m, &err), RM_OK);
-    const char *cfn[] = {"default"};
-    uint64_t db = 0, cf = 0;
-    if (!CHECK(open_db(m, "refresh", dir, NULL, cfn, 1, &db, &cf))) {
-        rm_manager_destroy(m, NULL);
+    uint64_t m = 0, db = 0, cf = 0;
+    if (!one_db("refresh", &m, &db, &cf)) {
         return;
     }
     CHECK_RC(rm_put(cf, S("a"), S("1"), &err), RM_OK);
