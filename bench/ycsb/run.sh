@@ -21,7 +21,7 @@
 # RESMAN_YCSB_RESMAN_LIB (the directory of libresman.a), RESMAN_YCSB_RESMAN_INCLUDE (of
 # resman.h; default include/), RESMAN_YCSB_ROCKSDB_LIB (of librocksdb.a), RESMAN_YCSB_LZ4_LIB,
 # RESMAN_YCSB_ZSTD_LIB and RESMAN_YCSB_ROCKSDB_INCLUDE (RocksDB's include/ directory).
-# About 15 minutes on two cores with the defaults, the first build of the binaries included.
+# About 8-9 minutes on two cores with the defaults, plus about 2 for the first build of the binaries.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
