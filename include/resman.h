@@ -570,7 +570,8 @@ typedef struct {
      */
     rm_result code;
     /**
-     * Where the value starts in the caller's buffer (RM_OK only).
+     * Where the value starts in the caller's buffer (RM_OK only; with `rm_multi_get_alloc`, only
+     * when the key's `out_spilled` is NULL: otherwise the value is there, and `offset` is 0).
      */
     size_t offset;
     /**
@@ -1334,6 +1335,40 @@ rm_result rm_multi_get(const uint64_t *cfs,
                        rm_value *out_values,
                        size_t *out_needed,
                        rm_error *err);
+
+/**
+ * `rm_multi_get` with **one RocksDB lookup per key whatever the values' sizes**: a found
+ * value that does not fit in what is left of `buf` is copied into memory from
+ * `alloc(alloc_context, len)` (called once per such value, on the calling thread, while the
+ * column families are held open: it must not close anything), its `out_values[i]` is `RM_OK`
+ * with its `len`, and `out_spilled[i]` points to it (the caller owns that memory). Every other
+ * key's `out_spilled[i]` is NULL and its value, if found, is at `buf + out_values[i].offset`.
+ * An `alloc` that returns NULL leaves that key `RM_ERR_BUFFER_TOO_SMALL`, as in
+ * `rm_multi_get` (and the call returns that code unless a key failed). Thread-safe.
+ *
+ * Errors: those of `rm_multi_get`, and `RM_ERR_NULL_POINTER` (`alloc` or `out_spilled`
+ * NULL), `RM_ERR_INVALID_ARGUMENT` (`out_spilled` not aligned for a pointer). `out_spilled`
+ * is set to all NULL once the pointers and sizes are checked (before the handles are).
+ *
+ * # Safety
+ * As for `rm_multi_get`; `out_spilled` points to `n_keys` writable `uint8_t *`; `alloc`
+ * returns NULL or a pointer to `len` writable bytes that overlap no other argument.
+ */
+rm_result rm_multi_get_alloc(const uint64_t *cfs,
+                             size_t n_cfs,
+                             uint64_t snapshot,
+                             uint32_t read_flags,
+                             const uint8_t *keys,
+                             const size_t *key_lens,
+                             size_t n_keys,
+                             uint8_t *buf,
+                             size_t buf_cap,
+                             rm_alloc_fn alloc,
+                             void *alloc_context,
+                             rm_value *out_values,
+                             uint8_t **out_spilled,
+                             size_t *out_needed,
+                             rm_error *err);
 
 /**
  * Creates an empty write batch for DB `db` and writes its handle to `*out_batch`. The batch

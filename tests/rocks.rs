@@ -384,3 +384,34 @@ fn get_with_reads_any_size_in_one_call() {
         rm_result::RM_ERR_CLOSED
     );
 }
+
+/// `multi_get_with` offers every value that does not fit to the spill function (one lookup per
+/// key); values it declines stay `TooSmall`, values that fit are packed as with `multi_get`.
+#[test]
+fn multi_get_with_spills_what_does_not_fit() {
+    use resman::rocks::multiget::{multi_get_with, Lookup};
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = Manager::new().unwrap();
+    let db = open(&mgr, "main", dir.path(), &["default"]).unwrap();
+    let cf = db.column_families[0];
+    rocks::put(cf, b"a", b"small").unwrap();
+    rocks::put(cf, b"b", &[7u8; 3000]).unwrap();
+    rocks::put(cf, b"c", &[9u8; 100]).unwrap();
+    let keys: [&[u8]; 4] = [b"a", b"b", b"absent", b"c"];
+    let mut out = [0u8; 16];
+    let mut taken = Vec::new();
+    let (lookups, needed) = multi_get_with(&[cf], None, 0, &keys, &mut out, |i, v| {
+        taken.push((i, v.to_vec()));
+        i == 1 // takes b's value, declines c's
+    })
+    .unwrap();
+    assert_eq!(needed, 5 + 3000 + 100);
+    assert_eq!(lookups[0], Lookup::Found { offset: 0, len: 5 });
+    assert_eq!(&out[..5], b"small");
+    assert_eq!(lookups[1], Lookup::Spilled { len: 3000 });
+    assert_eq!(lookups[2], Lookup::NotFound);
+    assert_eq!(lookups[3], Lookup::TooSmall { len: 100 });
+    assert_eq!(taken.len(), 2);
+    assert_eq!(taken[0], (1, vec![7u8; 3000]));
+    assert_eq!(taken[1], (3, vec![9u8; 100]));
+}

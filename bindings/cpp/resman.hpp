@@ -72,6 +72,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -243,6 +244,16 @@ private:
 /// The two-call pattern for calls of the shape f(buf, cap, &len, &err): fills `out` with the
 /// result and returns RM_OK, or returns the failing code (err filled). `out`'s capacity is
 /// reused; on BUFFER_TOO_SMALL it grows to the needed size and the call is retried.
+/// rm_multi_get_alloc's allocator: malloc (the caller frees with FreeBytes).
+inline uint8_t *malloc_bytes(void *, size_t len) noexcept {
+    return static_cast<uint8_t *>(std::malloc(len));
+}
+
+/// Frees what malloc_bytes returned.
+struct FreeBytes {
+    void operator()(uint8_t *p) const noexcept { std::free(p); }
+};
+
 /// rm_get_alloc's allocator: grows the std::string passed as the context to `len` bytes.
 /// Never throws through C: an allocation failure is a NULL (the read then reports
 /// RM_ERR_BUFFER_TOO_SMALL and `read_value` throws std::bad_alloc).
@@ -1294,8 +1305,8 @@ public:
     }
 
     /// Reads `keys[i]` from `cfs[i]` (all of this DB) in one call. Missing keys are
-    /// std::nullopt. The values are packed into a per-thread buffer, grown to the size the
-    /// library reports and retried when they do not fit.
+    /// std::nullopt. One RocksDB lookup per key (rm_multi_get_alloc): the values are packed
+    /// into a per-thread buffer, and those that do not fit come back in malloc'd memory.
     std::vector<std::optional<std::string>>
     multi_get(const std::vector<ColumnFamily> &cfs, const std::vector<std::string_view> &keys,
               ReadOptions ro = {}) const {
@@ -1406,26 +1417,30 @@ private:
             lens.push_back(k.size());
         }
         std::vector<rm_value> values(keys.size());
+        std::vector<uint8_t *> spilled(keys.size(), nullptr);
         std::string &buf = detail::scratch();
         detail::ScratchGuard guard(buf);
         rm_error err;
-        for (int attempt = 0;; ++attempt) {
-            std::size_t needed = 0;
-            rm_result rc = rm_multi_get(cfs.data(), cfs.size(), ro.snapshot, ro.flags,
-                                        detail::bytes(packed), lens.data(), keys.size(),
-                                        detail::bytes(buf), buf.size(), values.data(), &needed,
-                                        &err);
-            if (rc == RM_OK) {
-                break;
+        // One call, one lookup per key: a value that does not fit in the scratch buffer comes
+        // back in malloc'd memory (freed below, also if a copy throws).
+        rm_result rc = rm_multi_get_alloc(cfs.data(), cfs.size(), ro.snapshot, ro.flags,
+                                          detail::bytes(packed), lens.data(), keys.size(),
+                                          detail::bytes(buf), buf.size(), detail::malloc_bytes,
+                                          nullptr, values.data(), spilled.data(), nullptr, &err);
+        std::vector<std::unique_ptr<uint8_t, detail::FreeBytes>> owned;
+        for (uint8_t *p : spilled) {
+            if (p != nullptr) {
+                owned.emplace_back(p);
             }
-            if (rc != RM_ERR_BUFFER_TOO_SMALL || attempt == detail::kMaxRetries ||
-                needed <= buf.size()) {
-                detail::fail(rc, err, "rm_multi_get");
-            }
-            buf.resize(needed);
         }
+        if (rc == RM_ERR_BUFFER_TOO_SMALL) {
+            throw std::bad_alloc(); // only when malloc failed
+        }
+        detail::check(rc, err, "rm_multi_get_alloc");
         for (std::size_t i = 0; i < keys.size(); ++i) {
-            if (values[i].code == RM_OK) {
+            if (spilled[i] != nullptr) {
+                result[i].emplace(reinterpret_cast<const char *>(spilled[i]), values[i].len);
+            } else if (values[i].code == RM_OK) {
                 result[i].emplace(buf.data() + values[i].offset, values[i].len);
             }
         }

@@ -29,8 +29,8 @@ package resman
 #cgo nocallback rm_put_opt
 #cgo noescape rm_delete_opt
 #cgo nocallback rm_delete_opt
-#cgo noescape rm_multi_get
-#cgo nocallback rm_multi_get
+#cgo noescape rm_multi_get_alloc
+#cgo nocallback rm_multi_get_alloc
 #cgo noescape rm_batch_put
 #cgo nocallback rm_batch_put
 #cgo noescape rm_iter_read_next

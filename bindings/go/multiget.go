@@ -2,6 +2,9 @@ package resman
 
 /*
 #include "resman.h"
+
+// Defined in db.go's preamble: C memory for the values that do not fit.
+extern uint8_t *resman_go_malloc(void *context, size_t len);
 */
 import "C"
 
@@ -16,27 +19,24 @@ const (
 	// any call has shown its values' sizes.
 	mgFirstHint = 64
 	// mgMaxHint bounds the learnt bytes per key: a few huge values must not make every later
-	// call allocate huge first buffers (larger values are read in the exact-sized second
-	// round).
+	// call allocate huge buffers (larger values come back in C memory, one copy more).
 	mgMaxHint = 4 << 10
-	// mgMaxFirstBuf bounds the first buffer whatever the number of keys.
+	// mgMaxFirstBuf bounds the buffer whatever the number of keys.
 	mgMaxFirstBuf = 64 << 20
-	// mgRounds bounds the calls of one MultiGet: the values that did not fit are read again
-	// into a buffer of their reported sizes, which fails again only if they grew meanwhile.
-	mgRounds = 4
 	// The scratch space of calls larger than this is not kept for reuse.
 	mgMaxPooledKeys  = 4096
 	mgMaxPooledBytes = 256 << 10
 )
 
 // multiGetScratch is what a MultiGet passes to C and does not return (the concatenated keys,
-// their lengths, the per-key results, the positions of the keys being read), reused across
-// calls through multiGetPool. It holds no Go pointers.
+// their lengths, the per-key results and C pointers, the positions of the keys being read),
+// reused across calls through multiGetPool. It holds no Go pointers.
 type multiGetScratch struct {
-	flat []byte
-	lens []C.size_t
-	vals []C.rm_value
-	idx  []int
+	flat    []byte
+	lens    []C.size_t
+	vals    []C.rm_value
+	idx     []int
+	spilled []*C.uint8_t // C memory, copied and reset to nil before the scratch is reused
 }
 
 var multiGetPool = sync.Pool{New: func() any { return new(multiGetScratch) }}
@@ -66,9 +66,10 @@ func (s *multiGetScratch) release() {
 // MultiGet reads keys from cf in one call; missing keys give nil values. Each value is a
 // slice of its own (its capacity ends where it does).
 //
-// The values are read into one buffer sized from the values of this column family's recent
-// calls, so that usually one call to resman reads them all; values that did not fit are read
-// again, alone, into a buffer of their exact sizes.
+// One cgo call and one RocksDB lookup per key whatever the values' sizes
+// (rm_multi_get_alloc): the values are packed into one buffer sized from this column family's
+// recent calls, and a value that does not fit in it comes back in C memory from the same call,
+// copied and freed.
 func (cf *ColumnFamily) MultiGet(keys [][]byte, opts *ReadOptions) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	if len(keys) == 0 {
@@ -81,52 +82,46 @@ func (cf *ColumnFamily) MultiGet(keys [][]byte, opts *ReadOptions) ([][]byte, er
 	for i := range keys {
 		s.idx = append(s.idx, i)
 	}
-	size := cf.multiGetFirstBuf(len(keys))
+	s.fill(keys)
+	n := len(keys)
+	if cap(s.spilled) < n {
+		s.spilled = make([]*C.uint8_t, n)
+	}
+	s.spilled = s.spilled[:n]
+	kp := ptr(s.flat)
+	if kp == nil { // every key is empty: a valid pointer to no bytes
+		kp = (*C.uint8_t)(&emptyKey[0])
+	}
+	buf := make([]byte, max(cf.multiGetFirstBuf(n), 1))
 	cfh := cf.h
-	for round := 0; len(s.idx) > 0; round++ {
-		if round == mgRounds {
-			return nil, &Error{Code: CodeBufferTooSmall, Message: fmt.Sprintf(
-				"multi-get: %d value(s) kept growing between %d reads", len(s.idx), mgRounds)}
-		}
-		s.fill(keys)
-		n := len(s.idx)
-		kp := ptr(s.flat)
-		if kp == nil { // every key is empty: a valid pointer to no bytes
-			kp = (*C.uint8_t)(&emptyKey[0])
-		}
-		buf := make([]byte, max(size, 1))
-		var e cerr
-		var needed C.size_t
-		rc := C.rm_multi_get(&cfh, 1, snap, flags, kp, &s.lens[0], C.size_t(n),
-			ptr(buf), C.size_t(len(buf)), &s.vals[0], &needed, &e)
-		if rc != C.RM_OK && rc != C.RM_ERR_BUFFER_TOO_SMALL {
-			return nil, check(rc, &e)
-		}
-		if round == 0 {
-			cf.learnMultiGet(int(needed), n)
-		}
-		// Keep what fit; the keys whose values did not are read again.
-		next, want := s.idx[:0], 0
-		for j, v := range s.vals {
-			i := s.idx[j] // read before next (which shares s.idx, and is never ahead of j) is written
-			switch v.code {
-			case C.RM_OK:
-				end := v.offset + v.len
-				out[i] = buf[v.offset:end:end]
-			case C.RM_ERR_NOT_FOUND:
-			case C.RM_ERR_BUFFER_TOO_SMALL:
-				next = append(next, i)
-				want += int(v.len)
-			default: // a failed key makes rm_multi_get fail as a whole: not expected here
-				return nil, &Error{Code: Code(v.code), Message: fmt.Sprintf("multi-get: reading key %d failed", i)}
-			}
-		}
-		s.idx = next
-		size = want
-		if round > 0 { // the values grew since the previous read: leave them room to grow more
-			size += want / 8
+	var e cerr
+	var needed C.size_t
+	rc := C.rm_multi_get_alloc(&cfh, 1, snap, flags, kp, &s.lens[0], C.size_t(n),
+		ptr(buf), C.size_t(len(buf)), C.rm_alloc_fn(C.resman_go_malloc), nil,
+		&s.vals[0], &s.spilled[0], &needed, &e)
+	// What C allocated is copied and freed whatever the result.
+	var failed error
+	for i, v := range s.vals {
+		p := s.spilled[i]
+		switch {
+		case p != nil:
+			out[i] = takeC(p, int(v.len))
+			s.spilled[i] = nil
+		case v.code == C.RM_OK:
+			end := v.offset + v.len
+			out[i] = buf[v.offset:end:end]
+		case v.code == C.RM_ERR_NOT_FOUND:
+		case failed == nil && rc == C.RM_OK: // not expected: a failed key fails the call
+			failed = &Error{Code: Code(v.code), Message: fmt.Sprintf("multi-get: reading key %d failed", i)}
 		}
 	}
+	if rc != C.RM_OK {
+		return nil, check(rc, &e)
+	}
+	if failed != nil {
+		return nil, failed
+	}
+	cf.learnMultiGet(int(needed), n)
 	return out, nil
 }
 

@@ -40,7 +40,8 @@ pub struct rm_value {
     /// (`len` 0). RM_ERR_BUFFER_TOO_SMALL: the value did not fit in what was left of the
     /// buffer; `len` is its size. Anything else: reading this key failed.
     pub code: rm_result,
-    /// Where the value starts in the caller's buffer (RM_OK only).
+    /// Where the value starts in the caller's buffer (RM_OK only; with `rm_multi_get_alloc`, only
+    /// when the key's `out_spilled` is NULL: otherwise the value is there, and `offset` is 0).
     pub offset: usize,
     /// The value's length.
     pub len: usize,
@@ -411,6 +412,67 @@ pub unsafe extern "C" fn rm_multi_get(
     err: *mut rm_error,
 ) -> rm_result {
     boundary(err, || {
+        let args = MultiGetArgs {
+            cfs,
+            n_cfs,
+            snapshot,
+            read_flags,
+            keys,
+            key_lens,
+            n_keys,
+            buf,
+            buf_cap,
+            out_values,
+            out_needed,
+        };
+        // SAFETY: this function's contract is multi_get_call's, and there is no spill.
+        unsafe { multi_get_call(args, None) }
+    })
+}
+
+/// The arguments of `rm_multi_get` (and `rm_multi_get_alloc`, which adds an allocator).
+struct MultiGetArgs {
+    cfs: *const u64,
+    n_cfs: usize,
+    snapshot: u64,
+    read_flags: u32,
+    keys: *const u8,
+    key_lens: *const usize,
+    n_keys: usize,
+    buf: *mut u8,
+    buf_cap: usize,
+    out_values: *mut rm_value,
+    out_needed: *mut usize,
+}
+
+/// Where the values that do not fit go (`rm_multi_get_alloc`): memory from `alloc`, its
+/// pointer in `out[i]`.
+struct Spill {
+    alloc: unsafe extern "C" fn(context: *mut c_void, len: usize) -> *mut u8,
+    context: *mut c_void,
+    out: *mut *mut u8,
+}
+
+/// The body of `rm_multi_get` and `rm_multi_get_alloc`.
+///
+/// # Safety
+/// `rm_multi_get`'s contract on `a`; with `spill`, `rm_multi_get_alloc`'s on it (`out` is
+/// `n_keys` writable, aligned pointers, already checked non-NULL and aligned).
+unsafe fn multi_get_call(a: MultiGetArgs, spill: Option<Spill>) -> Result<()> {
+    let MultiGetArgs {
+        cfs,
+        n_cfs,
+        snapshot,
+        read_flags,
+        keys,
+        key_lens,
+        n_keys,
+        buf,
+        buf_cap,
+        out_values,
+        out_needed,
+    } = a;
+    {
         at_most(n_keys, RM_MAX_MULTI_GET_KEYS, "keys")?;
         if n_cfs > n_keys.max(1) {
             return Err(Error::InvalidArgument(format!(
@@ -446,8 +508,33 @@ pub unsafe extern "C" fn rm_multi_get(
         // contract, points to `n_keys` readable `size_t`; `keys`, `buf` and `buf_cap` come
         // with this function's contract too, which is `split_keys`'s.
         let (keys, buf) = unsafe { split_keys(keys, key_lens, n_keys, buf, buf_cap) }?;
-        let (lookups, needed) =
-            multiget::multi_get(cfs, snapshot_arg(snapshot), read_flags, &keys, buf)?;
+        let (lookups, needed) = match &spill {
+            None => multiget::multi_get(cfs, snapshot_arg(snapshot), read_flags, &keys, buf)?,
+            Some(s) => {
+                for i in 0..n_keys {
+                    // SAFETY: this function's contract makes `s.out` `n_keys` writable pointers.
+                    unsafe { put_out(s.out.add(i), std::ptr::null_mut()) };
+                }
+                let take = |i: usize, value: &[u8]| {
+                    // SAFETY: rm_multi_get_alloc's contract makes `alloc` a function returning
+                    // NULL or `len` writable bytes; marked as inside a callback, a close from it
+                    // is refused instead of waiting for this read's leases.
+                    let p = manager::inside_close(|| unsafe { (s.alloc)(s.context, value.len()) });
+                    if p.is_null() {
+                        return false;
+                    }
+                    // SAFETY: `p` is `value.len()` writable bytes the allocator just handed out
+                    // (overlapping no caller buffer nor RocksDB's value); `i < n_keys`, so
+                    // `s.out.add(i)` is one of the caller's `n_keys` writable pointers.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(value.as_ptr(), p, value.len());
+                        put_out(s.out.add(i), p);
+                    }
+                    true
+                };
+                multiget::multi_get_with(cfs, snapshot_arg(snapshot), read_flags, &keys, buf, take)?
+            }
+        };
         // SAFETY: `out_values` is not NULL and aligned (checked above) and, by this function's
         // contract, points to `n_keys` writable `rm_value`; multi_get returns one lookup per
         // key, `n_keys` of them.
@@ -455,6 +542,76 @@ pub unsafe extern "C" fn rm_multi_get(
         // SAFETY: this function's contract makes `out_needed` NULL or writable.
         unsafe { put_optional(out_needed, needed) };
         result
+    }
+}
+
+/// `rm_multi_get` with **one RocksDB lookup per key whatever the values' sizes**: a found
+/// value that does not fit in what is left of `buf` is copied into memory from
+/// `alloc(alloc_context, len)` (called once per such value, on the calling thread, while the
+/// column families are held open: it must not close anything), its `out_values[i]` is `RM_OK`
+/// with its `len`, and `out_spilled[i]` points to it (the caller owns that memory). Every other
+/// key's `out_spilled[i]` is NULL and its value, if found, is at `buf + out_values[i].offset`.
+/// An `alloc` that returns NULL leaves that key `RM_ERR_BUFFER_TOO_SMALL`, as in
+/// `rm_multi_get` (and the call returns that code unless a key failed). Thread-safe.
+///
+/// Errors: those of `rm_multi_get`, and `RM_ERR_NULL_POINTER` (`alloc` or `out_spilled`
+/// NULL), `RM_ERR_INVALID_ARGUMENT` (`out_spilled` not aligned for a pointer). `out_spilled`
+/// is set to all NULL once the pointers and sizes are checked (before the handles are).
+///
+/// # Safety
+/// As for `rm_multi_get`; `out_spilled` points to `n_keys` writable `uint8_t *`; `alloc`
+/// returns NULL or a pointer to `len` writable bytes that overlap no other argument.
+#[no_mangle]
+pub unsafe extern "C" fn rm_multi_get_alloc(
+    cfs: *const u64,
+    n_cfs: usize,
+    snapshot: u64,
+    read_flags: u32,
+    keys: *const u8,
+    key_lens: *const usize,
+    n_keys: usize,
+    buf: *mut u8,
+    buf_cap: usize,
+    alloc: rm_alloc_fn,
+    alloc_context: *mut c_void,
+    out_values: *mut rm_value,
+    out_spilled: *mut *mut u8,
+    out_needed: *mut usize,
+    err: *mut rm_error,
+) -> rm_result {
+    boundary(err, || {
+        let Some(alloc) = alloc else {
+            return Err(Error::NullPointer("alloc"));
+        };
+        let out = if n_keys == 0 {
+            out_spilled
+        } else {
+            let out = out_ptr(out_spilled, "out_spilled")?;
+            if !out.is_aligned() {
+                return Err(Error::InvalidArgument("out_spilled must be aligned".into()));
+            }
+            out
+        };
+        let args = MultiGetArgs {
+            cfs,
+            n_cfs,
+            snapshot,
+            read_flags,
+            keys,
+            key_lens,
+            n_keys,
+            buf,
+            buf_cap,
+            out_values,
+            out_needed,
+        };
+        let spill = Spill {
+            alloc,
+            context: alloc_context,
+            out,
+        };
+        // SAFETY: this function's contract is multi_get_call's, `out` checked as it requires.
+        unsafe { multi_get_call(args, Some(spill)) }
     })
 }
 
@@ -515,6 +672,12 @@ unsafe fn write_lookups(
             Lookup::Found { offset, len } => rm_value {
                 code: rm_result::RM_OK,
                 offset,
+                len,
+            },
+            // Where it is, the caller's `out_spilled[i]` says (rm_multi_get_alloc).
+            Lookup::Spilled { len } => rm_value {
+                code: rm_result::RM_OK,
+                offset: 0,
                 len,
             },
             Lookup::NotFound => rm_value {

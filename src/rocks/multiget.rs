@@ -23,6 +23,10 @@ pub enum Lookup {
     TooSmall {
         len: usize,
     },
+    /// The value did not fit and the caller's spill function took it (see [`multi_get_with`]).
+    Spilled {
+        len: usize,
+    },
     /// RocksDB failed to read this key.
     Failed(Error),
 }
@@ -37,6 +41,21 @@ pub fn multi_get(
     flags: u32,
     keys: &[&[u8]],
     out: &mut [u8],
+) -> Result<(Vec<Lookup>, usize)> {
+    multi_get_with(cfs, snapshot, flags, keys, out, |_, _| false)
+}
+
+/// [`multi_get`], where a value that does not fit in what is left of `out` is offered to
+/// `spill(key_index, value)` (RocksDB's pinned value, while the column family is leased):
+/// when it takes it (returns true) the key's lookup is `Spilled`, else `TooSmall`. So every
+/// key is looked up once whatever the sizes. `spill` must not close what the read holds.
+pub fn multi_get_with(
+    cfs: &[CfHandle],
+    snapshot: Option<SnapshotHandle>,
+    flags: u32,
+    keys: &[&[u8]],
+    out: &mut [u8],
+    spill: impl FnMut(usize, &[u8]) -> bool,
 ) -> Result<(Vec<Lookup>, usize)> {
     let idx = raw::read_index(flags)?;
     if cfs.len() != 1 && cfs.len() != keys.len() {
@@ -56,6 +75,7 @@ pub fn multi_get(
         out,
         used: 0,
         needed: 0,
+        spill,
     };
     let mut read = |ro: &ReadOpts| read_groups(&leases, cfs, keys, ro, &mut packer, &mut lookups);
     match snapshot {
@@ -97,7 +117,7 @@ fn read_groups(
     cfs: &[CfHandle],
     keys: &[&[u8]],
     ro: &ReadOpts,
-    packer: &mut Packer<'_>,
+    packer: &mut Packer<'_, impl FnMut(usize, &[u8]) -> bool>,
     lookups: &mut [Lookup],
 ) -> Result<()> {
     for (h, lease) in leases {
@@ -117,7 +137,7 @@ fn read_groups(
                 lookups[picked[j]] = match got {
                     Got::NotFound => Lookup::NotFound,
                     Got::Failed(e) => Lookup::Failed(e),
-                    Got::Found => packer.place(value),
+                    Got::Found => packer.place(picked[j], value),
                 };
             })
         };
@@ -126,19 +146,25 @@ fn read_groups(
 }
 
 /// Packs found values into the caller's buffer in order of arrival.
-struct Packer<'a> {
+struct Packer<'a, S> {
     out: &'a mut [u8],
     /// Bytes of `out` filled so far.
     used: usize,
     /// Bytes every found value needs, whether it fit or not.
     needed: usize,
+    /// Offered each value that does not fit (see `multi_get_with`).
+    spill: S,
 }
 
-impl Packer<'_> {
-    /// Copies `value` after the values placed so far if it fits in what is left.
-    fn place(&mut self, value: &[u8]) -> Lookup {
+impl<S: FnMut(usize, &[u8]) -> bool> Packer<'_, S> {
+    /// Copies key `i`'s `value` after the values placed so far if it fits in what is left,
+    /// else offers it to `spill`.
+    fn place(&mut self, i: usize, value: &[u8]) -> Lookup {
         self.needed += value.len();
         if value.len() > self.out.len() - self.used {
+            if (self.spill)(i, value) {
+                return Lookup::Spilled { len: value.len() };
+            }
             return Lookup::TooSmall { len: value.len() };
         }
         let offset = self.used;

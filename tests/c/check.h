@@ -184,7 +184,7 @@ static inline void rm_rf(const char *dir) {
     }
 }
 
-#define MAX_TMPDIRS 16
+#define MAX_TMPDIRS 64
 static char g_tmpdirs[MAX_TMPDIRS][64];
 static int g_ntmpdirs;
 

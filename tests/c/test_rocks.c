@@ -2508,8 +2508,80 @@ static void test_iter_refresh(void) {
     CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
 }
 
+/* rm_multi_get_alloc: every key looked up once, the values that do not fit in the buffer in
+ * memory from the caller's allocator; a refusing allocator leaves those keys too small. */
+static void test_multi_get_alloc(void) {
+    BEGIN_TEST();
+    uint64_t m = 0, db = 0, cf = 0;
+    if (!one_db("mga", &m, &db, &cf)) {
+        return;
+    }
+    size_t big_len = 5000;
+    uint8_t *big = malloc(big_len);
+    memset(big, 'B', big_len);
+    CHECK_RC(rm_put(cf, S("a"), S("small"), &err), RM_OK);
+    CHECK_RC(rm_put(cf, S("b"), big, big_len, &err), RM_OK);
+    CHECK_RC(rm_put(cf, S("d"), S("tiny"), &err), RM_OK);
+    size_t lens[4] = {1, 1, 1, 1}; /* a, b, c (absent), d */
+    rm_value v[4];
+    uint8_t *spilled[4] = {(uint8_t *)1, (uint8_t *)1, (uint8_t *)1, (uint8_t *)1};
+    uint8_t buf[16];
+    size_t needed = 0;
+    struct alloc_ctx c = {0};
+    CHECK_RC(rm_multi_get_alloc(&cf, 1, 0, 0, B("abcd"), lens, 4, buf, sizeof buf, test_alloc, &c,
+                                v, spilled, &needed, &err),
+             RM_OK);
+    CHECK(c.calls == 1 && c.last_len == big_len && needed == 5 + big_len + 4);
+    CHECK(v[0].code == RM_OK && v[0].len == 5 && spilled[0] == NULL &&
+          memcmp(buf + v[0].offset, "small", 5) == 0);
+    CHECK(v[1].code == RM_OK && v[1].len == big_len && spilled[1] != NULL);
+    CHECK(spilled[1] != NULL && memcmp(spilled[1], big, big_len) == 0);
+    CHECK(v[2].code == RM_ERR_NOT_FOUND && spilled[2] == NULL);
+    CHECK(v[3].code == RM_OK && v[3].len == 4 && spilled[3] == NULL &&
+          memcmp(buf + v[3].offset, "tiny", 4) == 0); /* later values still fill the buffer */
+    free(spilled[1]);
+    /* A refusing allocator: that key too small, as rm_multi_get. */
+    c = (struct alloc_ctx){.refuse = true};
+    CHECK_RC(rm_multi_get_alloc(&cf, 1, 0, 0, B("abcd"), lens, 4, buf, sizeof buf, test_alloc, &c,
+                                v, spilled, NULL, &err),
+             RM_ERR_BUFFER_TOO_SMALL);
+    CHECK(v[1].code == RM_ERR_BUFFER_TOO_SMALL && v[1].len == big_len && spilled[1] == NULL);
+    CHECK(v[0].code == RM_OK && v[3].code == RM_OK);
+    /* Closing from the allocator is refused; the read completes. */
+    c = (struct alloc_ctx){.mgr = m, .close_me = cf};
+    CHECK_RC(rm_multi_get_alloc(&cf, 1, 0, 0, B("abcd"), lens, 4, buf, sizeof buf, test_alloc, &c,
+                                v, spilled, NULL, &err),
+             RM_OK);
+    CHECK(c.calls == 1 && c.close_rc == RM_ERR_INVALID_ARGUMENT && spilled[1] != NULL);
+    free(spilled[1]);
+    /* Bad arguments: nothing allocated, out_spilled untouched. */
+    c = (struct alloc_ctx){0};
+    spilled[0] = (uint8_t *)1;
+    CHECK_RC(rm_multi_get_alloc(&cf, 1, 0, 0, B("abcd"), lens, 4, buf, sizeof buf, NULL, NULL, v,
+                                spilled, NULL, &err),
+             RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_multi_get_alloc(&cf, 1, 0, 0, B("abcd"), lens, 4, buf, sizeof buf, test_alloc, &c,
+                                v, NULL, NULL, &err),
+             RM_ERR_NULL_POINTER);
+    CHECK_RC(rm_multi_get_alloc(&cf, 1, 0, 0, B("abcd"), lens, 4, buf, sizeof buf, test_alloc, &c,
+                                v, (uint8_t **)((char *)spilled + 1), NULL, &err),
+             RM_ERR_INVALID_ARGUMENT);
+    CHECK_RC(rm_multi_get_alloc(&db, 1, 0, 0, B("abcd"), lens, 4, buf, sizeof buf, test_alloc, &c,
+                                v, spilled, NULL, &err),
+             RM_ERR_WRONG_KIND);
+    CHECK(c.calls == 0);
+    /* No keys: a no-op that reads nothing else. */
+    CHECK_RC(rm_multi_get_alloc(&cf, 1, 0, 0, NULL, NULL, 0, NULL, 0, test_alloc, &c, NULL, NULL,
+                                &needed, &err),
+             RM_OK);
+    CHECK(needed == 0 && c.calls == 0);
+    free(big);
+    CHECK_RC(rm_manager_destroy(m, &err), RM_OK);
+}
+
 int main(void) {
     setvbuf(stderr, NULL, _IONBF, 0);
+    RUN(test_multi_get_alloc);
     RUN(test_iter_refresh);
     RUN(test_get_alloc);
     RUN(test_options);
