@@ -101,3 +101,29 @@ func TestConfigFileOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// The limits and timeouts come from the embedded config and can be overridden; zero or
+// negative values stop the service at start-up, naming the block.
+func TestLimitsAndTimeouts(t *testing.T) {
+	c, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxKeyBytes != 1024 || c.Limits.MaxValueBytes != 16<<20 || c.Timeouts.Write != time.Minute {
+		t.Fatalf("embedded limits %+v, timeouts %+v", c.Limits, c.Timeouts)
+	}
+	c, err = loadConfig(writeConfig(t, "limits:\n  max_value_bytes: 1048576\ntimeouts:\n  idle: 5s\n"))
+	if err != nil || c.Limits.MaxValueBytes != 1<<20 || c.Limits.MaxKeyBytes != 1024 || c.Timeouts.Idle != 5*time.Second {
+		t.Fatalf("override: %+v %+v %v", c.Limits, c.Timeouts, err)
+	}
+	for text, want := range map[string]string{
+		"limits:\n  max_value_bytes: 0\n": "limits:",
+		"limits:\n  max_key_bytes: -1\n":  "limits:",
+		"timeouts:\n  write: 0s\n":        "timeouts: write",
+		"timeouts:\n  read_header: -1s\n": "timeouts: read_header",
+	} {
+		if _, err := loadConfig(writeConfig(t, text)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error containing %q", text, err, want)
+		}
+	}
+}

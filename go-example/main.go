@@ -44,7 +44,25 @@ type Config struct {
 	DataDir            string        `yaml:"data_dir"`
 	ColumnFamilies     []string      `yaml:"column_families"`
 	WorkerInterval     time.Duration `yaml:"worker_interval"`
+	Limits             Limits        `yaml:"limits"`
+	Timeouts           Timeouts      `yaml:"timeouts"`
 	ResourceManagement resman.Config `yaml:"resource_management"`
+}
+
+// Limits bound what a request may store: a larger key or value is refused (400, 413) and
+// nothing is written.
+type Limits struct {
+	MaxKeyBytes   int   `yaml:"max_key_bytes"`
+	MaxValueBytes int64 `yaml:"max_value_bytes"`
+}
+
+// Timeouts are the HTTP server's: a client that sends or reads too slowly, or idles, is cut
+// off, so it cannot hold a connection (and its buffers) indefinitely.
+type Timeouts struct {
+	ReadHeader time.Duration `yaml:"read_header"`
+	Read       time.Duration `yaml:"read"`
+	Write      time.Duration `yaml:"write"`
+	Idle       time.Duration `yaml:"idle"`
 }
 
 func loadConfig(path string) (Config, error) {
@@ -66,6 +84,15 @@ func loadConfig(path string) (Config, error) {
 	}
 	if len(c.ColumnFamilies) == 0 {
 		return c, errors.New("column_families must name at least one column family")
+	}
+	if c.Limits.MaxKeyBytes <= 0 || c.Limits.MaxValueBytes <= 0 {
+		return c, errors.New("limits: max_key_bytes and max_value_bytes must be positive")
+	}
+	for name, d := range map[string]time.Duration{"read_header": c.Timeouts.ReadHeader,
+		"read": c.Timeouts.Read, "write": c.Timeouts.Write, "idle": c.Timeouts.Idle} {
+		if d <= 0 {
+			return c, fmt.Errorf("timeouts: %s must be positive", name)
+		}
 	}
 	// Refuse a bad resource_management block now, naming the key, rather than at NewManager.
 	if err := c.ResourceManagement.Validate(); err != nil {
@@ -131,7 +158,13 @@ func run(configPath, listen, dataDir string, log *slog.Logger) error {
 		_ = mgr.Shutdown(context.Background())
 		return err
 	}
-	srv := &http.Server{Handler: routes(mgr, kv), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           routes(mgr, kv, cfg.Limits),
+		ReadHeaderTimeout: cfg.Timeouts.ReadHeader,
+		ReadTimeout:       cfg.Timeouts.Read,
+		WriteTimeout:      cfg.Timeouts.Write,
+		IdleTimeout:       cfg.Timeouts.Idle,
+	}
 	// The HTTP server depends on the DB and the worker: cleanup drains it first.
 	// Its close runs on a resman thread, within the cleanup's graceful phase.
 	if _, err := mgr.Register("http-server", closerFunc(func() error {
@@ -170,7 +203,7 @@ type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
-func routes(mgr *resman.Manager, kv *resman.ColumnFamily) http.Handler {
+func routes(mgr *resman.Manager, kv *resman.ColumnFamily, lim Limits) http.Handler {
 	mux := http.NewServeMux()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(resmanprom.NewCollector(mgr), prometheus.NewGoCollector())
@@ -187,8 +220,20 @@ func routes(mgr *resman.Manager, kv *resman.ColumnFamily) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(doc)
 	})
+	key := func(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+		k := r.PathValue("key")
+		if len(k) > lim.MaxKeyBytes {
+			http.Error(w, fmt.Sprintf("key longer than %d bytes", lim.MaxKeyBytes), http.StatusBadRequest)
+			return nil, false
+		}
+		return []byte(k), true
+	}
 	mux.HandleFunc("GET /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := kv.Get([]byte(r.PathValue("key")), nil)
+		k, ok := key(w, r)
+		if !ok {
+			return
+		}
+		v, err := kv.Get(k, nil)
 		if err != nil {
 			httpError(w, err)
 			return
@@ -196,19 +241,40 @@ func routes(mgr *resman.Manager, kv *resman.ColumnFamily) http.Handler {
 		_, _ = w.Write(v)
 	})
 	mux.HandleFunc("PUT /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		k, ok := key(w, r)
+		if !ok {
 			return
 		}
-		if err := kv.Put([]byte(r.PathValue("key")), body, &resman.WriteOptions{Sync: true}); err != nil {
+		// The whole body or nothing: a body over the limit is refused before it is read
+		// (declared) or as soon as it passes the limit, and one cut short (the client gave up,
+		// the read timed out) is an error; either way nothing is written.
+		tooLarge := fmt.Sprintf("value larger than %d bytes", lim.MaxValueBytes)
+		if r.ContentLength > lim.MaxValueBytes {
+			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lim.MaxValueBytes))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := kv.Put(k, body, &resman.WriteOptions{Sync: true}); err != nil {
 			httpError(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("DELETE /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
-		if err := kv.Delete([]byte(r.PathValue("key")), &resman.WriteOptions{Sync: true}); err != nil {
+		k, ok := key(w, r)
+		if !ok {
+			return
+		}
+		if err := kv.Delete(k, &resman.WriteOptions{Sync: true}); err != nil {
 			httpError(w, err)
 			return
 		}

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,6 +83,61 @@ func (s *service) stop(t *testing.T) {
 	}
 }
 
+// refusesWhatItCannotStore: a value over the limit (declared, or sent chunked), a body cut
+// short and a key over the limit are refused with a 4xx, and nothing is stored.
+func refusesWhatItCannotStore(t *testing.T, s *service) {
+	t.Helper()
+	const limit = 16 << 20 // the embedded config's max_value_bytes
+	big := strings.Repeat("x", limit+1)
+	if code, _ := s.do(t, "PUT", "/kv/big", big); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("PUT of %d bytes: %d, want 413", len(big), code)
+	}
+	// Chunked (no declared length): refused once past the limit.
+	req, err := http.NewRequest("PUT", s.base+"/kv/big", io.MultiReader(strings.NewReader(big)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked PUT over the limit: %d", resp.StatusCode)
+	}
+	// Declared 1 MiB, 1000 bytes sent, then the client stops sending: 400 on that connection.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "PUT /kv/cut HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", 1<<20, strings.Repeat("y", 1000))
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if err != nil || !strings.Contains(status, " 400 ") {
+		t.Fatalf("PUT cut short: %q %v", status, err)
+	}
+	long := "/kv/" + strings.Repeat("k", 1025)
+	if code, _ := s.do(t, "PUT", long, "v"); code != http.StatusBadRequest {
+		t.Fatalf("PUT with a 1025-byte key: %d", code)
+	}
+	for _, k := range []string{"/kv/big", "/kv/cut"} {
+		if code, _ := s.do(t, "GET", k, ""); code != http.StatusNotFound {
+			t.Fatalf("GET %s after a refused PUT: %d (something was stored)", k, code)
+		}
+	}
+	// Exactly the limit is stored whole.
+	exact := big[:limit]
+	if code, _ := s.do(t, "PUT", "/kv/exact", exact); code != http.StatusNoContent {
+		t.Fatalf("PUT of exactly the limit: %d", code)
+	}
+	if code, body := s.do(t, "GET", "/kv/exact", ""); code != 200 || len(body) != limit {
+		t.Fatalf("GET of the limit-sized value: %d, %d bytes", code, len(body))
+	}
+}
+
 // Put, get, shut down with SIGTERM, restart, get again: the value survived.
 func TestSmoke(t *testing.T) {
 	dir := t.TempDir()
@@ -108,6 +165,7 @@ func TestSmoke(t *testing.T) {
 	if code, _ := s.do(t, "GET", "/kv/bob", ""); code != http.StatusNotFound {
 		t.Fatalf("GET missing: %d", code)
 	}
+	refusesWhatItCannotStore(t, s)
 	code, body := s.do(t, "GET", "/status", "")
 	var st struct {
 		Resources []struct {
