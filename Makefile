@@ -13,10 +13,17 @@ LIB_DIR := $(CARGO_TARGET_DIR)/release
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -Iinclude
 C_LIBS := $(LIB_DIR)/libresman.a -lstdc++ -lm -ldl -lpthread
 
-.PHONY: build run test header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test bench
+.PHONY: deps deps-test build run test header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test bench
+
+## What the build needs from the system (libclang for RocksDB's bindgen, g++, make; the tests
+## also valgrind): installed when root with apt-get, else one line naming them (.ci/deps.sh).
+deps:
+	@bash .ci/deps.sh build
+deps-test:
+	@bash .ci/deps.sh test
 
 ## Build the shared and static libraries (and regenerate include/resman.h).
-build:
+build: deps
 	$(CARGO) build --release
 
 ## Build everything and start the example key-value service (go-example/) on its embedded
@@ -29,7 +36,7 @@ run: build
 ## The whole suite: header freshness, lint, Rust tests, loom model, C tests under valgrind,
 ## the allocation check of the read path, the SIGKILL durability test, the Go binding, the
 ## C++ wrapper, and the example service's smoke test.
-test: build header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test
+test: deps-test build header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test
 	@echo "make test: all checks passed"
 
 ## The committed header must be what cbindgen generates from the sources (build.rs rewrote it).
