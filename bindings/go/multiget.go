@@ -99,27 +99,26 @@ func (cf *ColumnFamily) MultiGet(keys [][]byte, opts *ReadOptions) ([][]byte, er
 	rc := C.rm_multi_get_alloc(&cfh, 1, snap, flags, kp, &s.lens[0], C.size_t(n),
 		ptr(buf), C.size_t(len(buf)), C.rm_alloc_fn(C.resman_go_malloc), nil,
 		&s.vals[0], &s.spilled[0], &needed, &e)
-	// What C allocated is copied and freed whatever the result.
-	var failed error
-	for i, v := range s.vals {
-		p := s.spilled[i]
-		switch {
-		case p != nil:
-			out[i] = takeC(p, int(v.len))
+	// What C allocated is copied and freed whatever the result (a call refused before it
+	// read left every pointer nil).
+	for i, p := range s.spilled {
+		if p != nil {
+			out[i] = takeC(p, int(s.vals[i].len))
 			s.spilled[i] = nil
+		}
+	}
+	if rc != C.RM_OK { // s.vals may be stale: not read
+		return nil, check(rc, &e)
+	}
+	for i, v := range s.vals {
+		switch {
+		case out[i] != nil:
 		case v.code == C.RM_OK:
 			end := v.offset + v.len
 			out[i] = buf[v.offset:end:end]
-		case v.code == C.RM_ERR_NOT_FOUND:
-		case failed == nil && rc == C.RM_OK: // not expected: a failed key fails the call
-			failed = &Error{Code: Code(v.code), Message: fmt.Sprintf("multi-get: reading key %d failed", i)}
+		case v.code != C.RM_ERR_NOT_FOUND: // not expected: a failed key fails the call
+			return nil, &Error{Code: Code(v.code), Message: fmt.Sprintf("multi-get: reading key %d failed", i)}
 		}
-	}
-	if rc != C.RM_OK {
-		return nil, check(rc, &e)
-	}
-	if failed != nil {
-		return nil, failed
 	}
 	cf.learnMultiGet(int(needed), n)
 	return out, nil

@@ -394,3 +394,27 @@ func TestGetAnySize(t *testing.T) {
 		t.Fatalf("miss after large values: %v", err)
 	}
 }
+
+// A MultiGet refused (its DB closed) after calls that filled the reused scratch returns the
+// error; it does not read the previous call's results.
+func TestMultiGetAfterCloseReturnsTheError(t *testing.T) {
+	db := openTemp(t)
+	cf := db.Default()
+	var keys [][]byte
+	for i := 0; i < 20; i++ {
+		k := []byte(fmt.Sprintf("k%02d", i))
+		must(cf.Put(k, bytes.Repeat([]byte{'v'}, 5000), nil))
+		keys = append(keys, k)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := cf.MultiGet(keys, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(db.Close())
+	for i := 0; i < 3; i++ {
+		if vals, err := cf.MultiGet(keys, nil); !errors.Is(err, ErrClosed) || vals != nil {
+			t.Fatalf("MultiGet after Close: %v, %d values", err, len(vals))
+		}
+	}
+}
