@@ -13,7 +13,7 @@ LIB_DIR := $(CARGO_TARGET_DIR)/release
 C_FLAGS := -std=c11 -Wall -Wextra -Werror -Iinclude
 C_LIBS := $(LIB_DIR)/libresman.a -lstdc++ -lm -ldl -lpthread
 
-.PHONY: deps deps-test build run test header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test bench
+.PHONY: deps deps-test build install run test header-check install-test lint rust-test loom c-test noalloc durability go-test cpp-test example-test bench
 
 ## What the build needs from the system (libclang for RocksDB's bindgen, g++, make; the tests
 ## also valgrind): installed when root with apt-get, else one line naming them (.ci/deps.sh).
@@ -26,6 +26,29 @@ deps-test:
 build: deps
 	$(CARGO) build --release
 
+## Install like a C library: make install PREFIX=/usr/local (DESTDIR for staging). Puts
+## libresman.a, libresman.so.VERSION with its SONAME links (libresman.so.MAJOR, libresman.so),
+## resman.h, resman.hpp and pkgconfig/resman.pc under PREFIX.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+install: build
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 644 $(LIB_DIR)/libresman.a $(DESTDIR)$(LIBDIR)/libresman.a
+	install -m 755 $(LIB_DIR)/libresman.so $(DESTDIR)$(LIBDIR)/libresman.so.$(VERSION)
+	ln -sf libresman.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libresman.so.$(MAJOR)
+	ln -sf libresman.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libresman.so
+	install -m 644 include/resman.h bindings/cpp/resman.hpp $(DESTDIR)$(INCLUDEDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' resman.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/resman.pc
+
+## make install into a temporary prefix, then a C program built with pkg-config, against the
+## shared library (its SONAME checked) and the static one, runs (tests/install.sh).
+install-test: build
+	bash tests/install.sh
+
 ## Build everything and start the example key-value service (go-example/) on its embedded
 ## default config: http://127.0.0.1:8080, data in ./resman-example-data. Ctrl-C (SIGINT) or
 ## SIGTERM shuts it down gracefully. Try: curl -X PUT --data admin localhost:8080/kv/alice
@@ -36,7 +59,7 @@ run: build
 ## The whole suite: header freshness, lint, Rust tests, loom model, C tests under valgrind,
 ## the allocation check of the read path, the SIGKILL durability test, the Go binding, the
 ## C++ wrapper, and the example service's smoke test.
-test: deps-test build header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test
+test: deps-test build header-check lint rust-test loom c-test noalloc durability go-test cpp-test example-test install-test
 	@echo "make test: all checks passed"
 
 ## The committed header must be what cbindgen generates from the sources (build.rs rewrote it).

@@ -22,6 +22,10 @@ fn main() {
         var("CARGO_PKG_VERSION_MINOR"),
         var("CARGO_PKG_VERSION_PATCH"),
     );
+    // The shared library's SONAME carries the major version, so a program linked against it
+    // keeps loading libresman.so.MAJOR across compatible releases (make install makes the
+    // usual symlinks).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libresman.so.{major}");
     let number: u32 = major.parse::<u32>().unwrap() * 10000
         + minor.parse::<u32>().unwrap() * 100
         + patch.parse::<u32>().unwrap();

@@ -25,6 +25,7 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 if [[ "$what" == test ]]; then
     command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 fi
 
 if ((${#missing[@]})); then
