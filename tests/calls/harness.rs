@@ -8,10 +8,10 @@ use resman::ffi::{
     rm_add_dependency, rm_batch_create, rm_batch_put, rm_batch_write, rm_cleanup,
     rm_cleanup_failures, rm_cleanup_timeout, rm_close, rm_close_timeout, rm_config,
     rm_config_default, rm_db_open, rm_db_options, rm_db_options_default, rm_delete, rm_error,
-    rm_get, rm_iter_create, rm_iter_key, rm_iter_next, rm_iter_seek_to_first, rm_iter_value,
-    rm_live_objects, rm_manager_create, rm_manager_destroy, rm_manager_metrics, rm_metrics, rm_put,
-    rm_register, rm_snapshot_create, rm_status, rm_unregister, RM_ERROR_MESSAGE_MAX,
-    RM_WRITE_DISABLE_WAL, RM_WRITE_SYNC,
+    rm_get, rm_get_alloc, rm_iter_create, rm_iter_key, rm_iter_next, rm_iter_seek_to_first,
+    rm_iter_value, rm_live_objects, rm_manager_create, rm_manager_destroy, rm_manager_metrics,
+    rm_metrics, rm_put, rm_register, rm_snapshot_create, rm_status, rm_unregister,
+    RM_ERROR_MESSAGE_MAX, RM_WRITE_DISABLE_WAL, RM_WRITE_SYNC,
 };
 use resman::handle::Handle;
 use resman::rm_result::{self, *};
@@ -776,6 +776,15 @@ impl Model {
                     Some(v) => ok(Data::Bytes(v.clone())),
                 }
             }
+            // Any size in one call: a value larger than `cap` comes back in allocated memory.
+            T::GetAlloc { cf, key, .. } => {
+                let id = self.res(cf, Some(K::Cf), RM_ERR_CLOSED, None)?;
+                let (path, name) = (self.hs[id].path, &self.hs[id].cf);
+                match self.data[path].get(name).and_then(|t| t.get(KEYS[*key])) {
+                    None => fail(vec![code(RM_ERR_NOT_FOUND)]),
+                    Some(v) => ok(Data::Bytes(v.clone())),
+                }
+            }
             T::IterCreate { cf, snap } => {
                 let snap = snap.as_ref().filter(|s| **s != HRef::Zero);
                 let (cf_id, snap_id) = both(
@@ -926,7 +935,10 @@ impl Model {
             } => m(mm) && h(dependent) && h(dependency),
             // rm_db_open is only made with the main manager or a bad one.
             T::DbOpen { m: mm, .. } => m(mm) && *mm != MRef::Other,
-            T::Put { cf, .. } | T::Delete { cf, .. } | T::Get { cf, .. } => h(cf),
+            T::Put { cf, .. }
+            | T::Delete { cf, .. }
+            | T::Get { cf, .. }
+            | T::GetAlloc { cf, .. } => h(cf),
             T::IterCreate { cf, snap } => h(cf) && snap.as_ref().is_none_or(h),
             T::IterSeekFirst { it } | T::IterNext { it } | T::IterKey { it, .. } => h(it),
             T::SnapCreate { db } | T::BatchCreate { db } => h(db),
@@ -1050,6 +1062,11 @@ pub(crate) enum T {
         key: usize,
         cap: usize,
     },
+    GetAlloc {
+        cf: HRef,
+        key: usize,
+        cap: usize,
+    },
     Delete {
         cf: HRef,
         key: usize,
@@ -1115,6 +1132,7 @@ impl T {
             T::DbOpen { .. } => "rm_db_open",
             T::Put { .. } => "rm_put",
             T::Get { .. } => "rm_get",
+            T::GetAlloc { .. } => "rm_get_alloc",
             T::Delete { .. } => "rm_delete",
             T::IterCreate { .. } => "rm_iter_create",
             T::IterSeekFirst { .. } => "rm_iter_seek_to_first",
@@ -1294,6 +1312,12 @@ pub(crate) fn transitions(s: &Model) -> BoxedStrategy<T> {
             w(cf, 14, 2),
             (href(s, Some(K::Cf)), keys.clone(), cap())
                 .prop_map(|(cf, key, cap)| T::Get { cf, key, cap })
+                .boxed(),
+        ),
+        (
+            w(cf, 6, 1),
+            (href(s, Some(K::Cf)), keys.clone(), cap())
+                .prop_map(|(cf, key, cap)| T::GetAlloc { cf, key, cap })
                 .boxed(),
         ),
         (
@@ -2185,6 +2209,53 @@ impl Sut {
                 self.expect(rc, &e, x, t);
                 self.check_read(rc, &buf, len, 0xa5, x, t);
             }
+            T::GetAlloc { cf, key, cap } => {
+                let k = KEYS[*key];
+                let mut buf = vec![0xa5u8; *cap];
+                let bp = if *cap == 0 {
+                    null_mut()
+                } else {
+                    buf.as_mut_ptr()
+                };
+                let (mut value, mut len) = (null_mut::<u8>(), usize::MAX);
+                let rc = c!(rm_get_alloc(
+                    self.h(*cf),
+                    0,
+                    0,
+                    k.as_ptr(),
+                    k.len(),
+                    bp,
+                    *cap,
+                    Some(test_alloc),
+                    null_mut(),
+                    &mut value,
+                    &mut len,
+                    e.ptr()
+                ));
+                self.expect(rc, &e, x, t);
+                if rc != RM_OK {
+                    assert!(
+                        value.is_null(),
+                        "step {}: {t:?}: value written on failure",
+                        self.step
+                    );
+                    return;
+                }
+                let got = if value == bp {
+                    buf[..len].to_vec()
+                } else {
+                    assert!(
+                        len > *cap,
+                        "step {}: {t:?}: allocated for a fitting value",
+                        self.step
+                    );
+                    // SAFETY: test_alloc returned `value`: `len` bytes of a Vec leaked for it.
+                    unsafe { Vec::from_raw_parts(value, len, len) }
+                };
+                if let Data::Bytes(v) = &x.data {
+                    assert_eq!(&got, v, "step {}: {t:?}: bytes read", self.step);
+                }
+            }
             T::IterCreate { cf, snap } => {
                 let snap = snap.map_or(0, |s| self.h(s));
                 let mut out = 0u64;
@@ -2503,4 +2574,11 @@ impl Sut {
             "rm_live_objects after destroying the managers"
         );
     }
+}
+
+/// rm_get_alloc's allocator in the model run: a leaked Vec of exactly `len` bytes, taken
+/// back with `Vec::from_raw_parts` by the step that asked for it.
+unsafe extern "C" fn test_alloc(_: *mut c_void, len: usize) -> *mut u8 {
+    let mut v = std::mem::ManuallyDrop::new(vec![0u8; len]);
+    v.as_mut_ptr()
 }
