@@ -8,10 +8,10 @@ use resman::ffi::{
     rm_add_dependency, rm_batch_create, rm_batch_put, rm_batch_write, rm_cleanup,
     rm_cleanup_failures, rm_cleanup_timeout, rm_close, rm_close_timeout, rm_config,
     rm_config_default, rm_db_open, rm_db_options, rm_db_options_default, rm_delete, rm_error,
-    rm_get, rm_get_alloc, rm_iter_create, rm_iter_key, rm_iter_next, rm_iter_seek_to_first,
-    rm_iter_value, rm_live_objects, rm_manager_create, rm_manager_destroy, rm_manager_metrics,
-    rm_metrics, rm_put, rm_register, rm_snapshot_create, rm_status, rm_unregister,
-    RM_ERROR_MESSAGE_MAX, RM_WRITE_DISABLE_WAL, RM_WRITE_SYNC,
+    rm_get, rm_get_alloc, rm_iter_create, rm_iter_key, rm_iter_next, rm_iter_refresh,
+    rm_iter_seek_to_first, rm_iter_value, rm_live_objects, rm_manager_create, rm_manager_destroy,
+    rm_manager_metrics, rm_metrics, rm_put, rm_register, rm_snapshot_create, rm_status,
+    rm_unregister, RM_ERROR_MESSAGE_MAX, RM_WRITE_DISABLE_WAL, RM_WRITE_SYNC,
 };
 use resman::handle::Handle;
 use resman::rm_result::{self, *};
@@ -812,6 +812,22 @@ impl Model {
                 it.view = Arc::new(view);
                 ok(Data::New(vec![self.push_child(it)]))
             }
+            // The latest data from now on, unpositioned; refused at a snapshot.
+            T::IterRefresh { it } => {
+                let id = self.res(it, Some(K::Iter), RM_ERR_CLOSED, None)?;
+                if self.hs[id].snap_id.is_some() {
+                    return Err(vec![code(RM_ERR_INVALID_ARGUMENT)]);
+                }
+                let c = &self.hs[self.hs[id].cf_id];
+                let view: Vec<(Vec<u8>, Vec<u8>)> = self.data[c.path]
+                    .get(&c.cf)
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                let x = &mut self.hs[id];
+                x.view = Arc::new(view);
+                x.pos = None;
+                ok(Data::None)
+            }
             T::IterSeekFirst { it } => {
                 let id = self.res(it, Some(K::Iter), RM_ERR_CLOSED, None)?;
                 let x = &mut self.hs[id];
@@ -940,7 +956,10 @@ impl Model {
             | T::Get { cf, .. }
             | T::GetAlloc { cf, .. } => h(cf),
             T::IterCreate { cf, snap } => h(cf) && snap.as_ref().is_none_or(h),
-            T::IterSeekFirst { it } | T::IterNext { it } | T::IterKey { it, .. } => h(it),
+            T::IterSeekFirst { it }
+            | T::IterNext { it }
+            | T::IterKey { it, .. }
+            | T::IterRefresh { it } => h(it),
             T::SnapCreate { db } | T::BatchCreate { db } => h(db),
             T::BatchPut { batch, cf, .. } => h(batch) && h(cf),
             T::BatchWrite { batch, .. } => h(batch),
@@ -1078,6 +1097,9 @@ pub(crate) enum T {
     IterSeekFirst {
         it: HRef,
     },
+    IterRefresh {
+        it: HRef,
+    },
     IterNext {
         it: HRef,
     },
@@ -1136,6 +1158,7 @@ impl T {
             T::Delete { .. } => "rm_delete",
             T::IterCreate { .. } => "rm_iter_create",
             T::IterSeekFirst { .. } => "rm_iter_seek_to_first",
+            T::IterRefresh { .. } => "rm_iter_refresh",
             T::IterNext { .. } => "rm_iter_next",
             T::IterKey { value: false, .. } => "rm_iter_key",
             T::IterKey { value: true, .. } => "rm_iter_value",
@@ -1339,6 +1362,12 @@ pub(crate) fn transitions(s: &Model) -> BoxedStrategy<T> {
             w(it, 6, 1),
             href(s, Some(K::Iter))
                 .prop_map(|it| T::IterSeekFirst { it })
+                .boxed(),
+        ),
+        (
+            w(it, 3, 1),
+            href(s, Some(K::Iter))
+                .prop_map(|it| T::IterRefresh { it })
                 .boxed(),
         ),
         (
@@ -2274,6 +2303,10 @@ impl Sut {
                 if rc == RM_OK {
                     self.adopt(Self::new_ids(x)[0], out);
                 }
+            }
+            T::IterRefresh { it } => {
+                let rc = c!(rm_iter_refresh(self.h(*it), e.ptr()));
+                self.expect(rc, &e, x, t);
             }
             T::IterSeekFirst { it } | T::IterNext { it } => {
                 let mut valid = false;
