@@ -27,27 +27,16 @@ benchstat_version=v0.0.0-20260908200009-22c9c6c9d4da # golang.org/x/perf
 start=$(date +%s)
 mkdir -p "$out/go-bin" "$out/go-tmp"
 
-# The release build (libresman.a; nothing to do when it is fresh) and, from cargo's messages,
-# where the bundled build put librocksdb.a, liblz4.a and libzstd.a, and the RocksDB headers.
-# RUSTFLAGS must not change for this target directory (it would rebuild RocksDB).
-eval "$(cd "$repo" && env -u RUSTFLAGS -u RUSTC_BOOTSTRAP cargo build --release --message-format=json |
-    python3 -c 'import json, os, sys
-dirs = {}
-for line in sys.stdin:
-    m = json.loads(line)
-    pkg = m.get("package_id", "").rsplit("#", 1)[-1].split("@")[0]
-    if m.get("reason") == "build-script-executed" and pkg in ("librocksdb-sys", "lz4-sys", "zstd-sys"):
-        dirs[pkg.replace("-", "_")] = m["out_dir"]
-    if m.get("reason") == "compiler-artifact" and pkg == "librocksdb-sys":
-        dirs["rocksdb_include"] = os.path.join(os.path.dirname(m["manifest_path"]), "rocksdb", "include")
-for k, v in sorted(dirs.items()):
-    print(f"{k}={v!r}")')"
+# The release build and where the bundled build put librocksdb.a, liblz4.a, libzstd.a and the
+# RocksDB headers (bench/bundled.sh).
+# shellcheck source=../bundled.sh
+source "$repo/bench/bundled.sh"
+bundled_build "$repo"
 for lib in "${librocksdb_sys:-}/librocksdb.a" "${lz4_sys:-}/liblz4.a" "${zstd_sys:-}/libzstd.a" \
            "${rocksdb_include:-}/rocksdb/c.h" "$CARGO_TARGET_DIR/release/libresman.a"; do
     [[ -f "$lib" ]] || { echo "run.sh: $lib not found (see the cargo build above)" >&2; exit 2; }
 done
-rocksdb_version="$(sed -nE 's/^#define ROCKSDB_(MAJOR|MINOR|PATCH) ([0-9]+).*/\2/p' \
-    "$rocksdb_include/rocksdb/version.h" | paste -sd.)"
+rocksdb_version="$(rocksdb_version_of "$rocksdb_include")"
 
 # benchstat, pinned, installed next to the results.
 benchstat="$out/bin/benchstat"

@@ -43,7 +43,9 @@ start=$(date +%s)
 mkdir -p "$bin" "$tmp"
 
 # libresman.a and resman.h; librocksdb.a, liblz4.a and libzstd.a of the bundled build, and the
-# RocksDB headers: from cargo's messages (as bench/go/run.sh), or given.
+# RocksDB headers: from cargo's messages (bench/bundled.sh, as bench/go/run.sh), or given.
+# shellcheck source=../bundled.sh
+source "$repo/bench/bundled.sh"
 if [[ -n "${RESMAN_YCSB_NO_CARGO:-}" ]]; then
     resman_lib="${RESMAN_YCSB_RESMAN_LIB:?RESMAN_YCSB_NO_CARGO needs RESMAN_YCSB_RESMAN_LIB}"
     librocksdb_sys="${RESMAN_YCSB_ROCKSDB_LIB:?RESMAN_YCSB_NO_CARGO needs RESMAN_YCSB_ROCKSDB_LIB}"
@@ -51,19 +53,7 @@ if [[ -n "${RESMAN_YCSB_NO_CARGO:-}" ]]; then
     zstd_sys="${RESMAN_YCSB_ZSTD_LIB:?RESMAN_YCSB_NO_CARGO needs RESMAN_YCSB_ZSTD_LIB}"
     rocksdb_include="${RESMAN_YCSB_ROCKSDB_INCLUDE:?RESMAN_YCSB_NO_CARGO needs RESMAN_YCSB_ROCKSDB_INCLUDE}"
 else
-    # RUSTFLAGS must not change for this target directory (it would rebuild RocksDB).
-    eval "$(cd "$repo" && env -u RUSTFLAGS -u RUSTC_BOOTSTRAP cargo build --release --message-format=json |
-        python3 -c 'import json, os, sys
-dirs = {}
-for line in sys.stdin:
-    m = json.loads(line)
-    pkg = m.get("package_id", "").rsplit("#", 1)[-1].split("@")[0]
-    if m.get("reason") == "build-script-executed" and pkg in ("librocksdb-sys", "lz4-sys", "zstd-sys"):
-        dirs[pkg.replace("-", "_")] = m["out_dir"]
-    if m.get("reason") == "compiler-artifact" and pkg == "librocksdb-sys":
-        dirs["rocksdb_include"] = os.path.join(os.path.dirname(m["manifest_path"]), "rocksdb", "include")
-for k, v in sorted(dirs.items()):
-    print(f"{k}={v!r}")')"
+    bundled_build "$repo"
     resman_lib="$CARGO_TARGET_DIR/release"
 fi
 resman_include="${RESMAN_YCSB_RESMAN_INCLUDE:-$repo/include}"
@@ -71,8 +61,7 @@ for f in "${librocksdb_sys:-}/librocksdb.a" "${lz4_sys:-}/liblz4.a" "${zstd_sys:
          "${rocksdb_include:-}/rocksdb/c.h" "$resman_lib/libresman.a" "$resman_include/resman.h"; do
     [[ -f "$f" ]] || { echo "run.sh: $f not found" >&2; exit 2; }
 done
-rocksdb_version="$(sed -nE 's/^#define ROCKSDB_(MAJOR|MINOR|PATCH) ([0-9]+).*/\2/p' \
-    "$rocksdb_include/rocksdb/version.h" | paste -sd.)"
+rocksdb_version="$(rocksdb_version_of "$rocksdb_include")"
 
 cd "$repo/bench/ycsb"
 # Removing the binaries first makes go relink them: it does not notice a rebuilt .a by itself.
