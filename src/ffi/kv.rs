@@ -412,26 +412,32 @@ pub unsafe extern "C" fn rm_multi_get(
     err: *mut rm_error,
 ) -> rm_result {
     boundary(err, || {
-        let args = MultiGetArgs {
-            cfs,
-            n_cfs,
-            snapshot,
-            read_flags,
-            keys,
-            key_lens,
-            n_keys,
-            buf,
-            buf_cap,
-            out_values,
-            out_needed,
-        };
         // SAFETY: this function's contract is multi_get_call's, and there is no spill.
-        unsafe { multi_get_call(args, None) }
+        unsafe {
+            multi_get_call(
+                cfs, n_cfs, snapshot, read_flags, keys, key_lens, n_keys, buf, buf_cap, out_values,
+                out_needed, None,
+            )
+        }
     })
 }
 
-/// The arguments of `rm_multi_get` (and `rm_multi_get_alloc`, which adds an allocator).
-struct MultiGetArgs {
+/// Where the values that do not fit go (`rm_multi_get_alloc`): memory from `alloc`, its
+/// pointer in `out[i]`.
+struct Spill {
+    alloc: unsafe extern "C" fn(context: *mut c_void, len: usize) -> *mut u8,
+    context: *mut c_void,
+    out: *mut *mut u8,
+}
+
+/// The body of `rm_multi_get` and `rm_multi_get_alloc` (their arguments, and where the values
+/// that do not fit go: nowhere for `rm_multi_get`).
+///
+/// # Safety
+/// `rm_multi_get`'s contract; with `spill`, `rm_multi_get_alloc`'s on it (`out` is `n_keys`
+/// writable, aligned pointers, already checked non-NULL and aligned).
+#[allow(clippy::too_many_arguments)]
+unsafe fn multi_get_call(
     cfs: *const u64,
     n_cfs: usize,
     snapshot: u64,
@@ -443,106 +449,77 @@ struct MultiGetArgs {
     buf_cap: usize,
     out_values: *mut rm_value,
     out_needed: *mut usize,
-}
-
-/// Where the values that do not fit go (`rm_multi_get_alloc`): memory from `alloc`, its
-/// pointer in `out[i]`.
-struct Spill {
-    alloc: unsafe extern "C" fn(context: *mut c_void, len: usize) -> *mut u8,
-    context: *mut c_void,
-    out: *mut *mut u8,
-}
-
-/// The body of `rm_multi_get` and `rm_multi_get_alloc`.
-///
-/// # Safety
-/// `rm_multi_get`'s contract on `a`; with `spill`, `rm_multi_get_alloc`'s on it (`out` is
-/// `n_keys` writable, aligned pointers, already checked non-NULL and aligned).
-unsafe fn multi_get_call(a: MultiGetArgs, spill: Option<Spill>) -> Result<()> {
-    let MultiGetArgs {
-        cfs,
-        n_cfs,
-        snapshot,
-        read_flags,
-        keys,
-        key_lens,
-        n_keys,
-        buf,
-        buf_cap,
-        out_values,
-        out_needed,
-    } = a;
-    {
-        at_most(n_keys, RM_MAX_MULTI_GET_KEYS, "keys")?;
-        if n_cfs > n_keys.max(1) {
-            return Err(Error::InvalidArgument(format!(
-                "{n_cfs} column families for {n_keys} keys: pass one, or one per key"
-            )));
-        }
-        if n_keys == 0 {
-            // SAFETY: this function's contract makes `out_needed` NULL or writable:
-            // put_optional's contract.
-            unsafe { put_optional(out_needed, 0) };
-            return Ok(());
-        }
-        if n_cfs == 0 {
-            return Err(Error::InvalidArgument(
-                "no column family given: pass one, or one per key".into(),
-            ));
-        }
-        // SAFETY: this function's contract makes `cfs` `n_cfs` readable `uint64_t` (array
-        // refuses NULL and checks the alignment); `CfHandle` is a `#[repr(transparent)]` u64,
-        // so they are `n_cfs` valid `CfHandle` (any bit pattern is one; each is checked when
-        // leased); `n_cfs <= n_keys <= RM_MAX_MULTI_GET_KEYS`.
-        let cfs = unsafe { array(cfs.cast::<CfHandle>(), n_cfs, "cfs") }?;
-        let out_values = out_ptr(out_values, "out_values")?;
-        if key_lens.is_null() {
-            return Err(Error::NullPointer("key_lens"));
-        }
-        if !key_lens.is_aligned() || !out_values.is_aligned() {
-            return Err(Error::InvalidArgument(
-                "key_lens and out_values must be aligned".into(),
-            ));
-        }
-        // SAFETY: `key_lens` is not NULL and aligned (checked above) and, by this function's
-        // contract, points to `n_keys` readable `size_t`; `keys`, `buf` and `buf_cap` come
-        // with this function's contract too, which is `split_keys`'s.
-        let (keys, buf) = unsafe { split_keys(keys, key_lens, n_keys, buf, buf_cap) }?;
-        let (lookups, needed) = match &spill {
-            None => multiget::multi_get(cfs, snapshot_arg(snapshot), read_flags, &keys, buf)?,
-            Some(s) => {
-                for i in 0..n_keys {
-                    // SAFETY: this function's contract makes `s.out` `n_keys` writable pointers.
-                    unsafe { put_out(s.out.add(i), std::ptr::null_mut()) };
-                }
-                let take = |i: usize, value: &[u8]| {
-                    // SAFETY: rm_multi_get_alloc's contract makes `alloc` a function returning
-                    // NULL or `len` writable bytes; marked as inside a callback, a close from it
-                    // is refused instead of waiting for this read's leases.
-                    let p = manager::inside_close(|| unsafe { (s.alloc)(s.context, value.len()) });
-                    if p.is_null() {
-                        return false;
-                    }
-                    // SAFETY: `p` is `value.len()` writable bytes the allocator just handed out
-                    // (overlapping no caller buffer nor RocksDB's value); `i < n_keys`, so
-                    // `s.out.add(i)` is one of the caller's `n_keys` writable pointers.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(value.as_ptr(), p, value.len());
-                        put_out(s.out.add(i), p);
-                    }
-                    true
-                };
-                multiget::multi_get_with(cfs, snapshot_arg(snapshot), read_flags, &keys, buf, take)?
-            }
-        };
-        // SAFETY: `out_values` is not NULL and aligned (checked above) and, by this function's
-        // contract, points to `n_keys` writable `rm_value`; multi_get returns one lookup per
-        // key, `n_keys` of them.
-        let result = unsafe { write_lookups(lookups, out_values, needed) };
-        // SAFETY: this function's contract makes `out_needed` NULL or writable.
-        unsafe { put_optional(out_needed, needed) };
-        result
+    spill: Option<Spill>,
+) -> Result<()> {
+    at_most(n_keys, RM_MAX_MULTI_GET_KEYS, "keys")?;
+    if n_cfs > n_keys.max(1) {
+        return Err(Error::InvalidArgument(format!(
+            "{n_cfs} column families for {n_keys} keys: pass one, or one per key"
+        )));
     }
+    if n_keys == 0 {
+        // SAFETY: this function's contract makes `out_needed` NULL or writable:
+        // put_optional's contract.
+        unsafe { put_optional(out_needed, 0) };
+        return Ok(());
+    }
+    if n_cfs == 0 {
+        return Err(Error::InvalidArgument(
+            "no column family given: pass one, or one per key".into(),
+        ));
+    }
+    // SAFETY: this function's contract makes `cfs` `n_cfs` readable `uint64_t` (array
+    // refuses NULL and checks the alignment); `CfHandle` is a `#[repr(transparent)]` u64,
+    // so they are `n_cfs` valid `CfHandle` (any bit pattern is one; each is checked when
+    // leased); `n_cfs <= n_keys <= RM_MAX_MULTI_GET_KEYS`.
+    let cfs = unsafe { array(cfs.cast::<CfHandle>(), n_cfs, "cfs") }?;
+    let out_values = out_ptr(out_values, "out_values")?;
+    if key_lens.is_null() {
+        return Err(Error::NullPointer("key_lens"));
+    }
+    if !key_lens.is_aligned() || !out_values.is_aligned() {
+        return Err(Error::InvalidArgument(
+            "key_lens and out_values must be aligned".into(),
+        ));
+    }
+    // SAFETY: `key_lens` is not NULL and aligned (checked above) and, by this function's
+    // contract, points to `n_keys` readable `size_t`; `keys`, `buf` and `buf_cap` come
+    // with this function's contract too, which is `split_keys`'s.
+    let (keys, buf) = unsafe { split_keys(keys, key_lens, n_keys, buf, buf_cap) }?;
+    let (lookups, needed) = match &spill {
+        None => multiget::multi_get(cfs, snapshot_arg(snapshot), read_flags, &keys, buf)?,
+        Some(s) => {
+            for i in 0..n_keys {
+                // SAFETY: this function's contract makes `s.out` `n_keys` writable pointers.
+                unsafe { put_out(s.out.add(i), std::ptr::null_mut()) };
+            }
+            let take = |i: usize, value: &[u8]| {
+                // SAFETY: rm_multi_get_alloc's contract makes `alloc` a function returning
+                // NULL or `len` writable bytes; marked as inside a callback, a close from it
+                // is refused instead of waiting for this read's leases.
+                let p = manager::inside_close(|| unsafe { (s.alloc)(s.context, value.len()) });
+                if p.is_null() {
+                    return false;
+                }
+                // SAFETY: `p` is `value.len()` writable bytes the allocator just handed out
+                // (overlapping no caller buffer nor RocksDB's value); `i < n_keys`, so
+                // `s.out.add(i)` is one of the caller's `n_keys` writable pointers.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(value.as_ptr(), p, value.len());
+                    put_out(s.out.add(i), p);
+                }
+                true
+            };
+            multiget::multi_get_with(cfs, snapshot_arg(snapshot), read_flags, &keys, buf, take)?
+        }
+    };
+    // SAFETY: `out_values` is not NULL and aligned (checked above) and, by this function's
+    // contract, points to `n_keys` writable `rm_value`; multi_get returns one lookup per
+    // key, `n_keys` of them.
+    let result = unsafe { write_lookups(lookups, out_values, needed) };
+    // SAFETY: this function's contract makes `out_needed` NULL or writable.
+    unsafe { put_optional(out_needed, needed) };
+    result
 }
 
 /// `rm_multi_get` with **one RocksDB lookup per key whatever the values' sizes**: a found
@@ -592,26 +569,28 @@ pub unsafe extern "C" fn rm_multi_get_alloc(
             }
             out
         };
-        let args = MultiGetArgs {
-            cfs,
-            n_cfs,
-            snapshot,
-            read_flags,
-            keys,
-            key_lens,
-            n_keys,
-            buf,
-            buf_cap,
-            out_values,
-            out_needed,
-        };
         let spill = Spill {
             alloc,
             context: alloc_context,
             out,
         };
         // SAFETY: this function's contract is multi_get_call's, `out` checked as it requires.
-        unsafe { multi_get_call(args, Some(spill)) }
+        unsafe {
+            multi_get_call(
+                cfs,
+                n_cfs,
+                snapshot,
+                read_flags,
+                keys,
+                key_lens,
+                n_keys,
+                buf,
+                buf_cap,
+                out_values,
+                out_needed,
+                Some(spill),
+            )
+        }
     })
 }
 
